@@ -1,0 +1,37 @@
+"""tf_tickets: lottery tickets and sparse training for TensorFlow / tf_keras."""
+import setuptools
+
+# tf-keras must have the same minor version as tensorflow (each tf-keras
+# release is built against one TensorFlow minor), hence the ~= pins on both.
+# tfmot 0.8.1 is the first release that runs on tf_keras with Keras 3 present.
+INSTALL_REQUIRES = [
+    'tensorflow~=2.21.0',
+    'tf-keras~=2.21.0',
+    'tensorflow-model-optimization>=0.8.1',
+    'tensorflow-datasets>=4.9.4',
+    'absl-py>=1.4.0',
+    'gin-config>=0.5.0',
+    'tensorboard>=2.21.0',
+    'numpy>=1.26',
+]
+
+EXTRAS = {
+    'test': ['pytest>=8.0', 'matplotlib>=3.8', 'ai-edge-litert>=2.0'],
+    'edge': ['ai-edge-litert>=2.0'],
+    'plots': ['matplotlib>=3.8'],
+}
+
+setuptools.setup(
+    name='tf_tickets',
+    version='0.1.0',
+    description=('Lottery tickets (IMP with rewinding) and dynamic sparse '
+                 'training (RigL, SET) for TensorFlow / tf_keras, exported as '
+                 'sparse SavedModel and TFLite.'),
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=setuptools.find_packages(include=['tf_tickets', 'tf_tickets.*']),
+    python_requires='>=3.10',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    license='Apache-2.0',
+)

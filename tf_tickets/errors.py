@@ -1,0 +1,46 @@
+"""Errors that the entrypoints turn into one final line and a non-zero exit."""
+
+
+class TicketsError(Exception):
+  """Base class of the errors tf_tickets reports to users."""
+
+
+class ConfigError(TicketsError, ValueError):
+  """A setting has a value that is not valid.
+
+  The message names the setting (as it is spelled in gin or on the command
+  line) and says what would be valid.
+  """
+
+  def __init__(self, setting, message):
+    super().__init__(f'{setting}: {message}')
+    self.setting = setting
+
+
+class KerasVersionError(TicketsError, TypeError):
+  """A Keras 3 object was given where a tf_keras (Keras 2) object is needed."""
+
+
+def check_range(setting, value, low=0.0, high=1.0, low_open=False,
+                high_open=True):
+  """Raises ConfigError unless `low (<|<=) value (<|<=) high`."""
+  try:
+    v = float(value)
+  except (TypeError, ValueError):
+    raise ConfigError(setting, f'expected a number, got {value!r}') from None
+  ok_low = v > low if low_open else v >= low
+  ok_high = v < high if high_open else v <= high
+  if not (ok_low and ok_high):
+    lb = '(' if low_open else '['
+    hb = ')' if high_open else ']'
+    raise ConfigError(setting,
+                      f'{value!r} is out of range; valid: {lb}{low}, {high}{hb}')
+  return v
+
+
+def check_choice(setting, value, choices):
+  if value not in choices:
+    raise ConfigError(
+        setting, f'unknown value {value!r}; valid: '
+        + ', '.join(repr(c) for c in choices))
+  return value
