@@ -1,0 +1,172 @@
+"""Entrypoint: `python -m tf_tickets.train --gin_file=gin/lenet_imp.gin`.
+
+Flags: --gin_file (repeatable), --gin_param (repeatable), --output_dir,
+--quiet. Without --output_dir the run goes to
+`runs/<gin file stem>-<hash of the config>`, so the same command resumes
+the same run. `lottery.levels` (and other settings that only extend or
+display a run, see RESUMABLE) do not enter the hash: raising `levels`
+extends a finished lottery run in place.
+
+Known errors end with one final line `error: ...` and exit status 1; an
+existing run directory is never modified before the configuration is
+known to match it.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import gin
+import tensorflow as tf
+
+from tf_tickets import experiment
+from tf_tickets import lottery  # noqa: F401  (registers gin configurables)
+from tf_tickets import training
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import TicketsError
+
+flags.DEFINE_multi_string('gin_file', [], 'gin files with the configuration.')
+flags.DEFINE_multi_string('gin_param', [],
+                          "gin bindings, e.g. 'lottery.levels = 3'.")
+flags.DEFINE_string('output_dir', None, 'run directory (default: runs/'
+                    '<gin file stem>-<config hash>).')
+flags.DEFINE_bool('quiet', False, 'no progress bar, warnings only.')
+FLAGS = flags.FLAGS
+
+# Settings that may differ between invocations on the same run directory:
+# they extend a run or only change how it is shown or exported.
+RESUMABLE = {
+    ('lottery', 'levels'), ('training', 'log_every'), ('experiment', 'quiet'),
+    ('export', 'formats'), ('export', 'quantize'), ('summaries', 'every'),
+    ('lottery', 'branch'), ('lottery', 'branch_seed'),
+}
+
+
+def _bindings():
+  """gin's parsed bindings as {'selector.param': repr(value)}."""
+  out = {}
+  for (scope, selector), params in gin.config._CONFIG.items():  # pylint: disable=protected-access
+    name = selector.split('.')[-1]
+    for param, value in params.items():
+      if (name, param) in RESUMABLE:
+        continue
+      key = f'{scope + "/" if scope else ""}{selector}.{param}'
+      out[key] = repr(value)
+  return out
+
+
+def fingerprint():
+  """A short hash of the configuration, without RESUMABLE settings."""
+  blob = json.dumps(_bindings(), sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def parse_config(gin_files, gin_params):
+  """Parses gin files and bindings; errors name the culprit."""
+  for path in gin_files:
+    if not os.path.isfile(path):
+      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
+                        'file')
+    try:
+      with open(path) as f:
+        f.read()
+    except OSError as e:
+      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
+  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
+    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+  try:
+    gin.parse_config_files_and_bindings(gin_files, gin_params,
+                                        finalize_config=False)
+  except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
+          NameError) as e:
+    where = ', '.join(list(gin_files) + [f'--gin_param {p!r}'
+                                         for p in gin_params])
+    msg = str(e).strip().replace('\n', ' ')
+    raise ConfigError('gin config', f'{msg} (in {where})') from None
+
+
+def default_run_dir(gin_files):
+  stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
+          if gin_files else 'run')
+  return os.path.join('runs', f'{stem}-{fingerprint()}')
+
+
+def check_run_dir(run_dir):
+  """Refuses a directory that holds a different run or is not a directory."""
+  if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
+                      'directory')
+  stamp = os.path.join(run_dir, 'config.json')
+  if os.path.exists(stamp):
+    try:
+      old = training.read_json(stamp)['bindings']
+    except (ValueError, KeyError, OSError) as e:
+      raise TicketsError(f'{stamp} is unreadable ({e}); this directory was '
+                         'not written by this version of tf_tickets') from None
+    new = _bindings()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+      raise ConfigError(
+          '--output_dir', f'{run_dir!r} holds a run with a different '
+          f'configuration (differs in: {", ".join(diff[:6])}'
+          f'{", ..." if len(diff) > 6 else ""}); use another --output_dir')
+  elif os.path.isdir(run_dir) and os.listdir(run_dir):
+    raise ConfigError('--output_dir', f'{run_dir!r} is not empty and holds no '
+                      'tf_tickets run (no config.json); use an empty or new '
+                      'directory')
+
+
+def start_run(run_dir):
+  os.makedirs(run_dir, exist_ok=True)
+  stamp = os.path.join(run_dir, 'config.json')
+  if not os.path.exists(stamp):
+    training.atomic_write_text(stamp, json.dumps(
+        dict(bindings=_bindings(), fingerprint=fingerprint()), indent=1,
+        sort_keys=True))
+  training.atomic_write_text(os.path.join(run_dir, 'config.gin'),
+                             gin.config_str())
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if FLAGS.quiet:
+    logging.set_verbosity(logging.WARNING)
+  # TensorFlow's checkpoint saver logs every save at INFO through absl.
+  logging.get_absl_logger().addFilter(
+      lambda record: 'functional_saver' not in record.pathname)
+  tf.get_logger().setLevel('ERROR')
+  try:
+    if not FLAGS.gin_file and not FLAGS.gin_param:
+      raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
+                        '--gin_file=gin/lenet_imp.gin')
+    parse_config(FLAGS.gin_file, FLAGS.gin_param)
+    run_dir = FLAGS.output_dir or default_run_dir(FLAGS.gin_file)
+    check_run_dir(run_dir)
+    print(f'run directory: {run_dir}', flush=True)
+    start_run(run_dir)
+    with gin.unlock_config():
+      rows = experiment.run(run_dir, quiet=FLAGS.quiet)
+    experiment.write_operative_config(run_dir)
+    logging.info('done: %d network(s); results in %s', len(rows),
+                 os.path.join(run_dir, 'results.csv'))
+    print(f'results: {os.path.join(run_dir, "results.csv")}', flush=True)
+  except TicketsError as e:
+    sys.stderr.flush()
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,627 @@
+"""The one training loop: optimizers, LR schedules, strategies, checkpoints.
+
+`train_network` trains one network (a dense model, one lottery level, one
+sparse-training run) in its own directory:
+
+    NET_DIR/checkpoints/   in-progress checkpoints (model, optimizer, step,
+                           early-stopping tracker); a killed run resumes here
+    NET_DIR/final/         trained weights (completion marker, written last
+                           and atomically)
+    NET_DIR/result.json    the network's figures (one results.csv row)
+
+Algorithms plug in through hooks (`Hook`): late-rewinding capture, RigL/SET
+mask updates, gradual pruning and summaries all run at step boundaries in
+cross-replica context, so every replica sees the same masks.
+
+The loop keeps the wrapper's invariant: every Keras optimizer applies the
+wrappers' mask constraint after each update, and hooks that change masks go
+through `TicketWrapper.set_masks`.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+
+from absl import logging
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tf_tickets import data as data_lib
+from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import TicketsError
+from tf_tickets.errors import check_choice
+from tf_tickets.errors import check_range
+from tf_tickets.keras import keras
+
+OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam', 'adamw')
+LR_SCHEDULES = ('constant', 'step', 'cosine', 'linear')
+STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
+
+_STEP_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(it|ep)?\s*$')
+
+
+def parse_steps(value, steps_per_epoch, setting='training.steps'):
+  """Parses a step count: 500, '500', '500it' or '2ep' (epochs)."""
+  if isinstance(value, bool):
+    raise ConfigError(setting, f'expected steps like 500, "500it" or "2ep", '
+                      f'got {value!r}')
+  if isinstance(value, (int, np.integer)):
+    steps = int(value)
+  elif isinstance(value, float) and value.is_integer():
+    steps = int(value)
+  else:
+    match = _STEP_RE.match(str(value))
+    if not match:
+      raise ConfigError(setting, f'expected steps like 500, "500it" or '
+                        f'"2ep", got {value!r}')
+    number, unit = float(match.group(1)), match.group(2) or 'it'
+    steps = int(round(number * steps_per_epoch)) if unit == 'ep' else number
+    if unit == 'it' and not float(number).is_integer():
+      raise ConfigError(setting, f'iterations must be whole, got {value!r}')
+    steps = int(steps)
+  if steps < 0:
+    raise ConfigError(setting, f'must be >= 0, got {value!r}')
+  return steps
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  """What `training.*` in gin binds; see `training_config`."""
+  steps: object = '50000it'
+  seed: int = 0
+  optimizer: str = 'adam'
+  learning_rate: float = 1.2e-3
+  momentum: float = 0.9
+  weight_decay: float = 0.0
+  lr_schedule: str = 'constant'
+  lr_milestones: tuple = ()
+  lr_gamma: float = 0.1
+  warmup_steps: object = 0
+  steps_multiplier: float = 1.0
+  strategy: str = 'default'
+  eval_every: object = '1ep'
+  checkpoint_every: object = 1000
+  log_every: int = 100
+  deterministic: bool = True
+
+  def replace(self, **kwargs):
+    return dataclasses.replace(self, **kwargs)
+
+
+@gin.configurable('training')
+def training_config(steps='50000it', seed=0, optimizer='adam',
+                    learning_rate=1.2e-3, momentum=0.9, weight_decay=0.0,
+                    lr_schedule='constant', lr_milestones=(), lr_gamma=0.1,
+                    warmup_steps=0, steps_multiplier=1.0, strategy='default',
+                    eval_every='1ep', checkpoint_every=1000, log_every=100,
+                    deterministic=True):
+  """Training settings (gin: `training.*`).
+
+  Args:
+    steps: training steps per network: an int, 'Nit' or 'Nep' (epochs).
+    seed: seeds everything: initialisation, data order, masks.
+    optimizer: 'sgd', 'momentum', 'nesterov', 'adam' or 'adamw'.
+    learning_rate: base learning rate.
+    momentum: momentum for 'momentum' / 'nesterov'.
+    weight_decay: L2 penalty 0.5*wd*|w|^2 on all trainable weights (coupled,
+      as PyTorch's weight_decay) for sgd/momentum/nesterov/adam; decoupled
+      weight decay for adamw.
+    lr_schedule: 'constant', 'step' (multiply by lr_gamma at each of
+      lr_milestones), 'cosine' (to 0 at the end) or 'linear' (to 0).
+    lr_milestones: steps ('Nit'/'Nep' forms allowed) for the 'step' schedule.
+    lr_gamma: factor of the 'step' schedule.
+    warmup_steps: linear warmup from 0 over this many steps.
+    steps_multiplier: scales steps, milestones, warmup and the sparse
+      training end step together (RigL's M x runs).
+    strategy: 'default', 'mirrored', 'multi_worker_mirrored' or 'tpu'.
+    eval_every: evaluation interval (validation and test), steps or 'Nep'.
+    checkpoint_every: checkpoint interval in steps (also at each eval).
+    log_every: interval of progress and loss summaries.
+    deterministic: enable TF op determinism (bitwise-reproducible runs).
+  """
+  config = TrainingConfig(
+      steps=steps, seed=int(seed), optimizer=optimizer,
+      learning_rate=learning_rate, momentum=momentum,
+      weight_decay=weight_decay, lr_schedule=lr_schedule,
+      lr_milestones=tuple(lr_milestones), lr_gamma=lr_gamma,
+      warmup_steps=warmup_steps, steps_multiplier=steps_multiplier,
+      strategy=strategy, eval_every=eval_every,
+      checkpoint_every=checkpoint_every, log_every=int(log_every),
+      deterministic=bool(deterministic))
+  validate(config)
+  return config
+
+
+def validate(config):
+  check_choice('training.optimizer', config.optimizer, OPTIMIZERS)
+  check_choice('training.lr_schedule', config.lr_schedule, LR_SCHEDULES)
+  check_choice('training.strategy', config.strategy, STRATEGIES)
+  check_range('training.learning_rate', config.learning_rate, 0.0,
+              math.inf, low_open=True)
+  check_range('training.momentum', config.momentum, 0.0, 1.0)
+  check_range('training.weight_decay', config.weight_decay, 0.0, math.inf)
+  check_range('training.lr_gamma', config.lr_gamma, 0.0, math.inf,
+              low_open=True)
+  check_range('training.steps_multiplier', config.steps_multiplier, 0.0,
+              math.inf, low_open=True)
+  if config.log_every < 1:
+    raise ConfigError('training.log_every', 'must be >= 1')
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """Step counts of one training run, resolved against the data."""
+  steps: int
+  milestones: tuple
+  warmup: int
+  eval_every: int
+  checkpoint_every: int
+
+
+def resolve_schedule(config, steps_per_epoch):
+  m = config.steps_multiplier
+  scale = lambda v, s: int(round(parse_steps(v, steps_per_epoch, s) * m))
+  steps = scale(config.steps, 'training.steps')
+  if steps < 1:
+    raise ConfigError('training.steps', 'must be at least 1 step')
+  milestones = tuple(sorted(scale(v, 'training.lr_milestones')
+                            for v in config.lr_milestones))
+  eval_every = parse_steps(config.eval_every, steps_per_epoch,
+                           'training.eval_every')
+  ckpt_every = parse_steps(config.checkpoint_every, steps_per_epoch,
+                           'training.checkpoint_every')
+  return Schedule(steps=steps, milestones=milestones,
+                  warmup=scale(config.warmup_steps, 'training.warmup_steps'),
+                  eval_every=max(1, min(eval_every or steps, steps)),
+                  checkpoint_every=max(1, ckpt_every or steps))
+
+
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warmup, then constant / step / cosine / linear decay."""
+
+  def __init__(self, base, kind, total_steps, milestones=(), gamma=0.1,
+               warmup=0, offset=0):
+    super().__init__()
+    self.base, self.kind, self.total = float(base), kind, int(total_steps)
+    self.milestones, self.gamma = tuple(milestones), float(gamma)
+    self.warmup, self.offset = int(warmup), int(offset)
+
+  def value(self, step):
+    """The learning rate at `step` (numpy/python), for tests and logs."""
+    return float(self(tf.constant(step, tf.int64)))
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32) + float(self.offset)
+    base = tf.constant(self.base, tf.float32)
+    if self.kind == 'step':
+      passed = tf.add_n([tf.cast(step >= m, tf.float32)
+                         for m in self.milestones] + [tf.constant(0.0)])
+      lr = base * tf.pow(self.gamma, passed)
+    elif self.kind in ('cosine', 'linear'):
+      span = max(1, self.total - self.warmup)
+      t = tf.clip_by_value((step - self.warmup) / span, 0.0, 1.0)
+      if self.kind == 'cosine':
+        lr = 0.5 * base * (1.0 + tf.cos(math.pi * t))
+      else:
+        lr = base * (1.0 - t)
+    else:
+      lr = base
+    if self.warmup > 0:
+      lr = lr * tf.minimum(1.0, (step + 1.0) / self.warmup)
+    return lr
+
+  def get_config(self):
+    return dict(base=self.base, kind=self.kind, total_steps=self.total,
+                milestones=self.milestones, gamma=self.gamma,
+                warmup=self.warmup, offset=self.offset)
+
+
+def make_optimizer(config, schedule):
+  lr = LearningRate(config.learning_rate, config.lr_schedule, schedule.steps,
+                    schedule.milestones, config.lr_gamma, schedule.warmup)
+  name = config.optimizer
+  if name == 'sgd':
+    opt = keras.optimizers.SGD(lr)
+  elif name in ('momentum', 'nesterov'):
+    opt = keras.optimizers.SGD(lr, momentum=config.momentum,
+                               nesterov=name == 'nesterov')
+  elif name == 'adam':
+    opt = keras.optimizers.Adam(lr)
+  else:
+    opt = keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+  return opt, lr
+
+
+def make_strategy(name):
+  """The tf.distribute strategy named by `training.strategy`."""
+  check_choice('training.strategy', name, STRATEGIES)
+  if name == 'default':
+    return tf.distribute.get_strategy()
+  if name == 'mirrored':
+    return tf.distribute.MirroredStrategy()
+  if name == 'multi_worker_mirrored':
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+  tf.config.experimental_connect_to_cluster(resolver)
+  tf.tpu.experimental.initialize_tpu_system(resolver)
+  return tf.distribute.TPUStrategy(resolver)
+
+
+# ------------------------------------------------------------------------------
+# Atomic files
+# ------------------------------------------------------------------------------
+
+
+def atomic_write_text(path, text):
+  """Writes `text` to `path` so that readers see the old or the new file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_weights(model, directory):
+  """Writes all model variables (masks, theta_0, rewind point included) to
+  `directory` atomically: a temporary directory is renamed into place."""
+  parent = os.path.dirname(os.path.abspath(directory))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-')
+  tf.train.Checkpoint(model=model).write(os.path.join(tmp, 'weights'))
+  if os.path.exists(directory):
+    shutil.rmtree(directory)
+  os.replace(tmp, directory)
+
+
+def load_weights(model, directory):
+  """Restores what `save_weights` wrote; corrupt files raise TicketsError."""
+  prefix = os.path.join(directory, 'weights')
+  if not tf.io.gfile.exists(prefix + '.index'):
+    raise TicketsError(f'{directory}: no saved weights there (expected '
+                       f'{prefix}.index)')
+  try:
+    tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
+  except (tf.errors.OpError, ValueError, AssertionError) as e:
+    raise TicketsError(f'{directory}: cannot read saved weights ({_first_line(e)}); '
+                       'the files are corrupt or from another model') from None
+
+
+def _first_line(e):
+  return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+# ------------------------------------------------------------------------------
+# Hooks
+# ------------------------------------------------------------------------------
+
+
+class Hook:
+  """Called by the loop at step boundaries, in cross-replica context.
+
+  `step` is the number of completed training steps. Hooks must be
+  deterministic functions of the step and the model state, so a resumed run
+  repeats what an uninterrupted one does.
+  """
+
+  def begin(self, trainer):
+    """Before the first step (also after a resume)."""
+
+  def wants_gradients(self, step):
+    """True if `after_step(step)` needs the gradients of that step."""
+    del step
+    return False
+
+  def after_step(self, trainer, step, grads):
+    """After step `step`. `grads` (dict id(variable) -> all-reduced
+    gradient of the loss for the batch of this step, taken at the weights
+    before the update; dense for prunable weights, since the forward pass
+    reads the stored masked weights) if `wants_gradients(step)`, else None."""
+
+  def on_mask_update(self, trainer, step, stats):
+    """After a hook changed masks at `step` (see `Trainer.mask_updated`)."""
+
+  def after_eval(self, trainer, step, metrics):
+    """After each evaluation; `metrics` has val/test loss and accuracy."""
+
+  def end(self, trainer, result):
+    """After training; may add fields to `result` (the results.csv row)."""
+
+
+# ------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------
+
+
+class Trainer:
+  """Trains a wrapped model with one compiled step, hooks and checkpoints."""
+
+  def __init__(self, model, data, config, strategy, net_dir, hooks=(),
+               writer=None, quiet=False, learning_rate=None):
+    self.model, self.data, self.config = model, data, config
+    self.strategy, self.net_dir = strategy, net_dir
+    self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
+    self.schedule = resolve_schedule(config, data.steps_per_epoch)
+    if learning_rate is not None:
+      config = config.replace(learning_rate=learning_rate)
+      self.config = config
+    with strategy.scope():
+      self.optimizer, self.lr = make_optimizer(config, self.schedule)
+      self.optimizer.build(model.trainable_variables)
+      self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.wall_var = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+      # Early-stopping tracker: min validation loss, its step, and the test
+      # accuracy there (the LTH paper's early-stopping figures).
+      self.best = tf.Variable([np.inf, -1.0, 0.0], dtype=tf.float64,
+                              trainable=False)
+      self.loss_sum = tf.Variable(0.0, trainable=False,
+                                  aggregation=tf.VariableAggregation.SUM)
+      self.loss_count = tf.Variable(0.0, trainable=False,
+                                    aggregation=tf.VariableAggregation.SUM)
+    self.checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=self.optimizer, step=self.step_var,
+        wall=self.wall_var, best=self.best)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(net_dir, 'checkpoints'), max_to_keep=2)
+    self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction=keras.losses.Reduction.NONE)
+    self._train_step = None
+    self._eval_fns = {}
+    self._train_step_grads = None
+    self.history = []
+
+  # -- compiled functions --------------------------------------------------
+  def _loss(self, x, y, training):
+    logits = self.model(x, training=training)
+    per_example = self.loss_fn(y, logits)
+    loss = tf.nn.compute_average_loss(
+        per_example, global_batch_size=self.data.batch_size)
+    return logits, loss
+
+  def _regularization(self):
+    terms = list(self.model.losses)
+    if self.config.weight_decay > 0 and self.config.optimizer != 'adamw':
+      terms.append(0.5 * self.config.weight_decay * tf.add_n(
+          [tf.reduce_sum(tf.square(v)) for v in self.model.trainable_variables]))
+    if not terms:
+      return 0.0
+    return tf.nn.scale_regularization_loss(tf.add_n(terms))
+
+  def gradients(self, x, y):
+    """Per-replica gradients of the training loss (replica context)."""
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      _, loss = self._loss(x, y, training=True)
+      total = loss + self._regularization()
+    return loss, tape.gradient(total, variables)
+
+  def _build_train_step(self, with_grads):
+    variables = self.model.trainable_variables
+
+    def step_fn(x, y):
+      loss, grads = self.gradients(x, y)
+      self.optimizer.apply_gradients(zip(grads, variables))
+      self.loss_sum.assign_add(loss)
+      self.loss_count.assign_add(
+          1.0 / self.strategy.num_replicas_in_sync)
+      return grads if with_grads else None
+
+    @tf.function
+    def train_step(iterator):
+      x, y = next(iterator)
+      out = self.strategy.run(step_fn, args=(x, y))
+      if with_grads:
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
+                for g in out]
+      return None
+
+    return train_step
+
+  def _eval_fn(self):
+    def step_fn(x, y):
+      logits = self.model(x, training=False)
+      loss = tf.reduce_sum(self.loss_fn(y, logits))
+      correct = tf.reduce_sum(tf.cast(
+          tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                   tf.cast(y, tf.int32)), tf.float32))
+      count = tf.cast(tf.shape(y)[0], tf.float32)
+      return tf.stack([loss, correct, count])
+
+    @tf.function
+    def eval_batch(x, y):
+      out = self.strategy.run(step_fn, args=(x, y))
+      return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
+
+    return eval_batch
+
+  def evaluate(self, split):
+    """(loss, accuracy) of the model on 'val' or 'test'."""
+    x, y = ((self.data.x_val, self.data.y_val) if split == 'val'
+            else (self.data.x_test, self.data.y_test))
+    if len(x) == 0:
+      return float('nan'), float('nan')
+    if split not in self._eval_fns:
+      ds = data_lib.eval_dataset(x, y)
+      self._eval_fns[split] = (
+          self.strategy.experimental_distribute_dataset(ds), self._eval_fn())
+    ds, fn = self._eval_fns[split]
+    total = np.zeros(3)
+    for x_batch, y_batch in ds:
+      total += fn(x_batch, y_batch).numpy()
+    return total[0] / total[2], total[1] / total[2]
+
+  def mask_updated(self, step, stats):
+    """Tells every hook that masks changed at `step` (stats: per-weight key
+    -> dict of figures, e.g. dropped/grown counts)."""
+    for hook in self.hooks:
+      hook.on_mask_update(self, step, stats)
+
+  # -- the loop ----------------------------------------------------------------
+  def restore(self):
+    """Restores the latest checkpoint; returns the step it holds (0 if none)."""
+    latest = self.manager.latest_checkpoint
+    if latest is None:
+      return 0
+    try:
+      self.checkpoint.read(latest).assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as e:
+      raise TicketsError(
+          f'checkpoint {latest} cannot be restored ({_first_line(e)}); it is '
+          'corrupt or from a different configuration. Move it away to '
+          'restart this network, or use another --output_dir') from None
+    return int(self.step_var.numpy())
+
+  def save_checkpoint(self, step):
+    self.step_var.assign(step)
+    self.manager.save(checkpoint_number=step)
+
+  def fit(self):
+    """Trains to `schedule.steps` (resuming if possible) and evaluates."""
+    sched = self.schedule
+    start = self.restore()
+    if start:
+      logging.info('%s: resuming at step %d of %d', self.net_dir, start,
+                   sched.steps)
+    for hook in self.hooks:
+      hook.begin(self)
+    ds = data_lib.train_dataset(self.data, self.config.seed, start_step=start)
+    iterator = iter(self.strategy.experimental_distribute_dataset(ds))
+    if self._train_step is None:
+      self._train_step = self._build_train_step(with_grads=False)
+      self._train_step_grads = self._build_train_step(with_grads=True)
+    variables = self.model.trainable_variables
+    progbar = None if self.quiet else keras.utils.Progbar(
+        sched.steps, stateful_metrics=['loss', 'val_loss', 'test_acc'])
+    t0, wall0 = time.time(), float(self.wall_var.numpy())
+    step = start
+    if progbar is not None and start:
+      progbar.update(start)
+    if start == 0:
+      self._evaluate_and_track(0)
+    while step < sched.steps:
+      if any(h.wants_gradients(step + 1) for h in self.hooks):
+        grads = {id(v): g for v, g in
+                 zip(variables, self._train_step_grads(iterator))}
+      else:
+        self._train_step(iterator)
+        grads = None
+      step += 1
+      for hook in self.hooks:
+        hook.after_step(self, step, grads)
+      if step % self.config.log_every == 0 or step == sched.steps:
+        loss = self._read_loss()
+        if self.writer is not None:
+          with self.writer.as_default(step=step):
+            tf.summary.scalar('train/loss', loss)
+            tf.summary.scalar('train/learning_rate',
+                              self.lr(self.optimizer.iterations))
+        if progbar is not None:
+          progbar.update(step, [('loss', loss)])
+      if step % sched.eval_every == 0 or step == sched.steps:
+        metrics = self._evaluate_and_track(step)
+        if progbar is not None:
+          progbar.update(step, [('val_loss', metrics['val_loss']),
+                                ('test_acc', metrics['test_accuracy'])])
+      if step % sched.checkpoint_every == 0 or step % sched.eval_every == 0:
+        self.wall_var.assign(wall0 + time.time() - t0)
+        self.save_checkpoint(step)
+    self.wall_var.assign(wall0 + time.time() - t0)
+    return self._result(step)
+
+  def _read_loss(self):
+    count = float(self.loss_count.numpy())
+    loss = float(self.loss_sum.numpy()) / max(count, 1.0)
+    self.loss_sum.assign(0.0)
+    self.loss_count.assign(0.0)
+    return loss
+
+  def _evaluate_and_track(self, step):
+    val_loss, val_acc = self.evaluate('val')
+    test_loss, test_acc = self.evaluate('test')
+    metrics = dict(step=step, val_loss=val_loss, val_accuracy=val_acc,
+                   test_loss=test_loss, test_accuracy=test_acc)
+    best = self.best.numpy()
+    if not math.isnan(val_loss) and val_loss < best[0]:
+      self.best.assign([val_loss, step, test_acc])
+    self.history.append(metrics)
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        for k, v in metrics.items():
+          if k != 'step':
+            tf.summary.scalar(f'eval/{k}', v)
+    logging.info('step %d: val_loss %.4f val_acc %.4f test_acc %.4f', step,
+                 val_loss, val_acc, test_acc)
+    for hook in self.hooks:
+      hook.after_eval(self, step, metrics)
+    return metrics
+
+  def _result(self, step):
+    final = self.history[-1] if self.history and self.history[-1]['step'] == step \
+        else self._evaluate_and_track(step)
+    best = self.best.numpy()
+    report = wrapper_lib.sparsity_report(self.model)
+    result = dict(
+        steps=step, density=report['density'], sparsity=report['sparsity'],
+        active_weights=report['active'], prunable_weights=report['params'],
+        test_accuracy=final['test_accuracy'], test_loss=final['test_loss'],
+        val_accuracy=final['val_accuracy'], val_loss=final['val_loss'],
+        early_stop_step=int(best[1]) if best[1] >= 0 else None,
+        early_stop_val_loss=float(best[0]) if best[1] >= 0 else None,
+        early_stop_test_accuracy=float(best[2]) if best[1] >= 0 else None,
+        wall_time=float(self.wall_var.numpy()),
+        layer_density={k: r['density'] for k, r in report['layers'].items()})
+    for hook in self.hooks:
+      hook.end(self, result)
+    return result
+
+
+def train_network(model, data, config, strategy, net_dir, hooks=(),
+                  writer=None, quiet=False, extra=None, learning_rate=None):
+  """Trains one network in `net_dir` unless it is finished already.
+
+  Finished work (NET_DIR/final and NET_DIR/result.json exist) is never
+  redone: the saved weights are loaded into `model` and the saved result is
+  returned. Otherwise training resumes from the latest checkpoint, if any.
+
+  Args:
+    model: a wrapped model built in `strategy.scope()`, holding the starting
+      weights and masks (ignored when a checkpoint exists).
+    extra: dict of fields added to the result (e.g. level).
+
+  Returns:
+    the result dict (what result.json holds).
+  """
+  result_path = os.path.join(net_dir, 'result.json')
+  final_dir = os.path.join(net_dir, 'final')
+  if os.path.exists(result_path) and os.path.exists(final_dir):
+    load_weights(model, final_dir)
+    return read_json(result_path)
+  os.makedirs(net_dir, exist_ok=True)
+  trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
+                    writer=writer, quiet=quiet, learning_rate=learning_rate)
+  result = trainer.fit()
+  result.update(extra or {})
+  save_weights(model, final_dir)
+  atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True))
+  # The trained weights are in final/; in-progress checkpoints are not needed.
+  shutil.rmtree(os.path.join(net_dir, 'checkpoints'), ignore_errors=True)
+  return result
