@@ -1,0 +1,319 @@
+"""Tests of tf_tickets.data (IDX fixture, holdout split, pipelines, errors)."""
+import dataclasses
+import gzip
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from tf_tickets.keras import keras  # noqa: F401  (before tensorflow)
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
+
+from tf_tickets import data as data_lib
+from tf_tickets.errors import ConfigError
+
+FIXTURE = os.path.join(os.path.dirname(__file__), 'data', 'fashion_mnist_small')
+
+
+def _load(**kw):
+  kw.setdefault('name', 'fashion_mnist')
+  kw.setdefault('idx_dir', FIXTURE)
+  kw.setdefault('validation_examples', 500)
+  return data_lib.load_dataset(**kw)
+
+
+@pytest.fixture(scope='module')
+def fmnist():
+  return _load(batch_size=500)
+
+
+def _indexed_data(n=250, batch_size=20, augment=False, hw=8, channels=1):
+  """A Data whose image i encodes i in its first two pixels."""
+  x = np.zeros((n, hw, hw, channels), np.uint8)
+  x[:, 0, 0, 0] = np.arange(n) // 256
+  x[:, 0, 1, 0] = np.arange(n) % 256
+  y = (np.arange(n) % 10).astype(np.int64)
+  empty_x, empty_y = x[:0], y[:0]
+  return data_lib.Data(
+      name='synthetic', x_train=x, y_train=y, x_val=empty_x, y_val=empty_y,
+      x_test=empty_x, y_test=empty_y, num_classes=10,
+      mean=(0.0,) * channels, std=(1.0,) * channels, batch_size=batch_size,
+      augment=augment)
+
+
+def _indices(batch_x):
+  x = np.asarray(batch_x)
+  return (x[:, 0, 0, 0] * 256 + x[:, 0, 1, 0]).astype(np.int64)
+
+
+def _take(ds, k):
+  return [(x.numpy(), y.numpy()) for x, y in ds.take(k)]
+
+
+# ------------------------------------------------------------- loading
+
+
+def test_idx_fixture_loads(fmnist):
+  d = fmnist
+  assert d.name == 'fashion_mnist'
+  assert d.x_train.shape == (2500, 28, 28, 1)
+  assert d.x_val.shape == (500, 28, 28, 1)
+  assert d.x_test.shape == (1000, 28, 28, 1)
+  for x in (d.x_train, d.x_val, d.x_test):
+    assert x.dtype == np.uint8
+  for y in (d.y_train, d.y_val, d.y_test):
+    assert y.dtype == np.int64
+    assert y.min() >= 0 and y.max() <= 9
+  assert set(np.unique(d.y_test)) == set(range(10))
+  assert d.num_classes == 10
+  assert d.input_shape == (28, 28, 1)
+  assert d.steps_per_epoch == 5
+  assert d.augment is False
+  assert d.x_train.max() > 200  # Real images, not blank.
+  assert dataclasses.is_dataclass(d)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    d.batch_size = 3  # pytype: disable=not-writable
+
+
+def test_normalize_statistics(fmnist):
+  x = fmnist.x_train.astype(np.float64)
+  assert len(fmnist.mean) == len(fmnist.std) == 1
+  np.testing.assert_allclose(fmnist.mean[0], x.mean(), rtol=1e-9)
+  np.testing.assert_allclose(fmnist.std[0], x.std(), rtol=1e-6)
+  unit = _load(normalize='unit')
+  assert unit.mean == (0.0,) and unit.std == (255.0,)
+  none = _load(normalize='none')
+  assert none.mean == (0.0,) and none.std == (1.0,)
+
+
+def test_validation_split_sizes_and_determinism():
+  full = _load(validation_examples=0)
+  assert full.x_train.shape[0] == 3000 and full.x_val.shape[0] == 0
+  a = _load(split_seed=0)
+  b = _load(split_seed=0)
+  c = _load(split_seed=1)
+  np.testing.assert_array_equal(a.x_val, b.x_val)
+  np.testing.assert_array_equal(a.y_train, b.y_train)
+  assert not np.array_equal(a.x_val, c.x_val)
+  # Train and validation partition the original train split.
+  def rows(x):
+    return sorted(r.tobytes() for r in x)
+  assert rows(np.concatenate([a.x_train, a.x_val])) == rows(full.x_train)
+  # The test split is untouched.
+  np.testing.assert_array_equal(a.x_test, full.x_test)
+
+
+def test_max_train_examples_after_holdout():
+  a = _load()
+  b = _load(max_train_examples=700)
+  assert b.x_train.shape[0] == 700
+  np.testing.assert_array_equal(b.x_train, a.x_train[:700])
+  np.testing.assert_array_equal(b.x_val, a.x_val)
+
+
+def test_augment_auto_and_cifar_via_stubbed_tfds(monkeypatch):
+  assert _load(augment=True).augment is True
+  rng = np.random.RandomState(0)
+
+  def fake_tfds(name, data_dir):
+    del data_dir
+    k = 100 if name == 'cifar100' else 10
+    return (rng.randint(0, 256, (120, 32, 32, 3)).astype(np.uint8),
+            rng.randint(0, k, 120).astype(np.int64),
+            rng.randint(0, 256, (40, 32, 32, 3)).astype(np.uint8),
+            rng.randint(0, k, 40).astype(np.int64))
+
+  monkeypatch.setattr(data_lib, '_load_tfds', fake_tfds)
+  d = data_lib.load_dataset('cifar10', validation_examples=20, batch_size=10)
+  assert d.augment is True
+  assert d.input_shape == (32, 32, 3)
+  assert len(d.mean) == len(d.std) == 3
+  assert d.x_train.shape[0] == 100 and d.x_val.shape[0] == 20
+  d = data_lib.load_dataset('cifar100', validation_examples=20, augment=False)
+  assert d.num_classes == 100 and d.augment is False
+
+
+# ------------------------------------------------------------- pipelines
+
+
+def test_train_dataset_types_and_options(fmnist):
+  ds = data_lib.train_dataset(fmnist, seed=0)
+  x, y = next(iter(ds))
+  assert x.dtype == tf.float32 and y.dtype == tf.int32
+  assert x.shape == (500, 28, 28, 1) and y.shape == (500,)
+  assert float(tf.reduce_max(x)) > 200  # raw pixels, not normalised
+  assert float(tf.reduce_min(x)) >= 0
+  assert (ds.options().experimental_distribute.auto_shard_policy
+          == tf.data.experimental.AutoShardPolicy.DATA)
+
+
+def test_each_epoch_is_a_permutation_without_remainder():
+  d = _indexed_data(n=250, batch_size=20)  # 12 steps/epoch, 10 dropped
+  assert d.steps_per_epoch == 12
+  batches = _take(data_lib.train_dataset(d, seed=3), 36)
+  epochs = []
+  for e in range(3):
+    idx = np.concatenate([_indices(x) for x, _ in batches[e * 12:(e + 1) * 12]])
+    assert len(idx) == 240 and len(set(idx)) == 240
+    epochs.append(idx)
+  assert not np.array_equal(epochs[0], epochs[1])
+  # Labels travel with their images.
+  for x, y in batches[:3]:
+    np.testing.assert_array_equal(y, _indices(x) % 10)
+
+
+@pytest.mark.parametrize('start', [1, 11, 12, 13, 30])
+def test_start_step_equivalence(start):
+  d = _indexed_data(n=250, batch_size=20)  # 12 steps/epoch
+  ref = _take(data_lib.train_dataset(d, seed=7), start + 8)
+  got = _take(data_lib.train_dataset(d, seed=7, start_step=start), 8)
+  for (x0, y0), (x1, y1) in zip(ref[start:], got):
+    np.testing.assert_array_equal(x0, x1)
+    np.testing.assert_array_equal(y0, y1)
+
+
+def test_start_step_equivalence_real_data(fmnist):
+  # 5 steps per epoch: steps 3..8 cross the epoch boundary.
+  ref = _take(data_lib.train_dataset(fmnist, seed=1), 9)
+  got = _take(data_lib.train_dataset(fmnist, seed=1, start_step=3), 6)
+  for (x0, y0), (x1, y1) in zip(ref[3:], got):
+    np.testing.assert_array_equal(x0, x1)
+    np.testing.assert_array_equal(y0, y1)
+
+
+def test_seeds_give_different_orders_and_same_seed_same_order():
+  d = _indexed_data()
+  a = _indices(_take(data_lib.train_dataset(d, seed=0), 1)[0][0])
+  b = _indices(_take(data_lib.train_dataset(d, seed=0), 1)[0][0])
+  c = _indices(_take(data_lib.train_dataset(d, seed=1), 1)[0][0])
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+
+
+def test_global_batch_size():
+  d = _indexed_data(n=250, batch_size=20)
+  x, y = _take(data_lib.train_dataset(d, seed=0, global_batch_size=50), 1)[0]
+  assert x.shape[0] == 50 and y.shape == (50,)
+
+
+def _cifar_like(augment, n=64, batch_size=8):
+  rng = np.random.RandomState(0)
+  x = rng.randint(0, 256, (n, 32, 32, 3)).astype(np.uint8)
+  y = rng.randint(0, 10, n).astype(np.int64)
+  return data_lib.Data(
+      name='cifar10', x_train=x, y_train=y, x_val=x[:0], y_val=y[:0],
+      x_test=x[:4], y_test=y[:4], num_classes=10, mean=(120.,) * 3,
+      std=(60.,) * 3, batch_size=batch_size, augment=augment)
+
+
+def _is_crop_or_flip(aug, orig, pad=4):
+  padded = np.pad(orig, ((pad, pad), (pad, pad), (0, 0)))
+  h, w = orig.shape[:2]
+  for dy in range(2 * pad + 1):
+    for dx in range(2 * pad + 1):
+      crop = padded[dy:dy + h, dx:dx + w]
+      if np.array_equal(aug, crop) or np.array_equal(aug, crop[:, ::-1]):
+        return True
+  return False
+
+
+def test_augmentation_shapes_determinism_and_content():
+  aug_d, plain_d = _cifar_like(True), _cifar_like(False)
+  aug = _take(data_lib.train_dataset(aug_d, seed=5), 10)
+  again = _take(data_lib.train_dataset(aug_d, seed=5, start_step=6), 4)
+  plain = _take(data_lib.train_dataset(plain_d, seed=5), 10)
+  for (xa, ya), (xp, yp) in zip(aug, plain):
+    assert xa.shape == (8, 32, 32, 3) and xa.dtype == np.float32
+    np.testing.assert_array_equal(ya, yp)  # same examples, augmented
+  for (x0, _), (x1, _) in zip(aug[6:], again):
+    np.testing.assert_array_equal(x0, x1)
+  assert any(not np.array_equal(xa, xp) for (xa, _), (xp, _) in zip(aug, plain))
+  for i in range(8):
+    assert _is_crop_or_flip(aug[0][0][i], plain[0][0][i])
+
+
+def test_eval_dataset_and_calibration(fmnist):
+  batches = list(data_lib.eval_dataset(fmnist.x_test, fmnist.y_test,
+                                       batch_size=300))
+  assert [int(x.shape[0]) for x, _ in batches] == [300, 300, 300, 100]
+  x = np.concatenate([b[0].numpy() for b in batches])
+  y = np.concatenate([b[1].numpy() for b in batches])
+  assert x.dtype == np.float32 and y.dtype == np.int32
+  np.testing.assert_array_equal(x, fmnist.x_test.astype(np.float32))
+  np.testing.assert_array_equal(y, fmnist.y_test)
+  empty = _load(validation_examples=0)
+  assert not list(data_lib.eval_dataset(empty.x_val, empty.y_val))
+  cal = data_lib.calibration_images(fmnist, n=30)
+  assert cal.shape == (30, 28, 28, 1) and cal.dtype == np.float32
+  np.testing.assert_array_equal(cal, fmnist.x_train[:30])
+
+
+# ------------------------------------------------------------- errors
+
+
+def test_missing_idx_dir(tmp_path):
+  with pytest.raises(ConfigError) as e:
+    _load(idx_dir=str(tmp_path / 'nope'))
+  assert e.value.setting == 'dataset.idx_dir'
+  assert 'dataset.idx_dir' in str(e.value)
+  assert 'train-images-idx3-ubyte.gz' in str(e.value)
+
+
+def test_missing_idx_files(tmp_path):
+  shutil.copy(os.path.join(FIXTURE, 'train-images-idx3-ubyte.gz'), tmp_path)
+  with pytest.raises(ConfigError) as e:
+    _load(idx_dir=str(tmp_path))
+  msg = str(e.value)
+  assert e.value.setting == 'dataset.idx_dir'
+  assert str(tmp_path / 't10k-labels-idx1-ubyte.gz') in msg
+
+
+def test_bad_idx_magic(tmp_path):
+  for f in data_lib.IDX_FILES:
+    shutil.copy(os.path.join(FIXTURE, f), tmp_path)
+  with gzip.open(tmp_path / 't10k-labels-idx1-ubyte.gz', 'wb') as f:
+    f.write(b'\x00\x00\x08\x03' + bytes(20))  # image magic in a label file
+  with pytest.raises(ConfigError, match='dimensions') as e:
+    _load(idx_dir=str(tmp_path))
+  assert e.value.setting == 'dataset.idx_dir'
+
+
+def test_idx_dir_only_for_mnist_like():
+  with pytest.raises(ConfigError) as e:
+    _load(name='cifar10')
+  assert e.value.setting == 'dataset.idx_dir'
+
+
+def test_unknown_name():
+  with pytest.raises(ConfigError) as e:
+    data_lib.load_dataset(name='imagenet')
+  assert e.value.setting == 'dataset.name'
+  assert 'fashion_mnist' in str(e.value)
+
+
+def test_tfds_offline_error_is_fast_and_helpful(tmp_path):
+  t = time.time()
+  with pytest.raises(ConfigError) as e:
+    data_lib.load_dataset(name='mnist', data_dir=str(tmp_path))
+  assert time.time() - t < 60
+  msg = str(e.value)
+  assert e.value.setting == 'dataset.name'
+  assert 'TFDS' in msg and 'dataset.idx_dir' in msg
+  assert 'dataset.data_dir' in msg
+
+
+@pytest.mark.parametrize('kw,setting', [
+    (dict(validation_examples=3000), 'dataset.validation_examples'),
+    (dict(validation_examples=-1), 'dataset.validation_examples'),
+    (dict(max_train_examples=0), 'dataset.max_train_examples'),
+    (dict(normalize='zscore'), 'dataset.normalize'),
+    (dict(batch_size=0), 'dataset.batch_size'),
+    (dict(batch_size=2600), 'dataset.batch_size'),
+    (dict(augment='yes'), 'dataset.augment'),
+])
+def test_invalid_settings(kw, setting):
+  with pytest.raises(ConfigError) as e:
+    _load(**kw)
+  assert e.value.setting == setting

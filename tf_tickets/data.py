@@ -1,0 +1,368 @@
+"""Datasets: loading (IDX files or TFDS), holdout split and input pipelines.
+
+The arrays are kept in memory as uint8 images (NHWC) and int64 labels. The
+pipelines yield raw float32 pixel values in 0..255: normalisation is the job
+of the model's first layer (see `tf_tickets.models`), so exported models take
+raw pixels. `Data.mean` / `Data.std` hold the per-channel statistics the
+model's normalisation layer should use.
+
+`train_dataset` is deterministic by step: the batch for global step `s` depends
+only on (`seed`, `s`), so training can resume at any step without saving any
+iterator state.
+"""
+import dataclasses
+import gzip
+import os
+
+import gin
+import numpy as np
+
+from tf_tickets.keras import keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
+
+from tf_tickets.errors import ConfigError, check_choice
+
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100')
+IDX_DATASETS = ('mnist', 'fashion_mnist')
+NUM_CLASSES = {'mnist': 10, 'fashion_mnist': 10, 'cifar10': 10,
+               'cifar100': 100}
+NORMALIZE = ('standard', 'unit', 'none')
+IDX_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+             't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+_OFFLINE_HELP = (
+    'To work offline set `dataset.idx_dir` to a directory holding the four '
+    'MNIST-format IDX files (' + ', '.join(IDX_FILES) + '; e.g. the Debian '
+    'package dataset-fashion-mnist installs them at '
+    '/usr/share/datasets/fashion-mnist) - mnist/fashion_mnist only - or set '
+    '`dataset.data_dir` to a TFDS data_dir in which the dataset has been '
+    'prepared already (tfds build / tfds.load on a machine with internet).')
+_PAD = 4  # Random-crop padding (pixels) of the CIFAR augmentation.
+_MAX_EPOCHS = 1 << 31  # "Forever".
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Data:
+  """A dataset in memory: uint8 NHWC images and int64 labels."""
+  name: str
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+  mean: tuple
+  std: tuple
+  batch_size: int
+  augment: bool
+
+  @property
+  def input_shape(self):
+    """(H, W, C) of one image."""
+    return tuple(int(d) for d in self.x_train.shape[1:])
+
+  @property
+  def steps_per_epoch(self):
+    return max(1, len(self.x_train) // self.batch_size)
+
+
+def _check_int(setting, value, low):
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise ConfigError(setting, f'expected an integer >= {low}, got {value!r}')
+  if value < low:
+    raise ConfigError(setting, f'{value!r} is out of range; valid: an integer '
+                      f'>= {low}')
+  return int(value)
+
+
+# ---------------------------------------------------------------- IDX files
+
+
+def _read_idx(path, expected_ndim, setting='dataset.idx_dir'):
+  """Parses one gzipped IDX file of unsigned bytes into a numpy array."""
+  try:
+    with gzip.open(path, 'rb') as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise ConfigError(setting, f'cannot read {path}: {e}') from None
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+    raise ConfigError(setting, f'{path} is not an IDX file (bad magic number)')
+  if raw[2] != 0x08:
+    raise ConfigError(setting, f'{path}: IDX data type 0x{raw[2]:02x} is not '
+                      'supported; expected 0x08 (unsigned byte)')
+  ndim = raw[3]
+  if ndim != expected_ndim:
+    raise ConfigError(setting, f'{path}: magic number says {ndim} dimensions, '
+                      f'expected {expected_ndim} (magic 0x0000080'
+                      f'{expected_ndim})')
+  header = 4 + 4 * ndim
+  dims = tuple(int(d) for d in np.frombuffer(raw, '>u4', ndim, offset=4))
+  size = int(np.prod(dims))
+  if len(raw) - header != size:
+    raise ConfigError(setting, f'{path}: header says shape {dims} '
+                      f'({size} bytes) but the file holds {len(raw) - header}')
+  return np.frombuffer(raw, np.uint8, size, offset=header).reshape(dims)
+
+
+def _load_idx(idx_dir):
+  if not os.path.isdir(idx_dir):
+    raise ConfigError(
+        'dataset.idx_dir', f'directory {idx_dir!r} does not exist; it must '
+        'hold the MNIST-format IDX files ' + ', '.join(IDX_FILES))
+  missing = [os.path.join(idx_dir, f) for f in IDX_FILES
+             if not os.path.isfile(os.path.join(idx_dir, f))]
+  if missing:
+    raise ConfigError(
+        'dataset.idx_dir', 'missing ' + ', '.join(missing) + '; the directory '
+        'must hold the MNIST-format IDX files ' + ', '.join(IDX_FILES))
+  arrays = []
+  for fname in IDX_FILES:
+    a = _read_idx(os.path.join(idx_dir, fname), 3 if 'images' in fname else 1)
+    arrays.append(a)
+  x_train, y_train, x_test, y_test = arrays
+  for x, y, split in ((x_train, y_train, 'train'), (x_test, y_test, 't10k')):
+    if len(x) != len(y):
+      raise ConfigError('dataset.idx_dir', f'{split}: {len(x)} images but '
+                        f'{len(y)} labels in {idx_dir}')
+  return (x_train[..., None], y_train.astype(np.int64),
+          x_test[..., None], y_test.astype(np.int64))
+
+
+# ---------------------------------------------------------------- TFDS
+
+
+def _load_tfds(name, data_dir):
+  """Loads train and test of a TFDS dataset as numpy arrays.
+
+  With `data_dir` given the dataset must be prepared there already (no
+  download, so an empty or wrong data_dir fails at once instead of waiting on
+  the network); without it TFDS may download into its default directory.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(tfds.load(
+        name, split=['train', 'test'], batch_size=-1, as_supervised=True,
+        data_dir=data_dir, download=data_dir is None))
+  except Exception as e:  # pylint: disable=broad-except
+    where = (f'from data_dir {data_dir!r} (no download is tried when '
+             '`dataset.data_dir` is set)' if data_dir else
+             '(download failed; is the machine offline?)')
+    msg = str(e).strip().splitlines()[0].rstrip('.') if str(e).strip() else ''
+    raise ConfigError(
+        'dataset.name', f'TFDS could not load or download {name!r} {where}: '
+        f'{type(e).__name__}: {msg[:300]}. ' + _OFFLINE_HELP) from e
+  return (np.asarray(x_train, np.uint8), np.asarray(y_train, np.int64),
+          np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _channel_stats(x, chunk=4096):
+  """Per-channel mean and std of uint8 NHWC images, in pixel units."""
+  c = x.shape[-1]
+  s = np.zeros(c, np.float64)
+  s2 = np.zeros(c, np.float64)
+  for i in range(0, len(x), chunk):
+    part = x[i:i + chunk].reshape(-1, c).astype(np.float64)
+    s += part.sum(0)
+    s2 += np.square(part).sum(0)
+  count = x.size // c
+  mean = s / count
+  std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
+  std = np.where(std > 0, std, 1.0)
+  return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+@gin.configurable('dataset')
+def load_dataset(name='mnist', idx_dir=None, data_dir=None,
+                 max_train_examples=None, validation_examples=5000,
+                 batch_size=60, augment=None, normalize='standard',
+                 split_seed=0):
+  """Loads a dataset into memory and splits a validation set off train.
+
+  Args:
+    name: 'mnist', 'fashion_mnist', 'cifar10' or 'cifar100'.
+    idx_dir: directory of the four MNIST-format IDX .gz files (mnist and
+      fashion_mnist only); when set TFDS is not used.
+    data_dir: TFDS data_dir holding the prepared dataset (no download then).
+    max_train_examples: keep only the first N training examples (after the
+      validation holdout); None keeps all.
+    validation_examples: number of examples held out of the TRAIN split for
+      validation, chosen by a permutation seeded with `split_seed`. 0 means
+      no validation set.
+    batch_size: training batch size.
+    augment: random crop (4 px padding) + horizontal flip; None means True
+      for cifar10/cifar100 and False for mnist/fashion_mnist.
+    normalize: 'standard' (per-channel mean/std of the training images),
+      'unit' (x / 255) or 'none'. Only recorded in `Data.mean`/`Data.std`; the
+      model's first layer applies it.
+    split_seed: seed of the holdout permutation (independent of the training
+      seed so that the validation set is fixed).
+
+  Returns:
+    A `Data`.
+  """
+  check_choice('dataset.name', name, DATASETS)
+  check_choice('dataset.normalize', normalize, NORMALIZE)
+  batch_size = _check_int('dataset.batch_size', batch_size, 1)
+  validation_examples = _check_int('dataset.validation_examples',
+                                   validation_examples, 0)
+  split_seed = _check_int('dataset.split_seed', split_seed, 0)
+  if max_train_examples is not None:
+    max_train_examples = _check_int('dataset.max_train_examples',
+                                    max_train_examples, 1)
+  if augment is not None and not isinstance(augment, (bool, np.bool_)):
+    raise ConfigError('dataset.augment',
+                      f'expected True, False or None (auto), got {augment!r}')
+
+  if idx_dir is not None:
+    if name not in IDX_DATASETS:
+      raise ConfigError(
+          'dataset.idx_dir', f'IDX files are only supported for '
+          f'{", ".join(IDX_DATASETS)}, not {name!r}; unset dataset.idx_dir '
+          'to load it with TFDS')
+    x_train, y_train, x_test, y_test = _load_idx(os.fspath(idx_dir))
+  else:
+    x_train, y_train, x_test, y_test = _load_tfds(name, data_dir)
+
+  n = len(x_train)
+  if validation_examples >= n:
+    raise ConfigError(
+        'dataset.validation_examples', f'{validation_examples} must be less '
+        f'than the number of training examples ({n})')
+  perm = np.random.RandomState(split_seed).permutation(n)
+  val_idx = np.sort(perm[:validation_examples])
+  train_idx = np.sort(perm[validation_examples:])
+  x_val, y_val = x_train[val_idx], y_train[val_idx]
+  x_train, y_train = x_train[train_idx], y_train[train_idx]
+  if max_train_examples is not None:
+    x_train = x_train[:max_train_examples]
+    y_train = y_train[:max_train_examples]
+  if batch_size > len(x_train):
+    raise ConfigError(
+        'dataset.batch_size', f'{batch_size} is larger than the number of '
+        f'training examples ({len(x_train)})')
+
+  channels = x_train.shape[-1]
+  if normalize == 'standard':
+    mean, std = _channel_stats(x_train)
+  elif normalize == 'unit':
+    mean, std = (0.0,) * channels, (255.0,) * channels
+  else:
+    mean, std = (0.0,) * channels, (1.0,) * channels
+  if augment is None:
+    augment = name in ('cifar10', 'cifar100')
+
+  return Data(
+      name=name,
+      x_train=np.ascontiguousarray(x_train), y_train=y_train,
+      x_val=np.ascontiguousarray(x_val), y_val=y_val,
+      x_test=np.ascontiguousarray(x_test), y_test=y_test,
+      num_classes=NUM_CLASSES[name], mean=mean, std=std,
+      batch_size=batch_size, augment=bool(augment))
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+def _augment(x, seed):
+  """Random crop with `_PAD` px zero padding + random horizontal flip.
+
+  `x` is a float32 batch (B, H, W, C); `seed` a shape-[2] int64 key. Every
+  image gets its own offsets and flip, all from stateless ops.
+  """
+  shape = tf.shape(x)
+  b, h, w = shape[0], shape[1], shape[2]
+  crop_seed, flip_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 2))
+  offsets = tf.random.stateless_uniform(
+      [b, 2], crop_seed, minval=0, maxval=2 * _PAD + 1, dtype=tf.int32)
+  flip = tf.random.stateless_uniform([b], flip_seed) < 0.5
+  padded = tf.pad(x, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
+  rows = offsets[:, :1] + tf.range(h)[None, :]  # (B, H)
+  cols = offsets[:, 1:] + tf.range(w)[None, :]  # (B, W)
+  cols = tf.where(flip[:, None], tf.reverse(cols, [1]), cols)
+  x = tf.gather(padded, rows, axis=1, batch_dims=1)  # (B, H, W+2P, C)
+  return tf.gather(x, cols, axis=2, batch_dims=1)  # (B, H, W, C)
+
+
+def _options():
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  options.deterministic = True
+  return options
+
+
+def train_dataset(data, seed, start_step=0, global_batch_size=None):
+  """An endless dataset of training batches, deterministic by global step.
+
+  The batch for global step `s` is, with `spe = len(x_train) // B`, the slice
+  `[i*B:(i+1)*B]` (i = s % spe) of the permutation
+  `stateless_shuffle(range(n), seed=[seed, s // spe])` (the remainder of each
+  epoch is dropped), and its augmentation is seeded with (seed, s). So
+  `train_dataset(d, seed, start_step=k)` yields exactly batches k, k+1, ... of
+  `train_dataset(d, seed)`.
+
+  Args:
+    data: a `Data`.
+    seed: int; the training seed.
+    start_step: the global step of the first batch.
+    global_batch_size: batch size (over all replicas); default
+      `data.batch_size`.
+
+  Returns:
+    A `tf.data.Dataset` of (x float32 raw pixels (B, H, W, C), y int32 (B,)).
+  """
+  seed = _check_int('seed', seed, 0)
+  start_step = _check_int('start_step', start_step, 0)
+  b = data.batch_size if global_batch_size is None else _check_int(
+      'global_batch_size', global_batch_size, 1)
+  n = len(data.x_train)
+  if b > n:
+    raise ConfigError('dataset.batch_size', f'{b} is larger than the number '
+                      f'of training examples ({n})')
+  spe = n // b
+  x_all = tf.constant(data.x_train)
+  y_all = tf.constant(data.y_train.astype(np.int32))
+  seed_t = tf.constant(seed, tf.int64)
+
+  def epoch_batches(epoch):
+    perm = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, epoch]))
+    idx = tf.reshape(perm[:spe * b], [spe, b])
+    steps = epoch * spe + tf.range(spe, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices((steps, idx))
+
+  augment = data.augment
+
+  def make_batch(step, idx):
+    x = tf.cast(tf.gather(x_all, idx), tf.float32)
+    y = tf.gather(y_all, idx)
+    if augment:
+      x = _augment(x, tf.stack([seed_t, step]))
+    return x, y
+
+  ds = tf.data.Dataset.range(start_step // spe, _MAX_EPOCHS)
+  ds = ds.flat_map(epoch_batches).skip(start_step % spe)
+  ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def eval_dataset(x, y, batch_size=1000):
+  """A finite dataset of (x float32 raw pixels, y int32) batches."""
+  batch_size = _check_int('batch_size', batch_size, 1)
+  ds = tf.data.Dataset.from_tensor_slices(
+      (np.asarray(x), np.asarray(y).astype(np.int32)))
+  ds = ds.batch(batch_size).cache()
+  ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def calibration_images(data, n=300):
+  """The first `n` training images as float32 raw pixels (N, H, W, C)."""
+  n = _check_int('n', n, 1)
+  return data.x_train[:n].astype(np.float32)
