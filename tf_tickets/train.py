@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tf_tickets import experiment
 from tf_tickets import lottery  # noqa: F401  (registers gin configurables)
+from tf_tickets import sparse_training  # noqa: F401
 from tf_tickets import training
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
@@ -130,8 +131,9 @@ def start_run(run_dir):
     training.atomic_write_text(stamp, json.dumps(
         dict(bindings=_bindings(), fingerprint=fingerprint()), indent=1,
         sort_keys=True))
-  training.atomic_write_text(os.path.join(run_dir, 'config.gin'),
-                             gin.config_str())
+  if not os.path.exists(os.path.join(run_dir, 'config.gin')):
+    training.atomic_write_text(os.path.join(run_dir, 'config.gin'),
+                               gin.config_str())
 
 
 def main(argv):
@@ -160,7 +162,9 @@ def main(argv):
     print(f'results: {os.path.join(run_dir, "results.csv")}', flush=True)
   except TicketsError as e:
     sys.stderr.flush()
-    print(f'error: {e}', file=sys.stderr, flush=True)
+    # gin appends 'In call to configurable ...' lines; the first line says it.
+    message = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+    print(f'error: {message}', file=sys.stderr, flush=True)
     sys.exit(1)
 
 

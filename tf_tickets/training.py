@@ -323,6 +323,14 @@ class Hook:
   repeats what an uninterrupted one does.
   """
 
+  def state(self, trainer):
+    """Trackable state of the hook (e.g. a tf.Module of variables) that a
+    resumed run needs, or None. Called once when the trainer is built, in
+    the strategy scope; it is saved in every checkpoint and restored before
+    `begin`."""
+    del trainer
+    return None
+
   def begin(self, trainer):
     """Before the first step (also after a resume)."""
 
@@ -377,9 +385,12 @@ class Trainer:
                                   aggregation=tf.VariableAggregation.SUM)
       self.loss_count = tf.Variable(0.0, trainable=False,
                                     aggregation=tf.VariableAggregation.SUM)
+      hook_state = {f'hook_{i}': s for i, s in
+                    enumerate(h.state(self) for h in self.hooks)
+                    if s is not None}
     self.checkpoint = tf.train.Checkpoint(
         model=model, optimizer=self.optimizer, step=self.step_var,
-        wall=self.wall_var, best=self.best)
+        wall=self.wall_var, best=self.best, **hook_state)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(net_dir, 'checkpoints'), max_to_keep=2)
     self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
@@ -422,7 +433,7 @@ class Trainer:
       self.optimizer.apply_gradients(zip(grads, variables))
       self.loss_sum.assign_add(loss)
       self.loss_count.assign_add(
-          1.0 / self.strategy.num_replicas_in_sync)
+          tf.constant(1.0 / self.strategy.num_replicas_in_sync))
       return grads if with_grads else None
 
     @tf.function
@@ -498,6 +509,8 @@ class Trainer:
     """Trains to `schedule.steps` (resuming if possible) and evaluates."""
     sched = self.schedule
     start = self.restore()
+    if callable(self.writer):  # created only once the checkpoint is good
+      self.writer = self.writer()
     if start:
       logging.info('%s: resuming at step %d of %d', self.net_dir, start,
                    sched.steps)
@@ -594,6 +607,12 @@ class Trainer:
     return result
 
 
+def is_finished(net_dir):
+  """True if the network in `net_dir` is trained (final weights + result)."""
+  return (os.path.exists(os.path.join(net_dir, 'result.json'))
+          and os.path.exists(os.path.join(net_dir, 'final')))
+
+
 def train_network(model, data, config, strategy, net_dir, hooks=(),
                   writer=None, quiet=False, extra=None, learning_rate=None):
   """Trains one network in `net_dir` unless it is finished already.
@@ -612,13 +631,17 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
   """
   result_path = os.path.join(net_dir, 'result.json')
   final_dir = os.path.join(net_dir, 'final')
-  if os.path.exists(result_path) and os.path.exists(final_dir):
+  if is_finished(net_dir):
     load_weights(model, final_dir)
     return read_json(result_path)
   os.makedirs(net_dir, exist_ok=True)
   trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
                     writer=writer, quiet=quiet, learning_rate=learning_rate)
-  result = trainer.fit()
+  try:
+    result = trainer.fit()
+  finally:
+    if trainer.writer is not None and not callable(trainer.writer):
+      trainer.writer.close()
   result.update(extra or {})
   save_weights(model, final_dir)
   atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True))

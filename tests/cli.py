@@ -1,0 +1,50 @@
+"""Helpers to run the entrypoints as a user would, on the fixture data."""
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(REPO, 'tests', 'data', 'fashion_mnist_small')
+
+# Small and fast: the fixture, 500 validation examples, few steps.
+FIXTURE_PARAMS = (
+    "dataset.name = 'fashion_mnist'",
+    f"dataset.idx_dir = '{FIXTURE}'",
+    'dataset.validation_examples = 500',
+)
+
+
+def env():
+  e = dict(os.environ)
+  e['PYTHONPATH'] = REPO + os.pathsep + e.get('PYTHONPATH', '')
+  e['TF_CPP_MIN_LOG_LEVEL'] = '3'
+  e['CUDA_VISIBLE_DEVICES'] = ''
+  return e
+
+
+def command(module, gin_files=(), params=(), *flags):
+  cmd = [sys.executable, '-m', module]
+  cmd += [f'--gin_file={os.path.join(REPO, f)}' if not os.path.isabs(f)
+          else f'--gin_file={f}' for f in gin_files]
+  cmd += [f'--gin_param={p}' for p in params]
+  cmd += list(flags)
+  return cmd
+
+
+def run(module, gin_files=(), params=(), *flags, cwd=None, timeout=600):
+  """Runs `python -m module ...`; returns the CompletedProcess."""
+  return subprocess.run(command(module, gin_files, params, *flags), cwd=cwd,
+                        env=env(), capture_output=True, text=True,
+                        timeout=timeout, check=False)
+
+
+def train(gin_files=('gin/lenet_imp.gin',), params=(), *flags, **kw):
+  return run('tf_tickets.train', gin_files, FIXTURE_PARAMS + tuple(params),
+             *flags, **kw)
+
+
+def last_line(proc):
+  lines = [l for l in (proc.stderr.strip() + '\n' + proc.stdout.strip()
+                       ).splitlines() if l.strip()]
+  errors = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+  return errors[-1] if errors else (lines[-1] if lines else '')

@@ -1,0 +1,272 @@
+"""The training entrypoint end to end: run dirs, resume after SIGKILL, errors."""
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tf_tickets import experiment
+from tf_tickets import lottery  # noqa: F401  (gin configurables)
+from tf_tickets import pruning
+from tf_tickets import training
+
+
+def rows(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def snapshot(directory):
+  """{relative path: (size, mtime_ns)} of every file below `directory`."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      p = os.path.join(root, name)
+      st = os.stat(p)
+      out[os.path.relpath(p, directory)] = (st.st_size, st.st_mtime_ns)
+  return out
+
+
+# -- pure helpers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize('value,expected', [
+    (500, 500), ('500', 500), ('500it', 500), ('2ep', 200), ('0.5ep', 50),
+    (' 3 it ', 3)])
+def test_parse_steps(value, expected):
+  assert training.parse_steps(value, 100) == expected
+
+
+@pytest.mark.parametrize('value', ['x', '5 epochs', -1, '1.5it', True])
+def test_parse_steps_errors(value):
+  with pytest.raises(tt.ConfigError, match='training.steps'):
+    training.parse_steps(value, 100)
+
+
+def test_learning_rate_schedules():
+  lr = training.LearningRate(0.1, 'step', 100, milestones=(50, 75), gamma=0.1)
+  assert [round(lr.value(s), 6) for s in (0, 49, 50, 74, 75, 99)] == [
+      0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+  cos = training.LearningRate(1.0, 'cosine', 100)
+  assert cos.value(0) == pytest.approx(1.0)
+  assert cos.value(50) == pytest.approx(0.5, abs=1e-6)
+  assert cos.value(100) == pytest.approx(0.0, abs=1e-6)
+  warm = training.LearningRate(1.0, 'constant', 100, warmup=10)
+  assert warm.value(0) == pytest.approx(0.1)
+  assert warm.value(4) == pytest.approx(0.5)
+  assert warm.value(20) == pytest.approx(1.0)
+
+
+def test_steps_multiplier_scales_schedule():
+  config = training.TrainingConfig(steps='2ep', lr_milestones=('1ep',),
+                                   warmup_steps=10, steps_multiplier=2.0)
+  s = training.resolve_schedule(config, steps_per_epoch=50)
+  assert (s.steps, s.milestones, s.warmup) == (200, (100,), 20)
+
+
+# -- in-process training ------------------------------------------------------
+
+
+def _bind(params):
+  gin.parse_config(list(cli.FIXTURE_PARAMS) + list(params))
+
+
+def test_mirrored_training_keeps_invariants(tmp_path):
+  """A short lottery run under MirroredStrategy on two logical CPUs."""
+  _bind(["training.strategy = 'mirrored'", 'training.steps = 12',
+         'training.eval_every = 6', 'lottery.levels = 1',
+         "training.optimizer = 'adamw'", 'training.weight_decay = 0.01',
+         'dataset.max_train_examples = 600'])
+  result = experiment.run(str(tmp_path / 'run'), kind='lottery', quiet=True)
+  assert [r['level'] for r in result] == [0, 1]
+  strategy = tf.distribute.MirroredStrategy()
+  assert strategy.num_replicas_in_sync == 2
+  # Rebuild level 1 under the strategy and check every replica's copy.
+  ctx = experiment.Context(str(tmp_path / 'run'), None, None, strategy)
+  with strategy.scope():
+    from tf_tickets import data as data_lib  # pylint: disable=g-import-not-at-top
+    from tf_tickets import models  # pylint: disable=g-import-not-at-top
+    data = data_lib.load_dataset()
+    model = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                       num_classes=10))
+  del ctx
+  training.load_weights(model, str(tmp_path / 'run' / 'level_1' / 'final'))
+  for wr in tt.wrapper.wrappers(model):
+    for w, m in zip(wr.prunable_weights, wr.masks):
+      for w_rep, m_rep in zip(w.values, m.values):
+        assert np.all(w_rep.numpy()[m_rep.numpy() == 0] == 0.0)
+      np.testing.assert_array_equal(m.values[0].numpy(), m.values[1].numpy())
+  assert result[1]['density'] == pytest.approx(
+      tt.sparsity_report(model)['density'])
+
+
+# -- the CLI --------------------------------------------------------------------
+
+FAST = ('training.steps = 30', 'training.eval_every = 10',
+        'lottery.levels = 0')
+
+
+def test_cli_dense_run_directory(tmp_path):
+  out = tmp_path / 'run'
+  proc = cli.train(('gin/lenet_dense.gin',), FAST, f'--output_dir={out}',
+                   '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in ('operative_config.gin', 'config.gin', 'results.csv',
+               'level_0/final/weights.index', 'level_0/result.json'):
+    assert (out / name).exists(), name
+  assert glob.glob(str(out / 'level_0' / 'events.out.tfevents.*'))
+  (row,) = rows(out / 'results.csv')
+  assert row['level'] == '0' and float(row['density']) == 1.0
+  assert 0.3 < float(row['test_accuracy']) <= 1.0
+  assert int(row['early_stop_step']) in (0, 10, 20, 30)
+  assert float(row['wall_time']) > 0
+  operative = (out / 'operative_config.gin').read_text()
+  assert "model.name = 'lenet_300_100'" in operative
+  assert 'training.learning_rate = 0.0012' in operative
+  assert 'training.steps = 30' in operative
+
+
+def test_cli_default_run_dir_and_no_redo(tmp_path):
+  proc = cli.train(('gin/lenet_dense.gin',), FAST, '--quiet', cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  (run_dir,) = glob.glob(str(tmp_path / 'runs' / 'lenet_dense-*'))
+  assert f'run directory: runs/{os.path.basename(run_dir)}' in proc.stdout
+  before = snapshot(os.path.join(run_dir, 'level_0'))
+  again = cli.train(('gin/lenet_dense.gin',), FAST, '--quiet', cwd=tmp_path)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert glob.glob(str(tmp_path / 'runs' / 'lenet_dense-*')) == [run_dir]
+  assert snapshot(os.path.join(run_dir, 'level_0')) == before
+
+
+def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
+  params = ('training.steps = 600', 'training.eval_every = 200',
+            'training.checkpoint_every = 25', 'lottery.levels = 0',
+            'dataset.max_train_examples = 1200')
+  killed = tmp_path / 'killed'
+  proc = subprocess.Popen(
+      cli.command('tf_tickets.train', ('gin/lenet_dense.gin',),
+                  cli.FIXTURE_PARAMS + params, f'--output_dir={killed}',
+                  '--quiet'), env=cli.env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL, cwd=cli.REPO)
+  ckpt_dir = killed / 'level_0' / 'checkpoints'
+  deadline = time.time() + 240
+  while time.time() < deadline:
+    if len(glob.glob(str(ckpt_dir / 'ckpt-*.index'))) >= 1:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed / 'level_0' / 'result.json').exists(), (
+      'the run finished before it was killed; make it longer')
+  resumed = cli.train(('gin/lenet_dense.gin',), params,
+                      f'--output_dir={killed}', '--quiet')
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  straight = tmp_path / 'straight'
+  ref = cli.train(('gin/lenet_dense.gin',), params,
+                  f'--output_dir={straight}', '--quiet')
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  a = tf.train.load_checkpoint(str(killed / 'level_0' / 'final' / 'weights'))
+  b = tf.train.load_checkpoint(str(straight / 'level_0' / 'final' / 'weights'))
+  names = [n for n, _ in tf.train.list_variables(
+      str(straight / 'level_0' / 'final' / 'weights'))
+           if 'OBJECT_GRAPH' not in n]
+  assert names
+  for n in names:
+    np.testing.assert_array_equal(a.get_tensor(n), b.get_tensor(n), err_msg=n)
+  ra = json.loads((killed / 'level_0' / 'result.json').read_text())
+  rb = json.loads((straight / 'level_0' / 'result.json').read_text())
+  assert ra['test_accuracy'] == rb['test_accuracy']
+  assert ra['early_stop_step'] == rb['early_stop_step']
+
+
+@pytest.mark.parametrize('params,expect', [
+    (("model.name = 'lenet_9000'",), 'model.name'),
+    (("dataset.name = 'imagenet21k'",), 'dataset.name'),
+    (("dataset.idx_dir = '/nonexistent/dir'",), 'dataset.idx_dir'),
+    (('lottery.pruning_fraction = 1.5',), 'lottery.pruning_fraction'),
+    (("lottery.rewind = 'yesterday'",), 'lottery.rewind'),
+    (("training.optimizer = 'adagrad9'",), 'training.optimizer'),
+    (('training.steps = -5',), 'training.steps'),
+    (('lottery.levels = 2', 'lottery.layer_fractions = {"output": -0.1}'),
+     'lottery.layer_fractions'),
+    (('this is not gin',), 'gin config'),
+    (('training.no_such_setting = 3',), 'no_such_setting'),
+])
+def test_cli_bad_input_one_line_error(tmp_path, params, expect):
+  proc = cli.train(('gin/lenet_imp.gin',), FAST + params,
+                   f'--output_dir={tmp_path / "run"}', '--quiet')
+  assert proc.returncode != 0
+  line = cli.last_line(proc)
+  assert line.startswith('error: '), proc.stderr[-3000:]
+  assert expect in line
+  assert 'Traceback' not in proc.stderr
+
+
+def test_cli_missing_and_broken_gin_files(tmp_path):
+  proc = cli.run('tf_tickets.train', (str(tmp_path / 'nope.gin'),), (),
+                 '--quiet')
+  assert proc.returncode != 0
+  assert cli.last_line(proc).startswith('error: --gin_file')
+  bad = tmp_path / 'bad.gin'
+  bad.write_text("training.steps = = 3\n")
+  proc = cli.run('tf_tickets.train', (str(bad),), (), '--quiet')
+  assert proc.returncode != 0
+  line = cli.last_line(proc)
+  assert line.startswith('error: ') and 'bad.gin' in line
+
+
+def test_cli_protects_existing_run_dirs(tmp_path):
+  out = tmp_path / 'run'
+  proc = cli.train(('gin/lenet_dense.gin',), FAST, f'--output_dir={out}',
+                   '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  before = snapshot(out)
+  # A different configuration may not write into this run.
+  other = cli.train(('gin/lenet_dense.gin',),
+                    FAST + ('training.learning_rate = 0.1',),
+                    f'--output_dir={out}', '--quiet')
+  assert other.returncode != 0
+  assert 'training.learning_rate' in cli.last_line(other)
+  assert snapshot(out) == before
+  # A directory that is not a run is refused too.
+  stranger = tmp_path / 'stranger'
+  stranger.mkdir()
+  (stranger / 'notes.txt').write_text('mine')
+  proc = cli.train(('gin/lenet_dense.gin',), FAST,
+                   f'--output_dir={stranger}', '--quiet')
+  assert proc.returncode != 0 and 'output_dir' in cli.last_line(proc)
+  assert os.listdir(stranger) == ['notes.txt']
+
+
+def test_cli_corrupt_checkpoint_is_reported_not_destroyed(tmp_path):
+  out = tmp_path / 'run'
+  params = ('training.steps = 50', 'training.checkpoint_every = 10',
+            'lottery.levels = 0')
+  proc = cli.train(('gin/lenet_dense.gin',), params, f'--output_dir={out}',
+                   '--quiet')
+  assert proc.returncode == 0
+  # Make the run unfinished again with a corrupt checkpoint.
+  level = out / 'level_0'
+  (level / 'result.json').unlink()
+  ckpts = level / 'checkpoints'
+  ckpts.mkdir()
+  (ckpts / 'checkpoint').write_text(
+      'model_checkpoint_path: "ckpt-10"\nall_model_checkpoint_paths: "ckpt-10"\n')
+  (ckpts / 'ckpt-10.index').write_bytes(b'garbage')
+  (ckpts / 'ckpt-10.data-00000-of-00001').write_bytes(b'garbage')
+  before = snapshot(out)
+  proc = cli.train(('gin/lenet_dense.gin',), params, f'--output_dir={out}',
+                   '--quiet')
+  assert proc.returncode != 0
+  line = cli.last_line(proc)
+  assert line.startswith('error: ') and 'ckpt-10' in line, proc.stderr[-2000:]
+  assert snapshot(out) == before
