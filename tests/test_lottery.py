@@ -1,0 +1,221 @@
+"""IMP levels: exact densities, rewinding, branches, extension, resume."""
+import glob
+import os
+import signal
+import subprocess
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tf_tickets import models
+from tf_tickets import pruning
+from tf_tickets import experiment
+from tf_tickets import lottery
+from tf_tickets import training
+
+BASE = ('training.steps = 20', 'training.eval_every = 10',
+        'dataset.max_train_examples = 600', 'experiment.quiet = True')
+
+
+def run(run_dir, *params):
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
+  return experiment.run(str(run_dir))
+
+
+def variables(path):
+  """{checkpoint key: array} of a saved weights directory (no optimizer)."""
+  prefix = os.path.join(path, 'weights')
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name, _ in tf.train.list_variables(prefix)
+          if 'OBJECT_GRAPH' not in name and 'optimizer' not in name}
+
+
+def layer_vars(path, layer='fc1'):
+  """(kernel, mask, initial, rewind) of a wrapped layer in saved weights."""
+  model = tt.wrap(models.build_model(name='lenet_300_100',
+                                     input_shape=(28, 28, 1), num_classes=10))
+  training.load_weights(model, path)
+  return tuple(
+      pruning.get_weights(model, which)[layer] if which != 'mask'
+      else pruning.get_masks(model)[layer]
+      for which in ('weights', 'mask', 'initial', 'rewind'))
+
+
+@pytest.fixture(scope='module')
+def imp_run(tmp_path_factory):
+  d = tmp_path_factory.mktemp('imp') / 'run'
+  rows = run(d, 'lottery.levels = 3')
+  return d, rows
+
+
+def test_exact_per_level_densities(imp_run):
+  _, rows = imp_run
+  sizes = {'fc1': 784 * 300, 'fc2': 300 * 100, 'output': 100 * 10}
+  remaining = dict(sizes)
+  for level, row in enumerate(rows):
+    assert row['level'] == level
+    if level:
+      for k in remaining:
+        rate = 0.1 if k == 'output' else 0.2
+        remaining[k] -= int(round(rate * remaining[k]))
+    for k, n in sizes.items():
+      assert row['layer_density'][k] == remaining[k] / n
+    assert row['active_weights'] == sum(remaining.values())
+    assert row['density'] == sum(remaining.values()) / sum(sizes.values())
+
+
+def test_start_weights_equal_init_times_mask(imp_run):
+  d, _ = imp_run
+  theta0 = layer_vars(os.path.join(d, 'level_0', 'start'), 'fc1')[2]
+  for level in range(4):
+    kernel, mask, init, _ = layer_vars(os.path.join(d, f'level_{level}',
+                                                    'start'), 'fc1')
+    np.testing.assert_array_equal(init, theta0)
+    np.testing.assert_array_equal(kernel, init * mask)
+    final_kernel, final_mask, _, _ = layer_vars(
+        os.path.join(d, f'level_{level}', 'final'), 'fc1')
+    np.testing.assert_array_equal(final_mask, mask)
+    assert np.all(final_kernel[mask == 0] == 0.0)
+    if level:
+      prev_final = layer_vars(os.path.join(d, f'level_{level - 1}', 'final'),
+                              'fc1')[0]
+      prev_mask = layer_vars(os.path.join(d, f'level_{level - 1}', 'final'),
+                             'fc1')[1]
+      # The new mask keeps the largest trained weights of the last level.
+      kept = np.abs(prev_final[(mask == 1)])
+      dropped = np.abs(prev_final[(mask == 0) & (prev_mask == 1)])
+      assert kept.min() >= dropped.max()
+
+
+def test_results_csv_has_a_row_per_level(imp_run):
+  d, _ = imp_run
+  rows = experiment.read_results(os.path.join(d, 'results.csv'))
+  assert [r['level'] for r in rows] == ['0', '1', '2', '3']
+  for r in rows:
+    for col in ('density', 'test_accuracy', 'early_stop_step',
+                'early_stop_test_accuracy', 'wall_time', 'density/fc1'):
+      assert r[col] != ''
+
+
+def test_extending_levels_keeps_finished_levels(imp_run, tmp_path):
+  d, _ = imp_run
+  import shutil  # pylint: disable=g-import-not-at-top
+  ext = tmp_path / 'ext'
+  shutil.copytree(d, ext)
+  stamps = {p: os.stat(p).st_mtime_ns
+            for p in glob.glob(str(ext / 'level_*' / '**'), recursive=True)
+            if os.path.isfile(p)}
+  rows = run(ext, 'lottery.levels = 4')
+  assert [r['level'] for r in rows] == [0, 1, 2, 3, 4]
+  for p, t in stamps.items():
+    assert os.stat(p).st_mtime_ns == t, f'{p} was rewritten'
+  assert (ext / 'level_4' / 'final').exists()
+
+
+def test_late_rewinding_uses_theta_k(tmp_path):
+  rows = run(tmp_path / 'late', 'lottery.levels = 1', "lottery.rewind = '7it'")
+  assert rows[1]['rewind'] == '7it'
+  start = os.path.join(tmp_path, 'late', 'level_1', 'start')
+  kernel, mask, init, rewind = layer_vars(start, 'fc1')
+  assert not np.array_equal(rewind, init)
+  np.testing.assert_array_equal(kernel, rewind * mask)
+  # theta_k is exactly the dense network after 7 steps of the same run.
+  run(tmp_path / 'seven', 'training.steps = 7', "experiment.kind = 'dense'")
+  k7 = layer_vars(os.path.join(tmp_path, 'seven', 'level_0', 'final'),
+                  'fc1')[0]
+  np.testing.assert_array_equal(rewind, k7)
+
+
+@pytest.mark.parametrize('mode', ['none', 'lr'])
+def test_finetune_and_lr_rewinding_start_from_trained_weights(tmp_path, mode):
+  rows = run(tmp_path / mode, 'lottery.levels = 1', f"lottery.rewind = '{mode}'",
+             'lottery.finetune_learning_rate = 1e-4')
+  final0 = layer_vars(os.path.join(tmp_path, mode, 'level_0', 'final'),
+                      'fc1')[0]
+  kernel, mask, _, _ = layer_vars(
+      os.path.join(tmp_path, mode, 'level_1', 'start'), 'fc1')
+  np.testing.assert_array_equal(kernel, final0 * mask)
+  assert rows[1]['density'] < 1.0
+
+
+def test_branches(imp_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  d = tmp_path / 'run'
+  shutil.copytree(imp_run[0], d)
+  reinit = run(d, 'lottery.levels = 3', "lottery.branch = 'random_reinit'")
+  prune = run(d, 'lottery.levels = 3', "lottery.branch = 'random_prune'")
+  for branch, rows in (('random_reinit', reinit), ('random_prune', prune)):
+    assert os.path.exists(d / f'branch_{branch}' / 'results.csv')
+    branch_rows = [r for r in rows if r['branch'] == branch]
+    assert [r['level'] for r in branch_rows] == [1, 2, 3]
+  for level in (1, 2, 3):
+    t_kernel, t_mask, t_init, _ = layer_vars(
+        os.path.join(d, f'level_{level}', 'start'), 'fc1')
+    # random_reinit: same mask, a fresh initialisation.
+    k, m, init, _ = layer_vars(
+        os.path.join(d, 'branch_random_reinit', f'level_{level}', 'start'),
+        'fc1')
+    np.testing.assert_array_equal(m, t_mask)
+    assert not np.allclose(init, t_init)
+    assert np.std(init) == pytest.approx(np.std(t_init), rel=0.05)
+    np.testing.assert_array_equal(k, init * m)
+    # random_prune: same count, a different mask, the ticket's theta_0.
+    k, m, init, _ = layer_vars(
+        os.path.join(d, 'branch_random_prune', f'level_{level}', 'start'),
+        'fc1')
+    assert m.sum() == t_mask.sum()
+    assert not np.array_equal(m, t_mask)
+    np.testing.assert_array_equal(init, t_init)
+    np.testing.assert_array_equal(k, t_init * m)
+
+
+def test_bad_lottery_settings():
+  with pytest.raises(ValueError, match='lottery.branch'):
+    lottery.lottery_config(branch='random')
+  with pytest.raises(ValueError, match='lottery.levels'):
+    lottery.lottery_config(levels=-1)
+  with pytest.raises(ValueError, match='lottery.rewind'):
+    lottery.lottery_config(rewind='soon')
+  with pytest.raises(ValueError, match='lottery.pruning_fraction'):
+    lottery.lottery_config(pruning_fraction=0.0)
+
+
+def test_resume_after_sigkill_mid_level(tmp_path):
+  params = ('training.steps = 400', 'training.eval_every = 100',
+            'training.checkpoint_every = 20', 'lottery.levels = 1',
+            'dataset.max_train_examples = 1200')
+  killed = tmp_path / 'killed'
+  proc = subprocess.Popen(
+      cli.command('tf_tickets.train', ('gin/lenet_imp.gin',),
+                  cli.FIXTURE_PARAMS + params, f'--output_dir={killed}',
+                  '--quiet'), env=cli.env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL, cwd=cli.REPO)
+  deadline = time.time() + 300
+  while time.time() < deadline and not glob.glob(
+      str(killed / 'level_1' / 'checkpoints' / 'ckpt-*.index')):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not training.is_finished(str(killed / 'level_1'))
+  assert training.is_finished(str(killed / 'level_0'))
+  done = cli.train(('gin/lenet_imp.gin',), params, f'--output_dir={killed}',
+                   '--quiet')
+  assert done.returncode == 0, done.stderr[-2000:]
+  straight = tmp_path / 'straight'
+  ref = cli.train(('gin/lenet_imp.gin',), params, f'--output_dir={straight}',
+                  '--quiet')
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  a = variables(str(killed / 'level_1' / 'final'))
+  b = variables(str(straight / 'level_1' / 'final'))
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
