@@ -14,6 +14,7 @@ known to match it.
 
 import hashlib
 import json
+import logging as std_logging
 import os
 import sys
 
@@ -80,6 +81,10 @@ def parse_config(gin_files, gin_params):
         f.read()
     except OSError as e:
       raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
+  # gin's package-resource reader logs a spurious error for every search
+  # path a relative include is not found in before the one it is found in.
+  std_logging.getLogger().addFilter(
+      lambda record: not record.getMessage().startswith('Path not found'))
   for path in gin_files:  # `include 'x.gin'` resolves beside the includer
     gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
   try:

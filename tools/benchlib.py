@@ -1,0 +1,44 @@
+"""Small helpers shared by the benchmark scripts in tools/."""
+import os
+import statistics
+import time
+
+BEGIN = '<!-- {name}:begin -->'
+END = '<!-- {name}:end -->'
+
+
+def update_section(path, name, body):
+  """Replaces the text between the markers of section `name` in `path`
+  (appending the section if it is not there yet)."""
+  begin, end = BEGIN.format(name=name), END.format(name=name)
+  text = open(path).read() if os.path.exists(path) else '# Benchmarks\n'
+  block = f'{begin}\n{body.rstrip()}\n{end}'
+  if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    text = head + block + tail
+  else:
+    text = text.rstrip() + '\n\n' + block + '\n'
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def interleaved(fns, repeats, warmup=1):
+  """Times each zero-arg callable `repeats` times, interleaved round-robin
+  (so a busy machine slows all of them alike); returns {name: [seconds]}."""
+  for _ in range(warmup):
+    for fn in fns.values():
+      fn()
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t)
+  return times
+
+
+def median(values):
+  return statistics.median(values)
