@@ -9,6 +9,8 @@ INSTALL_REQUIRES = [
     'tf-keras~=2.21.0',
     'tensorflow-model-optimization>=0.8.1',
     'tensorflow-datasets>=4.9.4',
+    # tensorflow-datasets 4.9.x imports it to download but does not declare it.
+    'importlib_resources>=6.0',
     'absl-py>=1.4.0',
     'gin-config>=0.5.0',
     'tensorboard>=2.21.0',
