@@ -67,6 +67,11 @@ def short_name(weight):
   return name.split('/')[-1]
 
 
+def masked(w, mask):
+  """w * mask with pruned entries +0.0 (not -0.0, not NaN): one fused op."""
+  return tf.math.multiply_no_nan(w, tf.cast(mask, w.dtype))
+
+
 class _MaskConstraint(keras.constraints.Constraint):
   """Applies the user's constraint (if any), then zeroes pruned entries.
 
@@ -81,7 +86,7 @@ class _MaskConstraint(keras.constraints.Constraint):
   def __call__(self, w):
     if self.inner is not None:
       w = self.inner(w)
-    return tf.where(self.mask > 0, w, tf.zeros_like(w))
+    return masked(w, self.mask)
 
 
 def _install_constraint(weight, constraint):
@@ -169,18 +174,18 @@ class TicketWrapper(keras.layers.Wrapper):
     """Sets new masks and zeroes the weights they prune."""
     for w, m, new in zip(self.prunable_weights, self.masks, masks):
       m.assign(tf.cast(new, m.dtype))
-      w.assign(tf.where(m > 0, w, tf.zeros_like(w)))
+      w.assign(masked(w, m))
 
   def apply_masks(self):
     """Re-establishes weight == weight * mask (e.g. after `set_weights`)."""
     for w, m in zip(self.prunable_weights, self.masks):
-      w.assign(tf.where(m > 0, w, tf.zeros_like(w)))
+      w.assign(masked(w, m))
 
   def set_weights_masked(self, values):
     """Assigns `values * mask` to the prunable weights."""
     for w, m, v in zip(self.prunable_weights, self.masks, values):
       v = tf.convert_to_tensor(v, w.dtype)
-      w.assign(tf.where(m > 0, v, tf.zeros_like(v)))
+      w.assign(masked(v, m))
 
 
 # ------------------------------------------------------------------------------
@@ -302,9 +307,9 @@ def strip(model):
   new_model = keras.models.clone_model(model, clone_function=clone)
   for src, dst in copies:
     if isinstance(src, TicketWrapper):
-      masked = {id(w): tf.where(m > 0, w, tf.zeros_like(w)).numpy()
+      values = {id(w): masked(w, m).numpy()
                 for w, m in zip(src.prunable_weights, src.masks)}
-      dst.set_weights([masked.get(id(w), w.numpy()) for w in src.layer.weights])
+      dst.set_weights([values.get(id(w), w.numpy()) for w in src.layer.weights])
     else:
       dst.set_weights(src.get_weights())
   return new_model
