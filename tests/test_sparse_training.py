@@ -1,0 +1,464 @@
+"""Dynamic sparse training: RigL, SET, static, GMP on the one training loop."""
+import csv
+import math
+import os
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+
+import cli
+import tf_tickets as tt
+from tf_tickets import data as data_lib
+from tf_tickets import distributions
+from tf_tickets import keras
+from tf_tickets import models
+from tf_tickets import pruning
+from tf_tickets import sparse_training as st
+from tf_tickets import training
+from tf_tickets import wrapper as wrapper_lib
+
+GIN_DIR = os.path.join(cli.REPO, 'gin')
+STEPS = 80
+# Updates at 10, 20, ..., 50: T_end = 60 (0.75 of 80) is excluded.
+UPDATES = [10, 20, 30, 40, 50]
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def data():
+  return data_lib.load_dataset('fashion_mnist', idx_dir=cli.FIXTURE,
+                               validation_examples=500)
+
+
+def build(data, strategy=None, seed=0):
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    return tt.wrap(models.build_model(input_shape=data.input_shape,
+                                      num_classes=10, seed=seed))
+
+
+def sparse_cfg(**kw):
+  kw.setdefault('update_every', 10)
+  return st.sparse_training_config(**kw)
+
+
+class Recorder(training.Hook):
+  """Checks the invariants at every step and every mask update."""
+
+  def __init__(self):
+    self.updates = []
+
+  def begin(self, trainer):
+    self.prev = pruning.get_masks(trainer.model)
+    self.first = {k: int(m.sum()) for k, m in self.prev.items()}
+
+  def after_step(self, trainer, step, grads):
+    for key, (wr, i) in wrapper_lib.prunable_entries(trainer.model).items():
+      w, m = wr.prunable_weights[i].numpy(), wr.masks[i].numpy()
+      assert np.count_nonzero(w) <= np.count_nonzero(m), (key, step)
+      assert np.all(w[m == 0] == 0.0), (key, step)
+
+  def on_mask_update(self, trainer, step, stats):
+    masks = pruning.get_masks(trainer.model)
+    entries = wrapper_lib.prunable_entries(trainer.model)
+    grown = {}
+    for key, (wr, i) in entries.items():
+      new = (masks[key] > 0) & (self.prev[key] == 0)
+      var = wr.prunable_weights[i]
+      assert np.all(var.numpy()[new] == 0.0), (key, step)
+      slots = st.optimizer_slots(trainer.optimizer, var)
+      for slot in slots:
+        assert np.all(slot.numpy()[new] == 0.0), (key, step, slot.name)
+      grown[key] = int(new.sum())
+    self.updates.append(dict(
+        step=step, stats={k: dict(v) for k, v in stats.items()}, grown=grown,
+        active={k: int(m.sum()) for k, m in masks.items()},
+        slots=len(st.optimizer_slots(trainer.optimizer,
+                                     entries['fc1'][0].prunable_weights[0]))))
+    self.prev = masks
+
+
+class Kill(training.Hook):
+  def __init__(self, step):
+    self.step = step
+
+  def after_step(self, trainer, step, grads):
+    if step == self.step:
+      raise KeyboardInterrupt('simulated kill')
+
+
+def train(data, net_dir, cfg, strategy=None, steps=STEPS, seed=0, hooks=(),
+          gmp=None, checkpoint_every=1000, **training_kw):
+  """Trains LeNet-300-100 on the fixture with the hook of `cfg`."""
+  strategy = strategy or tf.distribute.get_strategy()
+  model = build(data, strategy)
+  st.initialize_masks(model, cfg, seed)
+  config = training.TrainingConfig(steps=steps, seed=seed, eval_every=steps,
+                                   checkpoint_every=checkpoint_every,
+                                   **training_kw)
+  hook = st.make_hook(cfg, gmp)
+  recorder = Recorder()
+  trainer = training.Trainer(model, data, config, strategy, str(net_dir),
+                             hooks=[hook, recorder, *hooks], quiet=True)
+  result = trainer.fit()
+  return dict(model=model, masks=pruning.get_masks(model),
+              weights=pruning.get_weights(model), result=result,
+              updates=recorder.updates, hook=hook, trainer=trainer)
+
+
+_RUNS = {}
+
+
+def rigl_run(data, tmp_path_factory, seed=0):
+  """The reference RigL run (Adam, 80 steps, dT=10), computed once."""
+  if seed not in _RUNS:
+    _RUNS[seed] = train(data, tmp_path_factory.mktemp('rigl'),
+                        sparse_cfg(method='rigl', seed=seed), seed=seed)
+  return _RUNS[seed]
+
+
+def equal(a, b):
+  return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# -- configuration ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('kw,setting', [
+    (dict(method='snip'), 'sparse_training.method'),
+    (dict(sparsity=1.0), 'sparse_training.sparsity'),
+    (dict(distribution='normal'), 'sparse_training.distribution'),
+    (dict(update_every=0), 'sparse_training.update_every'),
+    (dict(update_every=2.5), 'sparse_training.update_every'),
+    (dict(end_step='soon'), 'sparse_training.end_step'),
+    (dict(end_step=1.5), 'sparse_training.end_step'),
+    (dict(drop_fraction=1.2), 'sparse_training.drop_fraction'),
+    (dict(drop_fraction_decay='linear'), 'sparse_training.drop_fraction_decay'),
+    (dict(custom_sparsity=[0.1]), 'sparse_training.custom_sparsity'),
+    (dict(custom_sparsity={'fc1': 2}), 'sparse_training.custom_sparsity'),
+    (dict(dense_first_layer='yes'), 'sparse_training.dense_first_layer'),
+    (dict(seed=-1), 'sparse_training.seed'),
+    (dict(power_scale=-1), 'sparse_training.power_scale'),
+])
+def test_config_errors_name_the_setting(kw, setting):
+  with pytest.raises(tt.ConfigError, match=setting.replace('.', r'\.')):
+    st.sparse_training_config(**kw)
+
+
+@pytest.mark.parametrize('kw,setting', [
+    (dict(frequency=0), 'gmp.frequency'),
+    (dict(begin_step='x'), 'gmp.begin_step'),
+    (dict(power=0), 'gmp.power'),
+    (dict(initial_sparsity=1.0), 'gmp.initial_sparsity'),
+])
+def test_gmp_config_errors(kw, setting):
+  with pytest.raises(tt.ConfigError, match=setting):
+    st.gmp_config(**kw)
+
+
+def test_unknown_custom_layer_and_late_end_step(data, tmp_path):
+  model = build(data)
+  with pytest.raises(tt.ConfigError, match='sparse_training.custom_sparsity'):
+    st.target_sparsities(model, sparse_cfg(custom_sparsity={'fc9': 0.5}))
+  with pytest.raises(tt.ConfigError, match='sparse_training.end_step'):
+    train(data, tmp_path, sparse_cfg(end_step='100it'), steps=20)
+
+
+def test_resolve_step_forms_and_multiplier():
+  r = lambda v, m=1.0: st.resolve_step(v, 's', 400, 50, m)
+  assert [r(0.75), r(1.0), r(300), r('300it'), r('2ep')] == [
+      300, 400, 300, 300, 100]
+  # Step counts scale with training.steps_multiplier; fractions of the
+  # (already scaled) total follow it by construction.
+  assert [r('2ep', 2.0), r(300, 2.0)] == [200, 600]
+  config = training.TrainingConfig(steps=400, steps_multiplier=2.0)
+  total = training.resolve_schedule(config, 50).steps
+  assert st.resolve_step(0.75, 's', total, 50, 2.0) == 600
+
+
+def test_target_sparsities_uniform_first_layer_dense_custom_and_erk(data):
+  model = build(data)
+  u = st.target_sparsities(model, sparse_cfg(distribution='uniform'))
+  assert u == {'fc1': 0.0, 'fc2': 0.9, 'output': 0.9}
+  u = st.target_sparsities(model, sparse_cfg(distribution='uniform',
+                                             dense_first_layer=False,
+                                             custom_sparsity={'output': 0.5}))
+  assert u == {'fc1': 0.9, 'fc2': 0.9, 'output': 0.5}
+  e = st.target_sparsities(model, sparse_cfg(sparsity=0.9))
+  shapes = pruning.weight_shapes(model)
+  assert e == distributions.erk(shapes, 0.9)
+  nz = distributions.nonzeros(shapes, e)
+  assert sum(nz.values()) == pytest.approx(0.1 * 266200, abs=2)
+
+
+def test_select_is_exact_and_breaks_ties_by_index():
+  scores = np.array([3., 1., 1., 0., 1., 5., np.nan, 1.])
+  cand = np.ones(8, bool)
+  assert sorted(st.select(scores, cand, 3)) == [1, 2, 3]
+  assert sorted(st.select(scores, cand, 2, largest=True)) == [0, 5]
+  cand[1] = False
+  assert sorted(st.select(scores, cand, 3)) == [2, 3, 4]
+  assert sorted(st.select(scores, cand, 8)) == [0, 2, 3, 4, 5, 6, 7]
+  assert st.select(scores, cand, 0).size == 0
+  # Matches a full lexicographic sort (score, index) on random ties.
+  rng = np.random.default_rng(0)
+  s = rng.integers(0, 5, 1000).astype(np.float32)
+  c = rng.random(1000) < 0.5
+  idx = np.flatnonzero(c)
+  want = idx[np.lexsort((idx, s[idx]))[:100]]
+  assert sorted(st.select(s, c, 100)) == sorted(want)
+
+
+def test_drop_fraction_schedules():
+  cos = st.DropFraction(0.3, 'cosine', 1000)
+  assert cos(0) == pytest.approx(0.3)
+  assert cos(250) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
+  assert cos(500) == pytest.approx(0.15)
+  assert cos(1000) == pytest.approx(0.0, abs=1e-12)
+  assert st.DropFraction(0.3, 'constant', 1000)(700) == 0.3
+  # 'lr': alpha * lr(t) / base, with the trainer's LR schedule.
+  hook = st.make_hook(sparse_cfg(drop_fraction_decay='lr', drop_fraction=0.4))
+  hook.drop_fraction = st.DropFraction(0.4, 'lr', 1000)
+
+  class FakeTrainer:
+    lr = training.LearningRate(0.1, 'step', 1000, milestones=(500,),
+                               gamma=0.1)
+
+  assert hook.fraction_at(FakeTrainer, 100) == pytest.approx(0.4)
+  assert hook.fraction_at(FakeTrainer, 600) == pytest.approx(0.04)
+  FakeTrainer.lr = training.LearningRate(0.1, 'cosine', 1000)
+  assert hook.fraction_at(FakeTrainer, 500) == pytest.approx(0.2, rel=1e-5)
+
+
+def test_optimizer_slots_found_for_every_optimizer():
+  v = tf.Variable(tf.ones((3, 4)))
+  b = tf.Variable(tf.ones((4,)))
+  for opt, n in [(keras.optimizers.Adam(), 2), (keras.optimizers.AdamW(), 2),
+                 (keras.optimizers.SGD(momentum=0.9), 1),
+                 (keras.optimizers.SGD(), 1),  # SGD keeps m even without momentum
+                 (keras.optimizers.RMSprop(momentum=0.9), 2),
+                 (keras.optimizers.legacy.Adam(), 2)]:
+    opt.build([v, b]) if not hasattr(opt, 'get_slot_names') else \
+        opt.apply_gradients([(tf.ones((3, 4)), v), (tf.ones((4,)), b)])
+    slots = st.optimizer_slots(opt, v)
+    assert len(slots) == n, type(opt).__name__
+    assert all(s.shape == v.shape for s in slots)
+
+
+# -- RigL ---------------------------------------------------------------------------
+
+
+def test_rigl_counts_zero_growth_slots_and_schedule(data, tmp_path_factory):
+  run = rigl_run(data, tmp_path_factory)
+  ups = run['updates']
+  assert [u['step'] for u in ups] == UPDATES  # none at or after T_end = 60
+  start = ups[0]['active']
+  cos = st.DropFraction(0.3, 'cosine', 60)
+  for u in ups:
+    assert u['active'] == start  # exactly constant per layer
+    assert u['slots'] == 2  # Adam's m and v were checked (Recorder)
+    for key, s in u['stats'].items():
+      assert s['dropped'] == s['grown'] == u['stats'][key]['grown']
+      assert s['drop_fraction'] == pytest.approx(cos(u['step']))
+      if key != 'output':  # ERK makes the 10x100 output layer dense
+        assert s['grown'] == round(cos(u['step']) * start[key]) > 0
+        # Newly active = grown - regrown (just-dropped ones come back).
+        assert u['grown'][key] == s['grown'] - s['regrown']
+    assert u['stats']['output']['grown'] == 0
+  nz = distributions.nonzeros(pruning.weight_shapes(run['model']),
+                              distributions.erk(
+                                  pruning.weight_shapes(run['model']), 0.9))
+  assert start == nz
+  r = run['result']
+  assert r['method'] == 'rigl' and r['mask_updates'] == 5
+  assert 0 < r['churn'] < 1 and 0 <= r['grown_survival'] <= 1
+  assert r['density'] == pytest.approx(0.1, abs=1e-4)
+
+
+def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
+  """One update by hand: the exact sets RigL must choose."""
+  model = build(data)
+  cfg = sparse_cfg(method='rigl', update_every=1, end_step=1.0)
+  st.initialize_masks(model, cfg, 0)
+  config = training.TrainingConfig(steps=2, eval_every=2)
+  hook = st.make_hook(cfg)
+  trainer = training.Trainer(model, data, config, tf.distribute.get_strategy(),
+                             str(tmp_path), hooks=[hook], quiet=True)
+  hook.begin(trainer)
+  var = model.get_layer('ticket_fc2').layer.kernel
+  rng = np.random.default_rng(1)
+  grads = {id(v): tf.constant(rng.normal(size=v.shape).astype(np.float32))
+           for v in model.trainable_variables}
+  before = pruning.get_masks(model)['fc2'].reshape(-1) > 0
+  w = var.numpy().reshape(-1)
+  g = np.abs(grads[id(var)].numpy().reshape(-1))
+  f = hook.fraction_at(trainer, 1)
+  k = round(f * before.sum())
+  hook.update(trainer, 1, grads)
+  after = pruning.get_masks(model)['fc2'].reshape(-1) > 0
+  drop = st.select(np.abs(w), before, k)
+  kept = before.copy()
+  kept[drop] = False
+  grow = st.select(g, ~kept, k, largest=True)
+  want = kept.copy()
+  want[grow] = True
+  np.testing.assert_array_equal(after, want)
+  assert np.all(var.numpy().reshape(-1)[grow] == 0.0)
+
+
+def test_rigl_deterministic_for_a_seed(data, tmp_path_factory, tmp_path):
+  a = rigl_run(data, tmp_path_factory)
+  b = train(data, tmp_path / 'again', sparse_cfg(method='rigl'))
+  assert equal(a['masks'], b['masks']) and equal(a['weights'], b['weights'])
+  c = rigl_run(data, tmp_path_factory, seed=1)
+  assert not equal(a['masks'], c['masks'])
+
+
+def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
+  """Killed at step 37 (last checkpoint: 25), resumed by a fresh trainer and
+  hook: updates 30, 40, 50 happen after the resume."""
+  ref = rigl_run(data, tmp_path_factory)
+  net = tmp_path / 'net'
+  with pytest.raises(KeyboardInterrupt):
+    train(data, net, sparse_cfg(method='rigl'), hooks=[Kill(37)],
+          checkpoint_every=25)
+  resumed = train(data, net, sparse_cfg(method='rigl'), checkpoint_every=25)
+  assert [u['step'] for u in resumed['updates']] == [30, 40, 50]
+  assert equal(ref['masks'], resumed['masks'])
+  assert equal(ref['weights'], resumed['weights'])
+  # Churn and growth bookkeeping survive the resume (checkpointed state).
+  for k in ('churn', 'grown_survival', 'mask_updates', 'grown_connections'):
+    assert resumed['result'][k] == ref['result'][k], k
+
+
+def test_rigl_mirrored_identical_masks_on_replicas(data, mirrored,
+                                                   tmp_path_factory, tmp_path):
+  run = train(data, tmp_path, sparse_cfg(method='rigl'), strategy=mirrored)
+  assert len(run['updates']) == len(UPDATES)
+  for wr in wrapper_lib.wrappers(run['model']):
+    for w, m in zip(wr.prunable_weights, wr.masks):
+      reps = [v.numpy() for v in m.values]
+      assert len(reps) == 2
+      np.testing.assert_array_equal(reps[0], reps[1])
+      for w_rep, m_rep in zip(w.values, m.values):
+        assert np.all(w_rep.numpy()[m_rep.numpy() == 0] == 0.0)
+  ref = rigl_run(data, tmp_path_factory)
+  assert equal(run['masks'], ref['masks'])
+
+
+# -- SET, static, GMP ----------------------------------------------------------------
+
+
+def test_set_grows_randomly_but_deterministically(data, tmp_path_factory,
+                                                  tmp_path):
+  cfg = sparse_cfg(method='set')
+  a = train(data, tmp_path / 'a', cfg)
+  b = train(data, tmp_path / 'b', cfg)
+  assert equal(a['masks'], b['masks'])
+  assert [u['step'] for u in a['updates']] == UPDATES
+  for u in a['updates']:
+    assert u['active'] == a['updates'][0]['active']
+  assert not equal(a['masks'], rigl_run(data, tmp_path_factory)['masks'])
+  hook = a['hook']
+  w = np.zeros(50)
+  s1 = hook.grow_score('fc1', 0, 10, w, None)
+  assert np.array_equal(s1, hook.grow_score('fc1', 0, 10, w, None))
+  assert not np.array_equal(s1, hook.grow_score('fc1', 0, 20, w, None))
+  assert not np.array_equal(s1, hook.grow_score('fc1', 1, 10, w, None))
+
+
+def test_static_never_changes_masks(data, tmp_path):
+  model = build(data)
+  cfg = sparse_cfg(method='static')
+  st.initialize_masks(model, cfg, 0)
+  start = pruning.get_masks(model)
+  run = train(data, tmp_path, cfg)
+  assert run['updates'] == []
+  assert equal(run['masks'], start)
+  assert run['result']['churn'] == 0.0 and run['result']['method'] == 'static'
+
+
+def test_gmp_reaches_target_at_end_step_with_tfmot_schedule(data, tmp_path):
+  cfg = sparse_cfg(method='gmp', sparsity=0.95)
+  gmp = st.gmp_config(begin_step=0.125, end_step=0.75, frequency=15)
+  run = train(data, tmp_path, cfg, gmp=gmp)
+  steps = [u['step'] for u in run['updates']]
+  # begin 10 (s = 0: nothing to prune), then 25, 40, 55 and the end step 60.
+  assert steps == [25, 40, 55, 60]
+  shapes = pruning.weight_shapes(run['model'])
+  targets = distributions.erk(shapes, 0.95)
+  want = distributions.nonzeros(shapes, targets)
+  assert run['updates'][-1]['active'] == want
+  assert {k: int(m.sum()) for k, m in run['masks'].items()} == want
+  # Intermediate targets are tfmot's PolynomialDecay values.
+  ref = tfmot.sparsity.keras.PolynomialDecay(0.0, targets['fc1'], 10, 60,
+                                             power=3, frequency=15)
+  should, s = ref(tf.constant(40, tf.int64))
+  assert bool(should)
+  u40 = run['updates'][1]
+  assert u40['stats']['fc1']['sparsity'] == pytest.approx(float(s))
+  assert u40['active']['fc1'] == round((1 - float(s)) * shapes['fc1'][0]
+                                       * shapes['fc1'][1])
+  active = [sum(u['active'].values()) for u in run['updates']]
+  assert active == sorted(active, reverse=True)
+  r = run['result']
+  assert r['method'] == 'gmp' and r['density'] == pytest.approx(0.05, abs=1e-4)
+
+
+# -- configs and the entrypoint --------------------------------------------------------
+
+
+@pytest.mark.parametrize('name', ['lenet_rigl', 'lenet_set', 'lenet_static',
+                                  'lenet_gmp', 'resnet20_rigl',
+                                  'mobilenet_rigl'])
+def test_gin_configs_parse_and_validate(name):
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_files_and_bindings([os.path.join(GIN_DIR, name + '.gin')],
+                                      [], finalize_config=False)
+  cfg = st.sparse_training_config()
+  assert cfg.method == (name.split('_')[1] if 'lenet' in name else 'rigl')
+  training.training_config()
+  if cfg.method == 'gmp':
+    st.gmp_config()
+  with open(os.path.join(GIN_DIR, name + '.gin')) as f:
+    assert f.readline().startswith('#')
+
+
+def test_mobilenet_config_sparsifies_only_pointwise_convs():
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_files_and_bindings(
+      [os.path.join(GIN_DIR, 'mobilenet_rigl.gin')],
+      ['mobilenet_v1.width_multiplier = 0.25'], finalize_config=False)
+  cfg = st.sparse_training_config()
+  model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
+                                     num_classes=10))
+  s = st.target_sparsities(model, cfg)
+  assert s['conv1'] == 0.0 and s['output'] == 0.0
+  pw = {k: v for k, v in s.items() if k.startswith('pw')}
+  assert len(pw) == 13 and all(v >= 2 / 3 for v in pw.values())
+  assert set(s) == set(pw) | {'conv1', 'output'}  # depthwise: not prunable
+
+
+def test_cli_rigl_run_end_to_end(tmp_path):
+  out = tmp_path / 'run'
+  proc = cli.train(('gin/lenet_rigl.gin',), (
+      'training.steps = 40', 'training.eval_every = 20',
+      'sparse_training.update_every = 10', 'dataset.max_train_examples = 600'),
+                   f'--output_dir={out}', '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  with open(out / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 1
+  row = rows[0]
+  assert row['method'] == 'rigl' and row['branch'] == 'sparse_training'
+  assert row['level'] == '0' and row['seed'] == '0'
+  assert float(row['density']) == pytest.approx(0.1, abs=1e-4)
+  assert float(row['mask_updates']) == 2  # steps 10, 20 (< T_end = 30)
+  assert 0 < float(row['churn']) < 1 and row['grown_survival'] != ''
+  assert (out / 'level_0' / 'start' / 'weights.index').exists()
+  assert (out / 'level_0' / 'final').exists()
