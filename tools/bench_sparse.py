@@ -357,7 +357,9 @@ def main(argv=None):
     if own_work_dir:
       shutil.rmtree(args.work_dir, ignore_errors=True)
   if args.out:
-    benchlib.update_section(args.out, 'sparse_training', '\n\n'.join(sections))
+    name = ('sparse_training' if args.part == 'all'
+            else f'sparse_training_{args.part}')
+    benchlib.update_section(args.out, name, '\n\n'.join(sections))
     print(f'written to {args.out}')
 
 
