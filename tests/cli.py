@@ -1,7 +1,10 @@
 """Helpers to run the entrypoints as a user would, on the fixture data."""
+import glob
 import os
+import signal
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, 'tests', 'data', 'fashion_mnist_small')
@@ -48,3 +51,19 @@ def last_line(proc):
                        ).splitlines() if l.strip()]
   errors = [l for l in proc.stderr.strip().splitlines() if l.strip()]
   return errors[-1] if errors else (lines[-1] if lines else '')
+
+
+def train_and_kill(gin_file, params, output_dir, wait_for, timeout=300):
+  """Starts a training run and SIGKILLs it as soon as `wait_for` (a glob
+  below `output_dir`) matches a file, e.g. a checkpoint mid-level."""
+  proc = subprocess.Popen(
+      command('tf_tickets.train', (gin_file,), FIXTURE_PARAMS + tuple(params),
+              f'--output_dir={output_dir}', '--quiet'),
+      env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      cwd=REPO)
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None and not glob.glob(
+      os.path.join(str(output_dir), wait_for)):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()

@@ -1,9 +1,6 @@
 """IMP levels: exact densities, rewinding, branches, extension, resume."""
 import glob
 import os
-import signal
-import subprocess
-import time
 
 import gin
 import numpy as np
@@ -194,17 +191,8 @@ def test_resume_after_sigkill_mid_level(tmp_path):
             'training.checkpoint_every = 20', 'lottery.levels = 1',
             'dataset.max_train_examples = 1200')
   killed = tmp_path / 'killed'
-  proc = subprocess.Popen(
-      cli.command('tf_tickets.train', ('gin/lenet_imp.gin',),
-                  cli.FIXTURE_PARAMS + params, f'--output_dir={killed}',
-                  '--quiet'), env=cli.env(), stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL, cwd=cli.REPO)
-  deadline = time.time() + 300
-  while time.time() < deadline and not glob.glob(
-      str(killed / 'level_1' / 'checkpoints' / 'ckpt-*.index')):
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  cli.train_and_kill('gin/lenet_imp.gin', params, killed,
+                     'level_1/checkpoints/ckpt-*.index')
   assert not training.is_finished(str(killed / 'level_1'))
   assert training.is_finished(str(killed / 'level_0'))
   done = cli.train(('gin/lenet_imp.gin',), params, f'--output_dir={killed}',

@@ -3,9 +3,6 @@ import csv
 import glob
 import json
 import os
-import signal
-import subprocess
-import time
 
 import gin
 import numpy as np
@@ -16,7 +13,6 @@ import cli
 import tf_tickets as tt
 from tf_tickets import experiment
 from tf_tickets import lottery  # noqa: F401  (gin configurables)
-from tf_tickets import pruning
 from tf_tickets import training
 
 
@@ -152,19 +148,8 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
             'training.checkpoint_every = 25', 'lottery.levels = 0',
             'dataset.max_train_examples = 1200')
   killed = tmp_path / 'killed'
-  proc = subprocess.Popen(
-      cli.command('tf_tickets.train', ('gin/lenet_dense.gin',),
-                  cli.FIXTURE_PARAMS + params, f'--output_dir={killed}',
-                  '--quiet'), env=cli.env(), stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL, cwd=cli.REPO)
-  ckpt_dir = killed / 'level_0' / 'checkpoints'
-  deadline = time.time() + 240
-  while time.time() < deadline:
-    if len(glob.glob(str(ckpt_dir / 'ckpt-*.index'))) >= 1:
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  cli.train_and_kill('gin/lenet_dense.gin', params, killed,
+                     'level_0/checkpoints/ckpt-*.index')
   assert not (killed / 'level_0' / 'result.json').exists(), (
       'the run finished before it was killed; make it longer')
   resumed = cli.train(('gin/lenet_dense.gin',), params,

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 import tf_tickets as tt
 from tf_tickets import keras
-from tf_tickets import pruning
 from tf_tickets.wrapper import TicketWrapper
 from tf_tickets.wrapper import wrappers
 
