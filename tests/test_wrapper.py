@@ -301,3 +301,28 @@ def test_mirrored_wrap_and_strip(mirrored):
   plain = tt.strip(model)
   np.testing.assert_allclose(plain(x), model(x), atol=1e-6)
   assert os.environ['TF_USE_LEGACY_KERAS'] == '1'
+
+
+def test_mirrored_masks_rewind_and_checkpoint(mirrored, tmp_path):
+  with mirrored.scope():
+    model = tt.wrap(mlp(seed=3))
+  tt.init_masks(model, 'erk', seed=1, sparsity=0.7)
+  tt.prune_randomly(model, {'fc2': 0.5}, seed=2)
+  tt.set_rewind_point(model)
+  tt.prune_by_magnitude(model, 0.3)
+  tt.rewind(model, 'rewind_point')
+  for wr in wrappers(model):
+    for v in wr.masks + wr.prunable_weights + wr.rewind_values:
+      a, b = (c.numpy() for c in v.values)
+      np.testing.assert_array_equal(a, b)
+    w, m, r = (wr.prunable_weights[0].numpy(), wr.masks[0].numpy(),
+               wr.rewind_values[0].numpy())
+    np.testing.assert_array_equal(w, r * m)
+  # A checkpoint written under the strategy restores without it.
+  path = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ck'))
+  plain = tt.wrap(mlp(seed=4))
+  tf.train.Checkpoint(model=plain).read(path).assert_existing_objects_matched()
+  x, _ = batch()
+  np.testing.assert_allclose(plain(x), model(x), atol=1e-6)
+  assert tt.sparsity_report(plain)['active'] == tt.sparsity_report(model)[
+      'active']
