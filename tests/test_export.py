@@ -1,0 +1,354 @@
+"""Edge export: SavedModel / TFLite round trips, quantisation, CLI, errors."""
+import json
+import os
+import shutil
+import subprocess
+
+import gin
+import numpy as np
+from absl import flags
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tf_tickets import data as data_lib
+from tf_tickets import experiment
+from tf_tickets import export
+from tf_tickets import lottery  # noqa: F401  (gin configurables)
+from tf_tickets import models
+from tf_tickets import wrapper
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import TicketsError
+from tf_tickets.keras import keras
+
+
+def _synthetic(shape, n=64, seed=0):
+  """A small random dataset with the given image shape."""
+  rs = np.random.RandomState(seed)
+  x = rs.randint(0, 256, (n,) + shape).astype(np.uint8)
+  y = rs.randint(0, 10, n).astype(np.int64)
+  c = shape[-1]
+  return data_lib.Data(name='synthetic', x_train=x, y_train=y, x_val=x[:0],
+                       y_val=y[:0], x_test=x, y_test=y, num_classes=10,
+                       mean=(110.0,) * c, std=(70.0,) * c, batch_size=16,
+                       augment=False)
+
+
+def _randomize_batchnorm(model, seed=0):
+  """Non-trivial BN statistics, so BN folding really rescales kernels."""
+  rs = np.random.RandomState(seed)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      gamma, beta, mean, var = layer.get_weights()
+      layer.set_weights([rs.uniform(0.5, 1.5, gamma.shape),
+                         rs.normal(0, 0.2, beta.shape),
+                         rs.normal(0, 0.2, mean.shape),
+                         rs.uniform(0.5, 1.5, var.shape)])
+
+
+# One member of every family of the zoo, at a small size.
+ZOO = (
+    ('lenet_300_100', (12, 12, 1), ()),
+    ('lenet5', (16, 16, 1), ()),
+    ('conv2', (8, 8, 1), ()),
+    ('resnet20', (8, 8, 3), ('resnet20.width = 4',)),
+    ('vgg16', (32, 32, 3), ()),
+    ('mobilenet_v1', (32, 32, 3), ('mobilenet_v1.width_multiplier = 0.25',)),
+)
+
+
+@pytest.mark.parametrize('name,shape,bindings', ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_round_trip(tmp_path, name, shape, bindings):
+  gin.parse_config(list(bindings))
+  data = _synthetic(shape)
+  model = models.build_model(name, input_shape=shape, num_classes=10,
+                             mean=data.mean, std=data.std, seed=1)
+  _randomize_batchnorm(model)
+  wrapped = tt.wrap(model)
+  keys = list(wrapper.prunable_entries(wrapped))
+  tt.prune_randomly(wrapped, {k: 0.8 for k in keys}, seed=3)
+  out = tmp_path / 'export'
+  report = export.export_network(wrapped, data, str(out), num_examples=64,
+                                 quiet=True)
+  assert report['passed'], report['failures']
+  files = sorted(os.listdir(out))
+  assert files == ['float32.tflite', 'float32_dense.tflite', 'report.json',
+                   'saved_model']
+  arts = {a['name']: a for a in report['artifacts']}
+  active = {k: r['active'] for k, r in report['sparsity']['layers'].items()}
+
+  # SavedModel: same logits, and its variables are the stripped kernels.
+  sm = arts['saved_model/']
+  assert sm['parity']['rel_diff'] <= 1e-5
+  assert set(sm['layers']) == set(keys)
+  for key, r in sm['layers'].items():
+    assert r['equal'] and r['pruned_are_zero'] and r['nonzero'] == active[key]
+
+  # TFLite: parity, and every pruned kernel found with its zeros intact.
+  dense, sparse = arts['float32_dense.tflite'], arts['float32.tflite']
+  for a in (dense, sparse):
+    assert a['parity']['passed'] and a['parity']['agreement'] == 1.0
+    assert a['parity']['rel_diff'] <= 1e-4
+    assert set(a['layers']) == set(keys), report['notes']
+    for key, r in a['layers'].items():
+      assert r['pruned_are_zero'] and r['nonzero'] == active[key], key
+  assert dense['densify_ops'] == 0 and dense['sparse_tensors'] == 0
+  assert sparse['sparse_tensors'] >= 1 and sparse['densify_ops'] >= 1
+  assert sparse['bytes'] < dense['bytes']
+  assert any(r['storage'] == 'sparse' for r in sparse['layers'].values())
+
+  # The files on disk do what the report says, fed raw pixels.
+  pixels = data.x_test.astype(np.float32)
+  reference = np.concatenate([
+      wrapped(xb, training=False).numpy()
+      for xb, _ in data_lib.eval_dataset(data.x_test, data.y_test)])
+  loaded = tf.saved_model.load(str(out / 'saved_model'))
+  sig = loaded.signatures['serving_default']
+  assert sig.structured_input_signature[1]['pixels'].shape.as_list() == \
+      [None] + list(shape)
+  np.testing.assert_allclose(sig(pixels=tf.constant(pixels))['logits'],
+                             reference, rtol=1e-4, atol=1e-4)
+  with open(out / 'float32.tflite', 'rb') as f:
+    logits, runtime, _ = export.run_tflite(f.read(), pixels)
+  assert runtime == 'xnnpack'
+  scale = max(1.0, np.abs(reference).max())
+  assert np.abs(logits - reference).max() <= 1e-4 * scale
+  np.testing.assert_array_equal(logits.argmax(-1), reference.argmax(-1))
+  with open(out / 'report.json') as f:
+    assert json.load(f)['passed']
+
+
+def test_densify_decodes_csr_and_blocks():
+  rs = np.random.RandomState(0)
+  dense = rs.normal(size=(4, 6)) * (rs.uniform(size=(4, 6)) < 0.4)
+  # Plain CSR: dim 0 dense, dim 1 sparse.
+  segments, indices, values = [0], [], []
+  for row in dense:
+    nz = np.flatnonzero(row)
+    indices += list(nz)
+    values += list(row[nz])
+    segments.append(len(indices))
+  csr = dict(traversal_order=[0, 1], block_map=[], dim_metadata=[
+      dict(format=0, dense_size=4),
+      dict(format=1, array_segments=np.array(segments),
+           array_indices=np.array(indices))])
+  np.testing.assert_array_equal(
+      export.densify(np.array(values), (4, 6), csr), dense)
+  # 1x2 blocks along dim 1: traversal (0, 1, 2) with dim 2 = block of dim 1.
+  blocked = dense.copy()
+  blocked[:, 2:4] = 0  # a zero block everywhere
+  segments, indices, values = [0], [], []
+  for row in blocked:
+    for b in range(3):
+      block = row[2 * b:2 * b + 2]
+      if np.any(block):
+        indices.append(b)
+        values += list(block)
+    segments.append(len(indices))
+  bsr = dict(traversal_order=[0, 1, 2], block_map=[1], dim_metadata=[
+      dict(format=0, dense_size=4),
+      dict(format=1, array_segments=np.array(segments),
+           array_indices=np.array(indices)),
+      dict(format=0, dense_size=2)])
+  np.testing.assert_array_equal(
+      export.densify(np.array(values), (4, 6), bsr), blocked)
+
+
+def test_c_array_round_trip_and_compiles(tmp_path):
+  content = bytes(range(256)) * 3 + b'\x01\x02'
+  cc, h = export.c_array(content, 'g_model', 'model.h', 'a comment')
+  assert export.parse_c_array(cc) == content
+  assert 'alignas(16) const unsigned char g_model[]' in cc
+  assert f'const unsigned int g_model_len = {len(content)};' in cc
+  assert 'extern const unsigned char g_model[];' in h
+  if shutil.which('g++') is None:
+    pytest.skip('no g++ to compile the C array')
+  (tmp_path / 'model.cc').write_text(cc)
+  (tmp_path / 'model.h').write_text(h)
+  (tmp_path / 'main.cc').write_text(
+      '#include "model.h"\nint main() { return g_model_len == '
+      f'{len(content)} && g_model[{len(content) - 1}] == 2 ? 0 : 1; }}\n')
+  subprocess.run(['g++', '-std=c++11', '-o', str(tmp_path / 'main'),
+                  str(tmp_path / 'main.cc'), str(tmp_path / 'model.cc')],
+                 check=True, cwd=tmp_path)
+  assert subprocess.run([str(tmp_path / 'main')]).returncode == 0
+
+
+def test_settings_validate():
+  assert export.settings() == ((), ('none',))
+  assert export.parse_quantize('int8,float16') == ('int8', 'float16')
+  assert export.parse_quantize(['none', 'dynamic', 'none']) == ('none',
+                                                                 'dynamic')
+  with pytest.raises(ConfigError, match=r"--quantize: unknown .*'int4'.*"
+                     r"'none', 'dynamic', 'int8', 'float16'"):
+    export.parse_quantize(['int4'])
+  gin.parse_config(["export.formats = ['tflite', 'onnx']"])
+  with pytest.raises(ConfigError, match=r"export.formats: unknown format "
+                     r"'onnx'; valid: 'saved_model', 'tflite', 'c_array'"):
+    export.settings()
+
+
+# -- a trained tiny lottery run: the gin hook, quantisation, the CLI ----------
+
+
+@pytest.fixture(scope='module')
+def lottery_run(tmp_path_factory):
+  """A tiny lottery run (2 levels) exported by the gin hook at its end."""
+  gin.clear_config()
+  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+      "model.name = 'lenet_300_100'", 'training.steps = 150',
+      'training.eval_every = 150', 'lottery.levels = 1',
+      'lottery.pruning_fraction = 0.8',
+      "export.formats = ['tflite', 'c_array']",
+      "export.quantize = ['dynamic', 'int8', 'float16']"])
+  run_dir = str(tmp_path_factory.mktemp('lottery') / 'run')
+  rows = experiment.run(run_dir, kind='lottery', quiet=True)
+  gin.clear_config()
+  return run_dir, rows
+
+
+def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
+  run_dir, rows = lottery_run
+  assert [r['level'] for r in rows] == [0, 1]
+  out = os.path.join(run_dir, 'export', 'level_1')
+  with open(os.path.join(out, 'report.json')) as f:
+    report = json.load(f)
+  assert report['passed'] and report['source']['level'] == 1
+  assert report['sparsity']['density'] == pytest.approx(rows[1]['density'])
+  arts = {a['name']: a for a in report['artifacts']}
+  assert set(arts) == {
+      'saved_model/', 'float32_dense.tflite', 'float32.tflite',
+      'dynamic.tflite', 'int8.tflite', 'float16.tflite', 'int8_dense.tflite',
+      'float32_dense.cc', 'int8_dense.cc'}
+  keras_acc = report['keras_test_accuracy']
+  assert keras_acc > 0.5  # trained
+  for name in ('dynamic.tflite', 'int8.tflite', 'int8_dense.tflite'):
+    p = arts[name]['parity']
+    assert p['passed'] and p['agreement'] >= export.CHECKS[
+        p['kind']]['min_agreement'], name
+    for r in arts[name]['layers'].values():
+      assert r['pruned_are_zero'], name
+  assert arts['float16.tflite']['parity']['rel_diff'] <= 1e-2
+  for name in ('float32.tflite', 'dynamic.tflite', 'int8.tflite',
+               'float16.tflite'):
+    assert arts[name]['sparse_tensors'] == 3, name  # fc1, fc2, output
+    assert arts[name]['ratio_to_dense'] < 1.0
+  assert arts['int8.tflite']['bytes'] < arts['int8_dense.tflite']['bytes']
+  assert arts['int8_dense.tflite']['densify_ops'] == 0  # TFLite Micro-ready
+  q = arts['int8.tflite']['int8_input_quantization']
+  assert q['scale'] == pytest.approx(1.0) and q['zero_point'] == -128
+  for stem in ('float32_dense', 'int8_dense'):
+    with open(os.path.join(out, stem + '.cc')) as f:
+      cc = f.read()
+    with open(os.path.join(out, stem + '.tflite'), 'rb') as f:
+      assert export.parse_c_array(cc) == f.read()
+  assert [t['artifact'] for t in report['targets']] == ['float32.tflite',
+                                                         'int8.tflite']
+
+
+def _cli_in_process(args, capsys):
+  """Runs the export CLI's main in this process; (exit code, last stderr
+  line)."""
+  export._define_flags()  # pylint: disable=protected-access
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['tf_tickets.export'] + list(args))
+  try:
+    export.main(['tf_tickets.export'])
+    code = 0
+  except SystemExit as e:
+    code = e.code
+  finally:
+    flags.FLAGS.unparse_flags()
+  lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+  return code, lines[-1] if lines else ''
+
+
+def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
+  run_dir, _ = lottery_run
+  before = {p: os.path.getmtime(os.path.join(run_dir, p))
+            for p in ('operative_config.gin', 'results.csv')}
+  out = str(tmp_path / 'cli_export')
+  # As a user runs it: a subprocess per command (both at once).
+  bad = subprocess.Popen(
+      cli.command('tf_tickets.export', (), (), '--run_dir=' + run_dir,
+                  '--quantize=int8,int4'),
+      env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  good = cli.run('tf_tickets.export', (), (), '--run_dir=' + run_dir,
+                 '--level=0', '--output_dir=' + out, '--num_examples=200')
+  assert good.returncode == 0, good.stderr[-2000:]
+  assert 'export passed' in good.stdout
+  assert 'float32.tflite' in good.stdout and 'kernel sparsity' in good.stdout
+  with open(os.path.join(out, 'report.json')) as f:
+    report = json.load(f)
+  assert report['source']['level'] == 0 and report['passed']
+  assert report['check_examples'] == 200
+  _, stderr = bad.communicate(timeout=300)
+  assert bad.returncode == 1
+  assert [l for l in stderr.splitlines() if l.strip()][-1] == (
+      "error: --quantize: unknown quantisation 'int4'; valid: 'none', "
+      "'dynamic', 'int8', 'float16'")
+
+  # The other bad inputs, through the same main() in this process.
+  os.makedirs(os.path.join(run_dir, 'level_2'))  # started, not finished
+  try:
+    cases = {
+        'not a run': (['--run_dir=' + str(tmp_path)],
+                      'error: --run_dir: ', 'no operative_config.gin'),
+        'no such dir': (['--run_dir=' + str(tmp_path / 'nope')],
+                        'error: --run_dir: ', 'does not exist'),
+        'missing level': (['--run_dir=' + run_dir, '--level=7'],
+                          'error: --level: level 7 ',
+                          'does not exist; finished levels: 0, 1'),
+        'unfinished level': (['--run_dir=' + run_dir, '--level=2'],
+                             'error: --level: level 2 ', 'is not finished'),
+        'output is the run': (['--run_dir=' + run_dir,
+                               '--output_dir=' + run_dir],
+                              'error: --output_dir: ', 'run directory'),
+        'output holds files': (['--run_dir=' + run_dir,
+                                '--output_dir=' + os.path.join(run_dir,
+                                                               'level_1')],
+                               'error: --output_dir: ', 'not empty'),
+    }
+    for name, (args, start, text) in cases.items():
+      code, last = _cli_in_process(args, capsys)
+      assert code == 1, name
+      assert last.startswith(start) and text in last, (name, last)
+  finally:
+    os.rmdir(os.path.join(run_dir, 'level_2'))
+  after = {p: os.path.getmtime(os.path.join(run_dir, p)) for p in before}
+  assert after == before  # the run's files are untouched
+
+
+def test_export_run_python_api(lottery_run, tmp_path):
+  run_dir, _ = lottery_run
+  assert export.pick_level(run_dir) == 1
+  with pytest.raises(ConfigError, match=r'--level: level 5 .* does not '
+                     r'exist; finished levels: 0, 1'):
+    export.pick_level(run_dir, 5)
+  out = tmp_path / 'api'
+  (out / 'stray').mkdir(parents=True)
+  with pytest.raises(ConfigError, match='--output_dir: .* not empty'):
+    export.export_run(run_dir, output_dir=str(out))
+  shutil.rmtree(out / 'stray')
+  report = export.export_run(run_dir, level=1, output_dir=str(out),
+                             num_examples=100, quiet=True)
+  assert report['passed']
+  # Re-exporting into an earlier export replaces it.
+  report = export.export_run(run_dir, level=1, output_dir=str(out),
+                             num_examples=100, quiet=True)
+  assert report['passed'] and not os.path.exists(str(out) + '.failed')
+
+
+def test_failed_check_keeps_artifacts_aside(tmp_path, monkeypatch):
+  data = _synthetic((8, 8, 1), n=32)
+  model = tt.wrap(models.build_model('lenet_300_100', input_shape=(8, 8, 1),
+                                     num_classes=10, mean=data.mean,
+                                     std=data.std))
+  monkeypatch.setitem(export.CHECKS, 'float32', dict(rtol=-1.0))
+  out = tmp_path / 'out'
+  with pytest.raises(TicketsError, match='export check failed: .*exceeds'):
+    export.export_network(model, data, str(out), formats=('saved_model',),
+                          num_examples=32, quiet=True)
+  assert not out.exists()
+  assert (tmp_path / 'out.failed' / 'report.json').exists()

@@ -1,0 +1,344 @@
+"""Times .tflite models side by side with the LiteRT interpreter.
+
+    python tools/benchmark_tflite.py DENSE.tflite SPARSE.tflite [...] \
+        [--threads 1,2] [--runs 200] [--warmup 20] [--kernels xnnpack]
+
+    python tools/benchmark_tflite.py --mobilenet [--size 224] [--width 1.0] \
+        [--sparsity 0.9] [--out /tmp/tf_tickets_mobilenet]
+
+Every (model, threads, kernels) combination gets its own interpreter in this
+one process (LiteRT's `ai_edge_litert.interpreter.Interpreter`, or
+`tf.lite.Interpreter` without LiteRT), and the timed `invoke()` calls are
+interleaved round-robin - each round runs every combination once, in an
+order rotated from round to round - so load from other processes on a
+shared CPU hits all of them alike. Reported per combination: median, p10 and
+p90 latency over `--runs` rounds, and the speed-up over the first model at
+the same threads and kernels, as the ratio of medians and as the median of
+the per-round ratios (more robust on a busy machine). All models get the same
+input (uniform random raw pixels 0..255).
+
+`--kernels`: 'xnnpack' (the default op resolver: XNNPack delegate on, as in
+apps), 'builtin' (BUILTIN_WITHOUT_DEFAULT_DELEGATES: TFLite's own kernels),
+or 'xnnpack,builtin'. A model that XNNPack refuses is reported as such.
+
+`--mobilenet` builds tf_tickets' MobileNet-v1 (models 'mobilenet_v1', RGB
+input, 1000 classes), checks it against tfmot's PruneForLatencyOnXNNPack
+(the pattern XNNPack's sparse inference needs: a 3x3 stride-2 'valid' conv
+on 3 channels after 1-pixel zero padding, then depthwise 3x3 / 1x1 convs /
+BN / ReLU6 up to global average pooling), wraps only its 1x1 convolutions,
+prunes them at random to `--sparsity` (XNNPack uses its sparse kernels for
+1x1 convs at least 2/3 sparse), and converts the stripped network twice with
+`tf_tickets.export.convert`: dense storage and sparse storage
+(EXPERIMENTAL_SPARSITY). XNNPack switches to its sparse (NCHW + SpMM) path
+only for models with sparse weights (the delegate sets
+XNN_FLAG_HINT_SPARSE_INFERENCE when a DENSIFY op feeds static sparse float
+weights). The tool then times both and diagnoses which path ran: the sparse
+path reorders the sums of the 1x1 convolutions, so bitwise identical outputs
+of the dense and sparse model mean XNNPack ran the same dense kernels for
+both. It also prints the CPU's ISA flags: XNNPack's `hardware-config.h`
+(`xnn_is_chw_compatible_config`) disables the NCHW/sparse kernels on x86
+CPUs with AVX ("on processors with AVX ISA dense inference is expected to be
+faster than sparse"), so on such machines no speed-up is possible; ARM
+phones take the sparse path.
+
+To see the sparse path on an x86 machine, run the file mode (which imports
+LiteRT only, not TensorFlow) on an emulated CPU without AVX:
+
+    apt-get install qemu-user
+    qemu-x86_64 -cpu Nehalem $(which python) tools/benchmark_tflite.py \
+        OUT/mobilenet_dense.tflite OUT/mobilenet_sparse.tflite --threads 1
+    qemu-x86_64 -cpu max ...   # the control: an emulated CPU with AVX
+
+(On Nehalem the outputs differ in the low bits and the sparse model is
+several times faster; with `-cpu max` they are bitwise identical again.
+Emulated timings only show that the path changes - they are not latencies.
+Under qemu-user /proc/cpuinfo still shows the host's ISA flags.)
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+KERNELS = ('xnnpack', 'builtin')
+
+
+def _cpu_flags():
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('flags') or line.startswith('Features'):
+          return set(line.split(':', 1)[1].split())
+  except OSError:
+    pass
+  return set()
+
+
+def _cpu_name():
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def interpreter_module():
+  """(Interpreter class, OpResolverType, name). LiteRT is imported without
+  TensorFlow, so timing .tflite files also works where TensorFlow cannot be
+  imported (e.g. under `qemu-x86_64 -cpu Nehalem`, a CPU without AVX)."""
+  try:
+    # pylint: disable-next=g-import-not-at-top
+    from ai_edge_litert import interpreter as litert
+    return litert.Interpreter, litert.OpResolverType, 'ai_edge_litert'
+  except ImportError:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return (tf.lite.Interpreter, tf.lite.experimental.OpResolverType,
+            'tf.lite')
+
+
+def load_interpreter(content, threads, kernels):
+  cls, resolver, _ = interpreter_module()
+  it = cls(model_content=content, num_threads=threads,
+           experimental_op_resolver_type=(
+               resolver.AUTO if kernels == 'xnnpack'
+               else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+  it.allocate_tensors()
+  return it
+
+
+def benchmark(models, threads=(1, 2), kernels=('xnnpack',), runs=200,
+              warmup=20, seed=0):
+  """Times `models` ({name: tflite bytes}); returns a list of row dicts.
+
+  The first model is the baseline of the speed-ups.
+  """
+  combos, rows = [], []
+  inputs = {}
+  for k in kernels:
+    for t in threads:
+      for name, content in models.items():
+        row = dict(model=name, threads=t, kernels=k, bytes=len(content))
+        try:
+          it = load_interpreter(content, t, k)
+        except (RuntimeError, ValueError) as e:
+          row['error'] = str(e).strip().splitlines()[0][:160]
+          rows.append(row)
+          continue
+        inp = it.get_input_details()[0]
+        if inp['dtype'] != np.float32:
+          raise SystemExit(f'{name}: input {inp["dtype"]} - this tool feeds '
+                           'float32 raw pixels')
+        shape = tuple(int(d) for d in inp['shape'])
+        if shape not in inputs:
+          inputs[shape] = np.random.RandomState(seed).uniform(
+              0, 255, shape).astype(np.float32)
+        it.set_tensor(inp['index'], inputs[shape])
+        it.invoke()
+        row['output'] = np.array(
+            it.get_tensor(it.get_output_details()[0]['index']))
+        combos.append((it, row))
+        rows.append(row)
+  for _ in range(warmup):
+    for it, _ in combos:
+      it.invoke()
+  times = [[] for _ in combos]
+  for r in range(runs):
+    order = list(range(len(combos)))
+    shift = r % max(1, len(order))
+    for i in order[shift:] + order[:shift]:
+      it = combos[i][0]
+      start = time.perf_counter()
+      it.invoke()
+      times[i].append(time.perf_counter() - start)
+  for (_, row), t in zip(combos, times):
+    t = np.asarray(t) * 1e3
+    row.update(median_ms=float(np.median(t)),
+               p10_ms=float(np.percentile(t, 10)),
+               p90_ms=float(np.percentile(t, 90)), samples=t)
+  base_name = next(iter(models))
+  for row in rows:
+    base = next((b for b in rows if b['model'] == base_name
+                 and b['threads'] == row['threads']
+                 and b['kernels'] == row['kernels'] and 'samples' in b), None)
+    if base is None or 'samples' not in row:
+      continue
+    row['speedup'] = base['median_ms'] / row['median_ms']
+    row['paired_speedup'] = float(np.median(base['samples'] / row['samples']))
+    row['max_abs_diff'] = float(np.max(np.abs(base['output'] - row['output'])))
+    row['bitwise_equal'] = bool(np.array_equal(base['output'], row['output']))
+  return rows
+
+
+def format_rows(rows):
+  lines = [f'{"kernels":8s} {"thr":>3s} {"model":34s} {"bytes":>12s} '
+           f'{"median ms":>10s} {"p10":>8s} {"p90":>8s} {"speed-up":>8s} '
+           f'{"paired":>7s} {"out = base":>10s}']
+  for r in rows:
+    head = (f'{r["kernels"]:8s} {r["threads"]:3d} {r["model"][:34]:34s} '
+            f'{r["bytes"]:12,d} ')
+    if 'error' in r:
+      lines.append(head + f'refused: {r["error"]}')
+      continue
+    same = ('bitwise' if r.get('bitwise_equal')
+            else f'{r["max_abs_diff"]:.1e}' if 'max_abs_diff' in r else '')
+    lines.append(head + f'{r["median_ms"]:10.3f} {r["p10_ms"]:8.3f} '
+                 f'{r["p90_ms"]:8.3f} {r.get("speedup", 0):8.3f} '
+                 f'{r.get("paired_speedup", 0):7.3f} {same:>10s}')
+  return '\n'.join(lines)
+
+
+def build_mobilenet(size, width, sparsity, out_dir, seed=0):
+  """Dense and sparse-storage TFLite of a MobileNet-v1 with sparse 1x1 convs."""
+  import gin  # pylint: disable=g-import-not-at-top
+  import tf_tickets  # pylint: disable=g-import-not-at-top
+  from tf_tickets import export  # pylint: disable=g-import-not-at-top
+  from tf_tickets import models  # pylint: disable=g-import-not-at-top
+  from tf_tickets import wrapper  # pylint: disable=g-import-not-at-top
+  from tf_tickets.keras import keras  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow_model_optimization.python.core.sparsity.keras import (
+      pruning_policy)
+
+  gin.bind_parameter('mobilenet_v1.width_multiplier', width)
+  model = models.build_model('mobilenet_v1', input_shape=(size, size, 3),
+                             num_classes=1000, mean=(127.5,) * 3,
+                             std=(127.5,) * 3, seed=seed)
+  try:
+    pruning_policy.PruneForLatencyOnXNNPack().ensure_model_supports_pruning(
+        model)
+    policy = 'supported'
+  except ValueError as e:
+    policy = f'NOT supported: {e}'
+  is_1x1 = lambda l: (isinstance(l, keras.layers.Conv2D)  # noqa: E731
+                      and not isinstance(l, keras.layers.DepthwiseConv2D)
+                      and tuple(l.kernel_size) == (1, 1))
+  wrapped = wrapper.wrap(model, wrap_layer=is_1x1)
+  keys = list(wrapper.prunable_entries(wrapped))
+  tf_tickets.prune_randomly(wrapped, {k: sparsity for k in keys}, seed=seed)
+  report = wrapper.sparsity_report(wrapped)
+  stripped = wrapper.strip(wrapped)
+  os.makedirs(out_dir, exist_ok=True)
+  sm_dir = os.path.join(out_dir, 'saved_model')
+  export.save_saved_model(stripped, sm_dir)
+  paths = {}
+  for stem, sparse in (('mobilenet_dense', False), ('mobilenet_sparse', True)):
+    content = export.convert(sm_dir, 'none', sparse)
+    paths[stem] = os.path.join(out_dir, stem + '.tflite')
+    with open(paths[stem], 'wb') as f:
+      f.write(content)
+  total = sum(int(np.prod(v.shape)) for v in stripped.weights)
+  info = dict(policy=policy, pruned_layers=len(keys),
+              pruned_sparsity=report['sparsity'], prunable=report['params'],
+              params=total, flops_share=_pointwise_mac_share(stripped, is_1x1))
+  return paths, info
+
+
+def _pointwise_mac_share(model, is_1x1):
+  """Share of the multiply-adds in the 1x1 convolutions (dense count)."""
+  from tf_tickets.keras import keras  # pylint: disable=g-import-not-at-top
+  total = pw = 0
+  for layer in model.layers:
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                          keras.layers.Dense)):
+      out = layer.output_shape
+      k = layer.weights[0].shape
+      positions = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+      macs = positions * int(np.prod(k))  # depthwise: k = (3, 3, C, 1)
+      total += macs
+      if is_1x1(layer):
+        pw += macs
+  return pw / total if total else 0.0
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('models', nargs='*', help='.tflite files; the first is '
+                      'the baseline of the speed-ups')
+  parser.add_argument('--threads', default='1,2')
+  parser.add_argument('--kernels', default='xnnpack',
+                      help='xnnpack, builtin or xnnpack,builtin')
+  parser.add_argument('--runs', type=int, default=200)
+  parser.add_argument('--warmup', type=int, default=20)
+  parser.add_argument('--mobilenet', action='store_true',
+                      help='build, convert and time a MobileNet-v1 with '
+                      'sparse 1x1 convolutions (dense vs sparse storage)')
+  parser.add_argument('--size', type=int, default=224)
+  parser.add_argument('--width', type=float, default=1.0)
+  parser.add_argument('--sparsity', type=float, default=0.9)
+  parser.add_argument('--out', default='/tmp/tf_tickets_mobilenet')
+  args = parser.parse_args(argv)
+  try:
+    threads = tuple(int(t) for t in args.threads.split(',') if t)
+    kernels = tuple(k for k in args.kernels.split(',') if k)
+  except ValueError:
+    parser.error('--threads: expected e.g. 1,2')
+  if not threads or min(threads) < 1:
+    parser.error('--threads: expected numbers >= 1, e.g. 1,2')
+  if not kernels or set(kernels) - set(KERNELS):
+    parser.error(f'--kernels: valid: {", ".join(KERNELS)}')
+  if args.runs < 1 or args.warmup < 0:
+    parser.error('--runs must be >= 1 and --warmup >= 0')
+  info = None
+  if args.mobilenet:
+    if not 2 / 3 <= args.sparsity < 1:
+      parser.error('--sparsity: XNNPack uses sparse kernels for 1x1 convs at '
+                   'least 2/3 sparse; give a value in [0.667, 1)')
+    paths, info = build_mobilenet(args.size, args.width, args.sparsity,
+                                  args.out)
+    files = list(paths.values()) + list(args.models)
+  else:
+    files = list(args.models)
+    if not files:
+      parser.error('give .tflite files, or --mobilenet')
+  models = {}
+  for path in files:
+    try:
+      with open(path, 'rb') as f:
+        models[os.path.basename(path)] = f.read()
+    except OSError as e:
+      parser.error(f'cannot read {path}: {e}')
+  flags = _cpu_flags()
+  isa = ' '.join(f for f in ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f',
+                              'asimd', 'neon') if f in flags)
+  print(f'interpreter: {interpreter_module()[2]}; CPU: {_cpu_name()} '
+        f'({platform.machine()}, {os.cpu_count()} logical CPUs; ISA: {isa}); '
+        f'{args.runs} interleaved rounds after {args.warmup} warm-up')
+  if info:
+    print(f'MobileNet-v1 {args.size}x{args.size}x3, width {args.width}: '
+          f'{info["params"]:,d} parameters; {info["pruned_layers"]} 1x1 convs '
+          f'({info["prunable"]:,d} weights, {info["flops_share"]:.0%} of the '
+          f'multiply-adds) at sparsity {info["pruned_sparsity"]:.4f}; '
+          f'tfmot PruneForLatencyOnXNNPack: {info["policy"]}')
+  rows = benchmark(models, threads, kernels, args.runs, args.warmup)
+  print(format_rows(rows))
+  if args.mobilenet:
+    sparse = [r for r in rows if r['model'] == 'mobilenet_sparse.tflite'
+              and r['kernels'] == 'xnnpack' and 'speedup' in r]
+    if sparse:
+      same = all(r['bitwise_equal'] for r in sparse)
+      avx = 'avx' in flags and platform.machine() in ('x86_64', 'AMD64',
+                                                      'i686', 'x86')
+      print('diagnosis: sparse vs dense outputs are '
+            + ('bitwise identical -> XNNPack ran the same dense kernels for '
+               'both (the sparse NCHW/SpMM path reorders sums)' if same else
+               'different in the low bits -> XNNPack took a different '
+               '(sparse NCHW) path for the sparse model'))
+      if avx:
+        print('diagnosis: this is an x86 CPU with AVX; XNNPack '
+              '(src/xnnpack/hardware-config.h, xnn_is_chw_compatible_config) '
+              'disables its NCHW/sparse kernels on such CPUs ("dense '
+              'inference is expected to be faster than sparse"), so the '
+              'sparsity hint the delegate sets for DENSIFY-fed weights is '
+              'ignored and the weights are densified at load time')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
