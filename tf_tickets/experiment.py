@@ -20,7 +20,9 @@ import gin
 import tensorflow as tf
 
 from tf_tickets import data as data_lib
+from tf_tickets import export as export_lib
 from tf_tickets import models
+from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import check_choice
@@ -53,7 +55,8 @@ class Context:
           num_classes=self.data.num_classes, mean=self.data.mean,
           std=self.data.std, seed=self.config.seed)
       wrapped = wrapper_lib.wrap(model, dense_layers=dense_layers)
-    write_operative_config(self.run_dir)
+    if not os.path.exists(os.path.join(self.run_dir, 'operative_config.gin')):
+      write_operative_config(self.run_dir)  # complete once the run ends
     return wrapped
 
   def writer(self, net_dir):
@@ -62,14 +65,11 @@ class Context:
   def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
             config=None):
     """Trains one network in `net_dir` (resumes, never redoes finished work)."""
-    writer = self.writer(net_dir)
-    try:
-      return training.train_network(
-          model, self.data, config or self.config, self.strategy, net_dir,
-          hooks=hooks, writer=writer, quiet=self.quiet, extra=extra,
-          learning_rate=learning_rate)
-    finally:
-      writer.close()
+    return training.train_network(
+        model, self.data, config or self.config, self.strategy, net_dir,
+        hooks=list(hooks) + summaries.default_hooks(),
+        writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
+        learning_rate=learning_rate)
 
 
 def write_operative_config(run_dir):
@@ -128,14 +128,18 @@ def run(run_dir, kind='lottery', quiet=False):
   training.resolve_schedule(config, data.steps_per_epoch)  # validate early
   ctx = Context(run_dir=run_dir, data=data, config=config, strategy=strategy,
                 quiet=quiet)
+  summaries.write_layout(run_dir)  # custom-scalars layout, once per run
   logging.info('experiment %s on %s (%d train / %d val / %d test), '
                '%d replica(s)', kind, data.name,
                len(data.x_train), len(data.x_val), len(data.x_test),
                strategy.num_replicas_in_sync)
   if kind == 'dense':
-    return run_dense(ctx)
-  if kind == 'lottery':
+    rows = run_dense(ctx)
+  elif kind == 'lottery':
     from tf_tickets import lottery  # pylint: disable=g-import-not-at-top
-    return lottery.run(ctx)
-  from tf_tickets import sparse_training  # pylint: disable=g-import-not-at-top
-  return sparse_training.run(ctx)
+    rows = lottery.run(ctx)
+  else:
+    from tf_tickets import sparse_training  # pylint: disable=g-import-not-at-top
+    rows = sparse_training.run(ctx)
+  export_lib.after_run(ctx)  # gin `export.formats`; default: no export
+  return rows

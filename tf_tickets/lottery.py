@@ -37,6 +37,7 @@ import gin
 
 from tf_tickets import experiment
 from tf_tickets import pruning
+from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
@@ -124,11 +125,6 @@ def level_dir(run_dir, level, branch=None):
   return os.path.join(base, f'level_{level}')
 
 
-def _finished(net_dir):
-  return (os.path.exists(os.path.join(net_dir, 'result.json'))
-          and os.path.exists(os.path.join(net_dir, 'final')))
-
-
 def _rewind_to(model, kind):
   if kind == 'init':
     pruning.rewind(model, 'init')
@@ -179,17 +175,19 @@ def _prepare_level(model, cfg):
 
 def run_levels(ctx, cfg, model):
   """Trains levels 0..levels (skipping finished ones); returns their rows."""
-  rows = []
+  rows, sums = [], summaries.LevelSummaries(ctx.run_dir)
   for level in range(cfg['levels'] + 1):
     net_dir = level_dir(ctx.run_dir, level)
-    if level > 0 and not _finished(net_dir):
+    if level > 0 and not training.is_finished(net_dir):
       _prepare_level(model, cfg)
       if not os.path.exists(os.path.join(net_dir, 'start')):
         training.save_weights(model, os.path.join(net_dir, 'start'))
     elif level == 0 and not os.path.exists(os.path.join(net_dir, 'start')):
       training.save_weights(model, os.path.join(net_dir, 'start'))
     logging.info('lottery level %d of %d', level, cfg['levels'])
+    sums.before(model, net_dir)
     rows.append(_train_level(ctx, model, cfg, level, net_dir))
+    sums.after(model, rows[-1], rows)
     experiment.write_results(os.path.join(ctx.run_dir, 'results.csv'), rows)
   return rows
 
@@ -214,14 +212,18 @@ def _prepare_branch(ctx, model, cfg, level, branch):
 def run_branch(ctx, cfg, branch):
   model = ctx.build_model()
   rows = []
+  sums = summaries.LevelSummaries(
+      os.path.join(ctx.run_dir, f'branch_{branch}'))
   for level in range(1, cfg['levels'] + 1):
     net_dir = level_dir(ctx.run_dir, level, branch)
-    if not _finished(net_dir):
+    if not training.is_finished(net_dir):
       _prepare_branch(ctx, model, cfg, level, branch)
       if not os.path.exists(os.path.join(net_dir, 'start')):
         training.save_weights(model, os.path.join(net_dir, 'start'))
     logging.info('branch %s, level %d of %d', branch, level, cfg['levels'])
+    sums.before(model, net_dir)
     rows.append(_train_level(ctx, model, cfg, level, net_dir, branch=branch))
+    sums.after(model, rows[-1], rows)
     experiment.write_results(
         os.path.join(ctx.run_dir, f'branch_{branch}', 'results.csv'), rows)
   return rows

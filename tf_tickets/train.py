@@ -47,6 +47,9 @@ FLAGS = flags.FLAGS
 RESUMABLE = {
     ('lottery', 'levels'), ('training', 'log_every'), ('experiment', 'quiet'),
     ('export', 'formats'), ('export', 'quantize'), ('summaries', 'every'),
+    ('summaries', 'enabled'), ('summaries', 'histograms'),
+    ('summaries', 'mask_images'), ('summaries', 'image_every'),
+    ('summaries', 'image_size'),
     ('lottery', 'branch'), ('lottery', 'branch_seed'),
 }
 

@@ -1,0 +1,298 @@
+"""TensorBoard summaries: tags and values read back from the event files."""
+import csv
+import glob
+import os
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tf_tickets import data as data_lib
+from tf_tickets import experiment
+from tf_tickets import lottery  # noqa: F401  (registers lottery.*)
+from tf_tickets import models
+from tf_tickets import pruning
+from tf_tickets import summaries
+from tf_tickets import training
+
+BASE = ('training.steps = 40', 'training.eval_every = 20',
+        'dataset.max_train_examples = 600', 'experiment.quiet = True')
+KEYS = ('fc1', 'fc2', 'output')
+
+
+def run(run_dir, gin_file='lenet_imp.gin', params=()):
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [os.path.join(cli.REPO, 'gin', gin_file)],
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
+  return experiment.run(str(run_dir))
+
+
+def results(path):
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def by_tag(directory):
+  """{tag: {step: [(plugin, value), ...]}} of a directory's event files."""
+  out = {}
+  for tag, step, plugin, value in summaries.read_events(str(directory)):
+    out.setdefault(tag, {}).setdefault(step, []).append((plugin, value))
+  return out
+
+
+@pytest.fixture(scope='module')
+def lottery_run(tmp_path_factory):
+  d = tmp_path_factory.mktemp('summaries') / 'run'
+  run(d, params=('lottery.levels = 2', "lottery.branch = 'random_prune'",
+                 'summaries.every = 10'))
+  return d
+
+
+def test_network_density_matches_results_csv(lottery_run):
+  rows = results(lottery_run / 'results.csv')
+  assert len(rows) == 3
+  for row in rows:
+    scalars = summaries.read_scalars(str(lottery_run / f'level_{row["level"]}'))
+    steps = int(row['steps'])
+    assert sorted(scalars['density/total']) == [0, 10, 20, 30, 40]
+    assert scalars['density/total'][steps] == pytest.approx(
+        float(row['density']), abs=1e-6)
+    assert scalars['sparsity/total'][steps] == pytest.approx(
+        float(row['sparsity']), abs=1e-6)
+    for key in KEYS:
+      assert scalars[f'density/{key}'][steps] == pytest.approx(
+          float(row[f'density/{key}']), abs=1e-6)
+
+
+def test_mask_images_at_start_and_end(lottery_run):
+  tags = by_tag(lottery_run / 'level_2')
+  for key in KEYS:
+    images = tags[f'masks/{key}']
+    assert sorted(images) == [0, 40]  # start and end: no mask change between
+    for step in (0, 40):
+      (plugin, value), = images[step]
+      assert plugin == 'images'
+      width, height = int(value[0]), int(value[1])
+      assert max(width, height) <= 512
+      png = tf.io.decode_png(value[2]).numpy()
+      assert png.shape == (height, width, 1)
+  width, height = (int(v) for v in tags['masks/fc1'][40][0][1][:2])
+  assert (height, width) == (392, 300)  # 784 x 300 block-averaged by 2 x 1
+  png = tf.io.decode_png(tags['masks/output'][40][0][1][2]).numpy()[:, :, 0]
+  assert png.shape == (100, 10)  # output: 100 x 10, as it is
+  assert np.mean(png == 255) == pytest.approx(0.81, abs=1e-9)  # 0.9 ** 2
+
+
+def test_histograms_hold_active_weights_only(lottery_run):
+  row = results(lottery_run / 'results.csv')[2]
+  tags = by_tag(lottery_run / 'level_2')
+  for key, params in (('fc1', 784 * 300), ('fc2', 300 * 100)):
+    (plugin, hist), = tags[f'weights/{key}'][40]
+    assert plugin == 'histograms' and hist.shape == (30, 3)
+    active = round(float(row[f'density/{key}']) * params)
+    assert hist[:, 2].sum() == active
+
+
+def test_lottery_level_scalars(lottery_run):
+  rows = results(lottery_run / 'results.csv')
+  scalars = summaries.read_scalars(str(lottery_run / 'lottery'))
+  for row in rows:
+    level, density = int(row['level']), float(row['density'])
+    assert scalars['lottery/density'][level] == pytest.approx(density,
+                                                              abs=1e-6)
+    for name in ('test_accuracy', 'early_stop_step',
+                 'early_stop_test_accuracy'):
+      assert scalars[f'lottery/{name}'][level] == pytest.approx(
+          float(row[name]), abs=1e-6)
+      step = summaries.density_step(density)
+      assert scalars[f'lottery_by_density/{name}'][step] == pytest.approx(
+          float(row[name]), abs=1e-6)
+  assert sorted(scalars['lottery_by_density/test_accuracy']) == [
+      summaries.density_step(float(r['density'])) for r in rows[::-1]]
+  # IMP masks are nested: |m_L & m_L-1| / |m_L | m_L-1| = density ratio.
+  assert sorted(scalars['lottery/jaccard/fc1']) == [1, 2]
+  for level in (1, 2):
+    assert scalars['lottery/jaccard/fc1'][level] == pytest.approx(0.8, abs=1e-6)
+    assert scalars['lottery/jaccard/output'][level] == pytest.approx(0.9,
+                                                                     abs=1e-6)
+  text = by_tag(lottery_run / 'lottery')['lottery/levels'][2][0][1]
+  assert text.item().decode().count('\n') == 4  # header, rule, 3 levels
+
+
+def test_rewind_distance_from_start_weights(lottery_run):
+  scalars = summaries.read_scalars(str(lottery_run / 'lottery'))
+  # Recompute level 1's distance from its saved start/ and final/ weights.
+  net = tt.wrap(models.build_model(name='lenet_300_100',
+                                   input_shape=(28, 28, 1), num_classes=10))
+  level_dir = lottery_run / 'level_1'
+  training.load_weights(net, str(level_dir / 'start'))
+  start = pruning.get_weights(net)
+  training.load_weights(net, str(level_dir / 'final'))
+  final = pruning.get_weights(net)
+  total = 0.0
+  for key in KEYS:
+    d = float(np.sum((final[key].astype(np.float64) - start[key]) ** 2))
+    total += d
+    assert scalars[f'lottery/rewind_distance/{key}'][1] == pytest.approx(
+        np.sqrt(d), rel=1e-5)
+  assert scalars['lottery/rewind_distance/total'][1] == pytest.approx(
+      np.sqrt(total), rel=1e-5)
+  assert 0 < scalars['lottery/rewind_distance_relative/total'][1] < 1
+
+
+def test_branch_writer_and_random_masks_overlap(lottery_run):
+  rows = results(lottery_run / 'branch_random_prune' / 'results.csv')
+  scalars = summaries.read_scalars(
+      str(lottery_run / 'branch_random_prune' / 'lottery'))
+  assert sorted(scalars['lottery/density']) == [1, 2]
+  assert scalars['lottery/density'][2] == pytest.approx(
+      float(rows[1]['density']), abs=1e-6)
+  # Independent random masks: overlap well below the nested 0.8.
+  assert scalars['lottery/jaccard/fc1'][2] < 0.7
+
+
+def test_custom_scalars_layout_once_at_run_root(lottery_run):
+  files = glob.glob(str(lottery_run / 'events.out.tfevents.*'))
+  assert len(files) == 1
+  events = summaries.read_events(str(lottery_run))
+  (tag, _, plugin, value), = events
+  assert (tag, plugin) == ('custom_scalars__config__', 'custom_scalars')
+  layout = layout_pb2.Layout.FromString(value.item())
+  assert [c.title for c in layout.category] == [
+      'Sparsity', 'Lottery', 'Sparse training']
+  charts = {t for c in layout.category for ch in c.chart
+            for t in ch.multiline.tag}
+  assert r'^lottery/test_accuracy$' in charts
+  assert r'^lottery_by_density/early_stop_step$' in charts
+  assert r'^sparse_training/dropped/' in charts
+  assert not summaries.write_layout(str(lottery_run))  # once per run dir
+
+
+def test_rerun_of_a_finished_run_adds_no_events(lottery_run):
+  before = {p: os.path.getsize(p) for p in glob.glob(
+      str(lottery_run / '**' / 'events.out.tfevents.*'), recursive=True)}
+  run(lottery_run, params=('lottery.levels = 2',
+                           "lottery.branch = 'random_prune'",
+                           'summaries.every = 10'))
+  after = {p: os.path.getsize(p) for p in glob.glob(
+      str(lottery_run / '**' / 'events.out.tfevents.*'), recursive=True)}
+  assert after == before
+
+
+class FakeRigL(training.Hook):
+  """Moves k connections per layer at `at`: drops the k smallest active
+  weights and grows k inactive connections (a real mask change)."""
+
+  def __init__(self, at, k=50):
+    self.at, self.k, self.moved = at, k, {}
+
+  def after_step(self, trainer, step, grads):
+    if step != self.at:
+      return
+    masks = pruning.get_masks(trainer.model)
+    weights = pruning.get_weights(trainer.model)
+    rng = np.random.default_rng(0)
+    stats = {}
+    for key, m in masks.items():
+      flat, w = m.reshape(-1).copy(), np.abs(weights[key]).reshape(-1)
+      active, inactive = np.flatnonzero(flat), np.flatnonzero(flat == 0)
+      drop = active[np.argsort(w[active], kind='stable')[:self.k]]
+      grow = rng.choice(inactive, self.k, replace=False)
+      flat[drop], flat[grow] = 0.0, 1.0
+      masks[key] = flat.reshape(m.shape)
+      self.moved[key] = (drop, grow)
+      stats[key] = dict(dropped=len(drop), grown=len(grow), churn=0.01,
+                        drop_fraction=self.k / len(active))
+    pruning.set_masks(trainer.model, masks)
+    trainer.mask_updated(step, stats)
+
+
+@pytest.mark.parametrize('strategy', ['default', 'mirrored'])
+def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
+                                                     request):
+  strategy = (tf.distribute.get_strategy() if strategy == 'default'
+              else request.getfixturevalue('mirrored'))
+  gin.clear_config()
+  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+      'dataset.max_train_examples = 600', 'summaries.every = 0',
+      'summaries.image_every = 0'])
+  data = data_lib.load_dataset()
+  config = training.TrainingConfig(steps=30, eval_every=30)
+  ctx = experiment.Context(run_dir=str(tmp_path), data=data, config=config,
+                           strategy=strategy, quiet=True)
+  model = ctx.build_model()
+  pruning.prune_by_magnitude(model, 0.5)
+  fake = FakeRigL(at=20)
+  result = ctx.train(model, str(tmp_path / 'net'), hooks=[fake])
+  tags = by_tag(tmp_path / 'net')
+  scalars = summaries.read_scalars(str(tmp_path / 'net'))
+  for key in KEYS:
+    assert scalars[f'sparse_training/dropped/{key}'] == {20: 50.0}
+    assert scalars[f'sparse_training/grown/{key}'] == {20: 50.0}
+    assert scalars[f'sparse_training/drop_fraction/{key}'][20] > 0
+    assert scalars[f'sparse_training/churn/{key}'] == {20: pytest.approx(0.01)}
+    assert sorted(tags[f'masks/{key}']) == [0, 20, 30]  # start, change, end
+    # Grown connections that survive to the end: all (no later update).
+    assert scalars[f'sparse_training/grown_survival/{key}'] == {30: 1.0}
+  assert scalars['sparse_training/dropped/total'] == {20: 150.0}
+  assert scalars['sparse_training/grown/total'] == {20: 150.0}
+  assert result['grown_survival'] == 1.0
+  # Density stays constant (drop = grow) and is logged at the change.
+  assert scalars['density/total'][20] == pytest.approx(
+      scalars['density/total'][0], abs=1e-7)
+  assert sorted(scalars['density/total']) == [0, 20, 30]  # every = 0
+
+
+def test_real_rigl_run_dropped_equals_grown(tmp_path):
+  pytest.importorskip('tf_tickets.sparse_training')  # registers its gin
+  rows = run(tmp_path / 'rigl', 'lenet_rigl.gin', params=(
+      'training.steps = 60', 'sparse_training.update_every = 20',
+      'sparse_training.end_step = 1.0'))
+  scalars = summaries.read_scalars(str(tmp_path / 'rigl' / 'level_0'))
+  dropped = {k: v for k, v in scalars.items()
+             if k.startswith('sparse_training/dropped/')}
+  assert set(dropped) >= {f'sparse_training/dropped/{k}' for k in KEYS}
+  assert sorted(dropped['sparse_training/dropped/total']) == [20, 40]
+  assert dropped['sparse_training/dropped/total'][20] > 0
+  for tag, values in dropped.items():
+    assert scalars[tag.replace('/dropped/', '/grown/')] == values
+  row = results(tmp_path / 'rigl' / 'results.csv')[0]
+  assert scalars['density/total'][60] == pytest.approx(float(row['density']),
+                                                       abs=1e-6)
+  if row.get('grown_survival'):
+    assert scalars['sparse_training/grown_survival/total'][60] == (
+        pytest.approx(float(row['grown_survival']), abs=1e-6))
+  assert rows
+
+
+def test_disabled_writes_no_sparsity_summaries(tmp_path):
+  run(tmp_path / 'run', params=("experiment.kind = 'dense'",
+                                'training.steps = 10',
+                                'summaries.enabled = False'))
+  tags = by_tag(tmp_path / 'run' / 'level_0')
+  assert 'eval/test_accuracy' in tags
+  assert not [t for t in tags if t.split('/')[0] in
+              ('density', 'sparsity', 'weights', 'masks')]
+
+
+def test_mask_image_folding_and_downsampling():
+  conv = np.zeros((3, 3, 16, 32), np.float32)
+  conv[0, 0, 0, :] = 1.0
+  img = summaries.mask_image(conv)
+  assert img.shape == (3 * 3 * 16, 32)
+  assert img[0].tolist() == [1.0] * 32 and img[1:].sum() == 0
+  big = np.zeros((1030, 600), np.float32)
+  big[:3, :] = 1.0  # first block row of 3 x 2 blocks is fully active
+  img = summaries.mask_image(big, 512)
+  assert img.shape == (344, 300)  # ceil(1030 / 3), 600 / 2
+  assert img.max() <= 1.0 and img.min() >= 0.0
+  assert np.all(img[0] == 1.0) and np.all(img[1:] == 0.0)
+  odd = summaries.mask_image(np.ones((1025, 7)), 512)  # padded edge block
+  assert odd.shape == (342, 7) and np.all(odd == 1.0)
+  assert summaries.jaccard([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(1 / 3)
+  assert summaries.density_step(0.036) == 360
