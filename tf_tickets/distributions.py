@@ -136,8 +136,24 @@ def _solve(shapes, sparsity, custom, log_raw):
   return out
 
 
-def _log_ratio(log_sum, log_prod, power_scale):
-  return power_scale * (log_sum - log_prod) if power_scale else 0.0
+def _sum_over_prod(shapes, sparsity, custom, power_scale, dims, name,
+                   min_ndim):
+  """Density ~ (sum(d)/prod(d))**power_scale with d = dims(shape), solved
+  against the budget; the common core of ER and ERK (computed in logs)."""
+  shapes, sparsity, custom = _check_args(shapes, sparsity, custom)
+  power_scale = _check_power_scale(power_scale)
+  log_raw = {}
+  for k, shape in shapes.items():
+    if k in custom:
+      continue
+    if len(shape) < min_ndim:
+      raise ConfigError(f'shapes[{k!r}]', f'{name} needs a kernel with at '
+                        f'least {min_ndim} dim(s), got {shape}; give it a '
+                        'sparsity in custom')
+    d = dims(shape)
+    log_raw[k] = (power_scale * (math.log(sum(d)) - math.fsum(
+        math.log(x) for x in d)) if power_scale else 0.0)
+  return _solve(shapes, sparsity, custom, log_raw)
 
 
 def erdos_renyi(shapes, sparsity, custom=None, power_scale=1.0):
@@ -147,19 +163,8 @@ def erdos_renyi(shapes, sparsity, custom=None, power_scale=1.0):
   n_out=shape[-1]); a layer outside `custom` with fewer than 2 dims raises
   ConfigError.
   """
-  shapes, sparsity, custom = _check_args(shapes, sparsity, custom)
-  power_scale = _check_power_scale(power_scale)
-  log_raw = {}
-  for k, shape in shapes.items():
-    if k in custom:
-      continue
-    if len(shape) < 2:
-      raise ConfigError(f'shapes[{k!r}]', f'ER needs a kernel with at least '
-                        f'2 dims, got {shape}; give it a sparsity in custom')
-    n_in, n_out = shape[-2], shape[-1]
-    log_raw[k] = _log_ratio(math.log(n_in + n_out), math.log(n_in * n_out),
-                            power_scale)
-  return _solve(shapes, sparsity, custom, log_raw)
+  return _sum_over_prod(shapes, sparsity, custom, power_scale,
+                        lambda shape: tuple(shape[-2:]), 'ER', 2)
 
 
 def erk(shapes, sparsity, custom=None, power_scale=1.0):
@@ -168,18 +173,8 @@ def erk(shapes, sparsity, custom=None, power_scale=1.0):
   Uses the whole kernel shape (Evci et al. 2020). power_scale=0 is uniform.
   A layer outside `custom` with shape `()` raises ConfigError.
   """
-  shapes, sparsity, custom = _check_args(shapes, sparsity, custom)
-  power_scale = _check_power_scale(power_scale)
-  log_raw = {}
-  for k, shape in shapes.items():
-    if k in custom:
-      continue
-    if not shape:
-      raise ConfigError(f'shapes[{k!r}]', 'ERK needs a kernel with at least '
-                        '1 dim, got (); give it a sparsity in custom')
-    log_raw[k] = _log_ratio(math.log(sum(shape)),
-                            math.fsum(math.log(d) for d in shape), power_scale)
-  return _solve(shapes, sparsity, custom, log_raw)
+  return _sum_over_prod(shapes, sparsity, custom, power_scale, tuple, 'ERK',
+                        1)
 
 
 DISTRIBUTIONS = {'uniform': uniform, 'er': erdos_renyi, 'erk': erk}
