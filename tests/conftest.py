@@ -22,7 +22,10 @@ FIXTURE = os.path.join(REPO, 'tests', 'data', 'fashion_mnist_small')
 
 @pytest.fixture
 def mirrored():
-  return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  from tf_tickets import training  # pylint: disable=g-import-not-at-top
+  strategy = training.make_strategy('mirrored')  # one per process
+  assert strategy.num_replicas_in_sync == 2
+  return strategy
 
 
 @pytest.fixture(autouse=True)

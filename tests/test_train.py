@@ -84,7 +84,7 @@ def test_mirrored_training_keeps_invariants(tmp_path):
          'dataset.max_train_examples = 600'])
   result = experiment.run(str(tmp_path / 'run'), kind='lottery', quiet=True)
   assert [r['level'] for r in result] == [0, 1]
-  strategy = tf.distribute.MirroredStrategy()
+  strategy = training.make_strategy('mirrored')
   assert strategy.num_replicas_in_sync == 2
   # Rebuild level 1 under the strategy and check every replica's copy.
   ctx = experiment.Context(str(tmp_path / 'run'), None, None, strategy)

@@ -19,6 +19,7 @@ through `TicketWrapper.set_masks`.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -239,8 +240,14 @@ def make_optimizer(config, schedule):
   return opt, lr
 
 
+@functools.lru_cache(maxsize=None)
 def make_strategy(name):
-  """The tf.distribute strategy named by `training.strategy`."""
+  """The tf.distribute strategy named by `training.strategy`.
+
+  One instance per name and process: TensorFlow's collective ops key their
+  instances per process, and several MirroredStrategy objects in one process
+  can collide ("Shape mismatch in the collective instance").
+  """
   check_choice('training.strategy', name, STRATEGIES)
   if name == 'default':
     return tf.distribute.get_strategy()
