@@ -186,13 +186,26 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
     (('this is not gin',), 'gin config'),
     (('training.no_such_setting = 3',), 'no_such_setting'),
 ])
-def test_cli_bad_input_one_line_error(tmp_path, params, expect):
-  proc = cli.train(('gin/lenet_imp.gin',), FAST + params,
-                   f'--output_dir={tmp_path / "run"}', '--quiet')
-  assert proc.returncode != 0
+def test_bad_input_one_line_error(tmp_path, capsys, params, expect):
+  """The entrypoint's own code path, in process (the CLI tests below cover
+  the process exit status)."""
+  from tf_tickets import train  # pylint: disable=g-import-not-at-top
+  status = train.execute(
+      [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
+      list(cli.FIXTURE_PARAMS + FAST + params), str(tmp_path / 'run'),
+      quiet=True)
+  assert status == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err and err[-1].startswith('error: ') and expect in err[-1]
+
+
+def test_cli_bad_input_exit_status(tmp_path):
+  proc = cli.train(('gin/lenet_imp.gin',), FAST + (
+      'lottery.pruning_fraction = 1.5',), f'--output_dir={tmp_path / "run"}',
+                   '--quiet')
+  assert proc.returncode == 1
   line = cli.last_line(proc)
-  assert line.startswith('error: '), proc.stderr[-3000:]
-  assert expect in line
+  assert line.startswith('error: lottery.pruning_fraction'), proc.stderr[-3000:]
   assert 'Traceback' not in proc.stderr
 
 

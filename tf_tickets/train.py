@@ -144,6 +144,36 @@ def start_run(run_dir):
                                gin.config_str())
 
 
+def execute(gin_files, gin_params, output_dir=None, quiet=False):
+  """Runs the configured experiment; returns the exit status.
+
+  Known errors (TicketsError: bad settings, data, run directories,
+  checkpoints) print one final line `error: ...` and return 1.
+  """
+  try:
+    if not gin_files and not gin_params:
+      raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
+                        '--gin_file=gin/lenet_imp.gin')
+    parse_config(gin_files, gin_params)
+    run_dir = output_dir or default_run_dir(gin_files)
+    check_run_dir(run_dir)
+    print(f'run directory: {run_dir}', flush=True)
+    start_run(run_dir)
+    with gin.unlock_config():
+      rows = experiment.run(run_dir, quiet=quiet)
+    experiment.write_operative_config(run_dir)
+    logging.info('done: %d network(s); results in %s', len(rows),
+                 os.path.join(run_dir, 'results.csv'))
+    print(f'results: {os.path.join(run_dir, "results.csv")}', flush=True)
+    return 0
+  except TicketsError as e:
+    sys.stderr.flush()
+    # gin appends 'In call to configurable ...' lines; the first line says it.
+    message = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -153,27 +183,8 @@ def main(argv):
   logging.get_absl_logger().addFilter(
       lambda record: 'functional_saver' not in record.pathname)
   tf.get_logger().setLevel('ERROR')
-  try:
-    if not FLAGS.gin_file and not FLAGS.gin_param:
-      raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
-                        '--gin_file=gin/lenet_imp.gin')
-    parse_config(FLAGS.gin_file, FLAGS.gin_param)
-    run_dir = FLAGS.output_dir or default_run_dir(FLAGS.gin_file)
-    check_run_dir(run_dir)
-    print(f'run directory: {run_dir}', flush=True)
-    start_run(run_dir)
-    with gin.unlock_config():
-      rows = experiment.run(run_dir, quiet=FLAGS.quiet)
-    experiment.write_operative_config(run_dir)
-    logging.info('done: %d network(s); results in %s', len(rows),
-                 os.path.join(run_dir, 'results.csv'))
-    print(f'results: {os.path.join(run_dir, "results.csv")}', flush=True)
-  except TicketsError as e:
-    sys.stderr.flush()
-    # gin appends 'In call to configurable ...' lines; the first line says it.
-    message = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-    print(f'error: {message}', file=sys.stderr, flush=True)
-    sys.exit(1)
+  sys.exit(execute(FLAGS.gin_file, FLAGS.gin_param, FLAGS.output_dir,
+                   FLAGS.quiet))
 
 
 def run():

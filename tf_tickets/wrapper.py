@@ -86,7 +86,10 @@ class _MaskConstraint(keras.constraints.Constraint):
   def __call__(self, w):
     if self.inner is not None:
       w = self.inner(w)
-    return masked(w, self.mask)
+    # The per-step hot path: a plain multiply is the cheapest op here
+    # (measured inside model.fit); pruned entries may hold -0.0, which equals
+    # 0.0. strip() and mask changes write +0.0 via `masked`.
+    return w * tf.cast(self.mask, w.dtype)
 
 
 def _install_constraint(weight, constraint):
