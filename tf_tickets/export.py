@@ -116,6 +116,7 @@ from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
+from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8', 'float16')
@@ -161,28 +162,27 @@ def _as_tuple(value):
     return (value,)
 
 
-def parse_quantize(values, setting='--quantize'):
-  """Normalises quantisation names ('int8,float16' or a list); validates."""
+def _unique_choices(items, choices, setting, what):
+  """Validates names against `choices`; keeps first occurrences in order."""
   out = []
-  for value in _as_tuple(values):
-    for v in _as_tuple(value):
-      if v not in QUANTIZATIONS:
-        raise ConfigError(setting, f'unknown quantisation {v!r}; valid: '
-                          + ', '.join(repr(q) for q in QUANTIZATIONS))
-      if v not in out:
-        out.append(v)
-  return tuple(out) or ('none',)
-
-
-def parse_formats(values, setting='export.formats'):
-  out = []
-  for v in _as_tuple(values):
-    if v not in FORMATS:
-      raise ConfigError(setting, f'unknown format {v!r}; valid: '
-                        + ', '.join(repr(f) for f in FORMATS))
+  for v in items:
+    if v not in choices:
+      raise ConfigError(setting, f'unknown {what} {v!r}; valid: '
+                        + ', '.join(repr(c) for c in choices))
     if v not in out:
       out.append(v)
   return tuple(out)
+
+
+def parse_quantize(values, setting='--quantize'):
+  """Normalises quantisation names ('int8,float16' or a list); validates."""
+  items = [v for value in _as_tuple(values) for v in _as_tuple(value)]
+  return _unique_choices(items, QUANTIZATIONS, setting, 'quantisation') or (
+      'none',)
+
+
+def parse_formats(values, setting='export.formats'):
+  return _unique_choices(_as_tuple(values), FORMATS, setting, 'format')
 
 
 @gin.configurable('export')
@@ -419,15 +419,10 @@ def convert(saved_model_dir, quantization='none', sparse=True,
       warnings.filterwarnings('ignore', message='.*Statistics for quantized')
       return converter.convert()
   except Exception as e:  # pylint: disable=broad-except
-    msg = _first_line(e)
+    msg = first_line(e, 400)
     raise TicketsError(f'{setting}: the TFLite converter cannot make the '
                        f'{quantization!r} variant of this network: '
                        f'{type(e).__name__}: {msg}') from None
-
-
-def _first_line(e):
-  text = str(e).strip()
-  return text.splitlines()[0][:400] if text else type(e).__name__
 
 
 # ------------------------------------------------------------------------------
@@ -484,7 +479,7 @@ def run_tflite(content, images, batch_size=100):
   try:
     return _invoke_all(content, images, True, batch_size), 'xnnpack', None
   except (RuntimeError, ValueError) as e:
-    note = _first_line(e)
+    note = first_line(e, 400)
   logits = _invoke_all(content, images, False, batch_size)
   return logits, 'builtin', note
 

@@ -137,12 +137,11 @@ def _finetune_rate(ctx, cfg):
   if cfg['finetune_learning_rate'] is not None:
     return cfg['finetune_learning_rate']
   config = ctx.config
-  lr = training.LearningRate(
-      config.learning_rate, config.lr_schedule,
-      training.resolve_schedule(config, ctx.data.steps_per_epoch).steps,
-      training.resolve_schedule(config, ctx.data.steps_per_epoch).milestones,
-      config.lr_gamma)
-  steps = training.resolve_schedule(config, ctx.data.steps_per_epoch).steps
+  schedule = training.resolve_schedule(config, ctx.data.steps_per_epoch)
+  lr = training.LearningRate(config.learning_rate, config.lr_schedule,
+                             schedule.steps, schedule.milestones,
+                             config.lr_gamma)
+  steps = schedule.steps
   return max(lr.value(steps - 1), 1e-12)
 
 
