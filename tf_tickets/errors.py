@@ -21,6 +21,12 @@ class KerasVersionError(TicketsError, TypeError):
   """A Keras 3 object was given where a tf_keras (Keras 2) object is needed."""
 
 
+def first_line(e, limit=None):
+  """The first line of an exception's message (its type if it has none)."""
+  text = str(e).strip()
+  return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
 def check_range(setting, value, low=0.0, high=1.0, low_open=False,
                 high_open=True):
   """Raises ConfigError unless `low (<|<=) value (<|<=) high`."""

@@ -33,6 +33,7 @@ from tf_tickets import sparse_training  # noqa: F401
 from tf_tickets import training
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
+from tf_tickets.errors import first_line
 
 flags.DEFINE_multi_string('gin_file', [], 'gin files with the configuration.')
 flags.DEFINE_multi_string('gin_param', [],
@@ -169,8 +170,7 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
   except TicketsError as e:
     sys.stderr.flush()
     # gin appends 'In call to configurable ...' lines; the first line says it.
-    message = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-    print(f'error: {message}', file=sys.stderr, flush=True)
+    print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
     return 1
 
 

@@ -39,6 +39,7 @@ from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_range
+from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
 
 OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam', 'adamw')
@@ -304,12 +305,8 @@ def load_weights(model, directory):
   try:
     tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
   except (tf.errors.OpError, ValueError, AssertionError) as e:
-    raise TicketsError(f'{directory}: cannot read saved weights ({_first_line(e)}); '
+    raise TicketsError(f'{directory}: cannot read saved weights ({first_line(e)}); '
                        'the files are corrupt or from another model') from None
-
-
-def _first_line(e):
-  return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def read_json(path):
@@ -503,7 +500,7 @@ class Trainer:
       self.checkpoint.read(latest).assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
       raise TicketsError(
-          f'checkpoint {latest} cannot be restored ({_first_line(e)}); it is '
+          f'checkpoint {latest} cannot be restored ({first_line(e)}); it is '
           'corrupt or from a different configuration. Move it away to '
           'restart this network, or use another --output_dir') from None
     return int(self.step_var.numpy())
