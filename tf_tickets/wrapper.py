@@ -330,7 +330,8 @@ def sparsity_report(model):
   """
   layers = collections.OrderedDict()
   total = nonzero = active = 0
-  for key, (wr, i) in prunable_entries(model).items():
+  entries = prunable_entries(model)
+  for key, (wr, i) in entries.items():
     m = wr.masks[i].numpy()
     w = wr.prunable_weights[i].numpy()
     n = int(m.size)
@@ -341,17 +342,15 @@ def sparsity_report(model):
     total += n
     active += a
     nonzero += nz
-  prunable_ids = {id(wr.prunable_weights[i])
-                  for wr, i in prunable_entries(model).values()}
-  aux_ids = set()
+  # Every other weight once: prunable ones are counted above; masks, theta_0
+  # and rewind points are not parameters.
+  skip = set()
   for wr in wrappers(model):
-    aux_ids.update(id(v) for v in wr.masks + wr.initial_values +
-                   wr.rewind_values)
+    skip.update(id(v) for v in wr.prunable_weights + wr.masks +
+                wr.initial_values + wr.rewind_values)
   all_params = all_nonzero = 0
   for v in model.weights:
-    if id(v) in aux_ids:
-      continue
-    if id(v) in prunable_ids:
+    if id(v) in skip:
       continue
     all_params += int(np.prod(v.shape))
     all_nonzero += int(np.count_nonzero(v.numpy()))
