@@ -39,7 +39,6 @@ from tf_tickets import experiment
 from tf_tickets import pruning
 from tf_tickets import summaries
 from tf_tickets import training
-from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_range
@@ -232,8 +231,7 @@ def run(ctx):
   cfg = lottery_config()
   model = ctx.build_model()
   rows = run_levels(ctx, cfg, model)
+  logging.info('final density %.4f', rows[-1]['density'])
   if cfg['branch']:
     rows += run_branch(ctx, cfg, cfg['branch'])
-  report = wrapper_lib.sparsity_report(model)
-  logging.info('final density %.4f', report['density'])
   return rows
