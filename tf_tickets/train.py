@@ -35,12 +35,17 @@ from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 
-flags.DEFINE_multi_string('gin_file', [], 'gin files with the configuration.')
-flags.DEFINE_multi_string('gin_param', [],
-                          "gin bindings, e.g. 'lottery.levels = 3'.")
-flags.DEFINE_string('output_dir', None, 'run directory (default: runs/'
-                    '<gin file stem>-<config hash>).')
-flags.DEFINE_bool('quiet', False, 'no progress bar, warnings only.')
+def _define_flags():
+  """Flags of the entrypoint, defined when it runs (not on import, so other
+  absl programs and tests can import this module)."""
+  flags.DEFINE_multi_string('gin_file', [], 'gin files with the configuration.')
+  flags.DEFINE_multi_string('gin_param', [],
+                            "gin bindings, e.g. 'lottery.levels = 3'.")
+  flags.DEFINE_string('output_dir', None, 'run directory (default: runs/'
+                      '<gin file stem>-<config hash>).')
+  flags.DEFINE_bool('quiet', False, 'no progress bar, warnings only.')
+
+
 FLAGS = flags.FLAGS
 
 # Settings that may differ between invocations on the same run directory:
@@ -188,6 +193,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 
