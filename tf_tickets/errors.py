@@ -1,4 +1,6 @@
-"""Errors that the entrypoints turn into one final line and a non-zero exit."""
+"""Errors that the entrypoints turn into one final line and a non-zero exit,
+and the validators every setting goes through (one place, one wording)."""
+import numbers
 
 
 class TicketsError(Exception):
@@ -50,3 +52,36 @@ def check_choice(setting, value, choices):
         setting, f'unknown value {value!r}; valid: '
         + ', '.join(repr(c) for c in choices))
   return value
+
+
+def check_int(setting, value, low=None, allow_none=False):
+  """An integer (not a bool) >= `low`; numpy integers allowed."""
+  if value is None and allow_none:
+    return None
+  valid = 'an integer' + (f' >= {low}' if low is not None else '')
+  if allow_none:
+    valid = 'None or ' + valid
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise ConfigError(setting, f'expected {valid}, got {value!r}')
+  if low is not None and value < low:
+    raise ConfigError(setting, f'{value!r} is out of range; valid: {valid}')
+  return int(value)
+
+
+def check_bool(setting, value, allow_none=False):
+  """True or False (numpy bools allowed), or None if `allow_none`."""
+  if value is None and allow_none:
+    return None
+  if type(value).__name__ not in ('bool', 'bool_'):
+    valid = 'True, False or None (auto)' if allow_none else 'True or False'
+    raise ConfigError(setting, f'expected {valid}, got {value!r}')
+  return bool(value)
+
+
+def check_mapping(setting, value, what='layer name -> value'):
+  """A dict (None is an empty one)."""
+  if value is None:
+    return {}
+  if not isinstance(value, dict):
+    raise ConfigError(setting, f'expected a dict {what}, got {value!r}')
+  return dict(value)

@@ -1,0 +1,284 @@
+"""The run directory: its layout, atomic files, weights and results.
+
+Only this module spells out the layout:
+
+    RUN/config.json            the bindings that define the run (its identity)
+    RUN/config.gin             the gin config as given
+    RUN/operative_config.gin   the settings used (complete once the run ends)
+    RUN/results.csv            one row per trained network
+    RUN/events.out.tfevents.*  the custom-scalars layout
+    RUN/lottery/               run-level lottery summaries
+    RUN/level_<L>/             one network:
+        start/                 its starting weights
+        checkpoints/           in-progress checkpoints (removed when done)
+        final/                 trained weights (the completion marker,
+                               written last and atomically)
+        result.json            its results.csv row
+    RUN/branch_<name>/         a control branch: results.csv, lottery/,
+                               level_<L>/ as above
+    RUN/export/level_<L>/      what `tf_tickets.export` writes
+
+Writes are atomic (a temporary file or directory renamed into place), so a
+killed run leaves either the old or the new file, never half of one.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import gin
+import tensorflow as tf
+
+from tf_tickets.errors import TicketsError
+from tf_tickets.errors import first_line
+
+CONFIG_JSON = 'config.json'
+CONFIG_GIN = 'config.gin'
+OPERATIVE_CONFIG = 'operative_config.gin'
+RESULTS = 'results.csv'
+RESULT = 'result.json'
+START = 'start'
+FINAL = 'final'
+CHECKPOINTS = 'checkpoints'
+LOTTERY_SUMMARIES = 'lottery'
+EXPORT = 'export'
+_LEVEL_RE = re.compile(r'level_(\d+)')
+
+# Columns first in results.csv; per-layer densities follow as density/<key>.
+RESULT_COLUMNS = (
+    'level', 'branch', 'method', 'seed', 'density', 'sparsity',
+    'test_accuracy', 'test_loss', 'val_accuracy', 'val_loss',
+    'early_stop_step', 'early_stop_test_accuracy', 'early_stop_val_loss',
+    'steps', 'active_weights', 'prunable_weights', 'wall_time')
+
+
+# ------------------------------------------------------------------------------
+# Paths
+# ------------------------------------------------------------------------------
+
+
+def branch_dir(run_dir, branch=None):
+  """The directory of a control branch (`run_dir` itself for no branch)."""
+  return os.path.join(run_dir, f'branch_{branch}') if branch else run_dir
+
+
+def level_dir(run_dir, level, branch=None):
+  """The directory of one network: `RUN[/branch_<b>]/level_<L>`."""
+  return os.path.join(branch_dir(run_dir, branch), f'level_{level}')
+
+
+def results_path(run_dir, branch=None):
+  return os.path.join(branch_dir(run_dir, branch), RESULTS)
+
+
+def lottery_summaries_dir(run_dir, branch=None):
+  return os.path.join(branch_dir(run_dir, branch), LOTTERY_SUMMARIES)
+
+
+def start_dir(net_dir):
+  return os.path.join(net_dir, START)
+
+
+def final_dir(net_dir):
+  return os.path.join(net_dir, FINAL)
+
+
+def result_path(net_dir):
+  return os.path.join(net_dir, RESULT)
+
+
+def checkpoints_dir(net_dir):
+  return os.path.join(net_dir, CHECKPOINTS)
+
+
+def export_dir(run_dir, level):
+  return os.path.join(run_dir, EXPORT, f'level_{level}')
+
+
+def config_json_path(run_dir):
+  return os.path.join(run_dir, CONFIG_JSON)
+
+
+def operative_config_path(run_dir):
+  return os.path.join(run_dir, OPERATIVE_CONFIG)
+
+
+# ------------------------------------------------------------------------------
+# State of a network and of a run
+# ------------------------------------------------------------------------------
+
+
+def is_finished(net_dir):
+  """True if the network in `net_dir` is trained (final weights + result)."""
+  return (os.path.exists(result_path(net_dir))
+          and os.path.exists(final_dir(net_dir)))
+
+
+def has_start(net_dir):
+  return os.path.exists(start_dir(net_dir))
+
+
+def has_checkpoint(net_dir):
+  return tf.train.latest_checkpoint(checkpoints_dir(net_dir)) is not None
+
+
+def finished_levels(run_dir):
+  """{level: result dict} of the finished networks `RUN/level_<L>`."""
+  out = {}
+  if not os.path.isdir(run_dir):
+    return out
+  for name in os.listdir(run_dir):
+    match = _LEVEL_RE.fullmatch(name)
+    net_dir = os.path.join(run_dir, name)
+    if not match or not is_finished(net_dir):
+      continue
+    try:
+      out[int(match.group(1))] = read_json(result_path(net_dir))
+    except (OSError, ValueError):
+      continue
+  return out
+
+
+def read_result(net_dir):
+  return read_json(result_path(net_dir))
+
+
+# ------------------------------------------------------------------------------
+# Atomic files
+# ------------------------------------------------------------------------------
+
+
+def atomic_write_text(path, text):
+  """Writes `text` to `path` so that readers see the old or the new file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_json(path, value):
+  atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True))
+
+
+def read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def save_weights(model, directory):
+  """Writes all model variables (masks, theta_0, rewind point included) to
+  `directory` atomically: a temporary directory is renamed into place."""
+  parent = os.path.dirname(os.path.abspath(directory))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-')
+  tf.train.Checkpoint(model=model).write(os.path.join(tmp, 'weights'))
+  if os.path.exists(directory):
+    shutil.rmtree(directory)
+  os.replace(tmp, directory)
+
+
+def load_weights(model, directory):
+  """Restores what `save_weights` wrote; corrupt files raise TicketsError."""
+  prefix = os.path.join(directory, 'weights')
+  if not tf.io.gfile.exists(prefix + '.index'):
+    raise TicketsError(f'{directory}: no saved weights there (expected '
+                       f'{prefix}.index)')
+  try:
+    tf.train.Checkpoint(model=model).read(
+        prefix).assert_existing_objects_matched()
+  except (tf.errors.OpError, ValueError, AssertionError) as e:
+    raise TicketsError(f'{directory}: cannot read saved weights '
+                       f'({first_line(e)}); the files are corrupt or from '
+                       'another model') from None
+
+
+def write_operative_config(run_dir):
+  """Writes the settings used so far (gin's operative config), atomically."""
+  atomic_write_text(operative_config_path(run_dir),
+                    gin.operative_config_str())
+
+
+def write_operative_config_once(run_dir):
+  if not os.path.exists(operative_config_path(run_dir)):
+    write_operative_config(run_dir)
+
+
+def write_stamp(run_dir, bindings, fingerprint):
+  """Creates the run directory with its identity (config.json, config.gin)."""
+  os.makedirs(run_dir, exist_ok=True)
+  if not os.path.exists(config_json_path(run_dir)):
+    write_json(config_json_path(run_dir),
+               dict(bindings=bindings, fingerprint=fingerprint))
+  if not os.path.exists(os.path.join(run_dir, CONFIG_GIN)):
+    atomic_write_text(os.path.join(run_dir, CONFIG_GIN), gin.config_str())
+
+
+def read_stamp(run_dir):
+  """The bindings in `RUN/config.json`, None if there is none."""
+  path = config_json_path(run_dir)
+  if not os.path.exists(path):
+    return None
+  try:
+    return read_json(path)['bindings']
+  except (ValueError, KeyError, OSError) as e:
+    raise TicketsError(f'{path} is unreadable ({e}); this directory was '
+                       'not written by this version of tf_tickets') from None
+
+
+# ------------------------------------------------------------------------------
+# results.csv
+# ------------------------------------------------------------------------------
+
+
+def write_results(path, rows):
+  """Writes result dicts as CSV (atomically), fixed columns first."""
+  layer_keys = []
+  for row in rows:
+    for k in row.get('layer_density', {}):
+      if k not in layer_keys:
+        layer_keys.append(k)
+  extra = sorted({k for r in rows for k in r
+                  if k not in RESULT_COLUMNS and k != 'layer_density'
+                  and not isinstance(r[k], (dict, list))})
+  columns = list(RESULT_COLUMNS) + extra + [f'density/{k}' for k in layer_keys]
+  buf = io.StringIO()
+  out = csv.DictWriter(buf, columns, extrasaction='ignore')
+  out.writeheader()
+  for row in rows:
+    flat = dict(row)
+    for k, v in row.get('layer_density', {}).items():
+      flat[f'density/{k}'] = v
+    out.writerow({k: ('' if flat.get(k) is None else flat.get(k))
+                  for k in columns})
+  atomic_write_text(path, buf.getvalue())
+
+
+def read_results(path):
+  """The rows of a results.csv as dicts of strings."""
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def find_results(run_dir):
+  """results.csv files of a run directory: its own and its branches'."""
+  own = results_path(run_dir)
+  found = [own] if os.path.isfile(own) else []
+  if os.path.isdir(run_dir):
+    for name in sorted(os.listdir(run_dir)):
+      path = os.path.join(run_dir, name, RESULTS)
+      if name.startswith('branch_') and os.path.isfile(path):
+        found.append(path)
+  return found

@@ -1,0 +1,45 @@
+"""One style for settings: a frozen dataclass per gin namespace.
+
+    @settings.gin_settings('lottery')
+    class LotterySettings(settings.Settings):
+      levels: int = 0
+      ...
+      def validate(self):
+        self.set('levels', check_int('lottery.levels', self.levels, 0))
+
+Defaults are written once (the fields), gin binds `lottery.levels` etc.
+when the class is called without that argument, and `validate` (run on
+construction) checks and normalises every field through the shared
+validators in `tf_tickets.errors`. `replace(**changes)` returns a validated
+copy.
+"""
+import dataclasses
+
+import gin
+
+
+class Settings:
+  """Base of the settings dataclasses."""
+
+  def __post_init__(self):
+    self.validate()
+
+  def validate(self):
+    """Checks and normalises the fields (override; use `self.set`)."""
+
+  def set(self, name, value):
+    """Sets a field of the frozen instance (for `validate` only)."""
+    object.__setattr__(self, name, value)
+
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  def as_dict(self):
+    return dataclasses.asdict(self)
+
+
+def gin_settings(namespace):
+  """Class decorator: a frozen dataclass configurable as `namespace.*`."""
+  def decorate(cls):
+    return gin.configurable(namespace)(dataclasses.dataclass(frozen=True)(cls))
+  return decorate
