@@ -10,10 +10,10 @@ import tensorflow as tf
 import cli
 import tf_tickets as tt
 from tf_tickets import models
-from tf_tickets import pruning
-from tf_tickets import experiment
-from tf_tickets import lottery
-from tf_tickets import training
+from tf_tickets import experiments
+from tf_tickets import masks as pruning
+from tf_tickets import rundir
+from tf_tickets.experiments import lottery
 
 BASE = ('training.steps = 20', 'training.eval_every = 10',
         'dataset.max_train_examples = 600', 'experiment.quiet = True')
@@ -24,7 +24,7 @@ def run(run_dir, *params):
   gin.parse_config_files_and_bindings(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
       list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
-  return experiment.run(str(run_dir))
+  return experiments.run(str(run_dir))
 
 
 def variables(path):
@@ -40,7 +40,7 @@ def layer_vars(path, layer='fc1'):
   """(kernel, mask, initial, rewind) of a wrapped layer in saved weights."""
   model = tt.wrap(models.build_model(name='lenet_300_100',
                                      input_shape=(28, 28, 1), num_classes=10))
-  training.load_weights(model, path)
+  rundir.load_weights(model, path)
   return tuple(
       pruning.get_weights(model, which)[layer] if which != 'mask'
       else pruning.get_masks(model)[layer]
@@ -95,7 +95,7 @@ def test_start_weights_equal_init_times_mask(imp_run):
 
 def test_results_csv_has_a_row_per_level(imp_run):
   d, _ = imp_run
-  rows = experiment.read_results(os.path.join(d, 'results.csv'))
+  rows = rundir.read_results(os.path.join(d, 'results.csv'))
   assert [r['level'] for r in rows] == ['0', '1', '2', '3']
   for r in rows:
     for col in ('density', 'test_accuracy', 'early_stop_step',
@@ -177,13 +177,13 @@ def test_branches(imp_run, tmp_path):
 
 def test_bad_lottery_settings():
   with pytest.raises(ValueError, match='lottery.branch'):
-    lottery.lottery_config(branch='random')
+    lottery.LotterySettings(branch='random')
   with pytest.raises(ValueError, match='lottery.levels'):
-    lottery.lottery_config(levels=-1)
+    lottery.LotterySettings(levels=-1)
   with pytest.raises(ValueError, match='lottery.rewind'):
-    lottery.lottery_config(rewind='soon')
+    lottery.LotterySettings(rewind='soon')
   with pytest.raises(ValueError, match='lottery.pruning_fraction'):
-    lottery.lottery_config(pruning_fraction=0.0)
+    lottery.LotterySettings(pruning_fraction=0.0)
 
 
 def test_resume_after_sigkill_mid_level(tmp_path):
@@ -193,8 +193,8 @@ def test_resume_after_sigkill_mid_level(tmp_path):
   killed = tmp_path / 'killed'
   cli.train_and_kill('gin/lenet_imp.gin', params, killed,
                      'level_1/checkpoints/ckpt-*.index')
-  assert not training.is_finished(str(killed / 'level_1'))
-  assert training.is_finished(str(killed / 'level_0'))
+  assert not rundir.is_finished(str(killed / 'level_1'))
+  assert rundir.is_finished(str(killed / 'level_0'))
   done = cli.train(('gin/lenet_imp.gin',), params, f'--output_dir={killed}',
                    '--quiet')
   assert done.returncode == 0, done.stderr[-2000:]

@@ -15,9 +15,10 @@ from tf_tickets import data as data_lib
 from tf_tickets import distributions
 from tf_tickets import keras
 from tf_tickets import models
-from tf_tickets import pruning
-from tf_tickets import sparse_training as st
+from tf_tickets import algorithms
+from tf_tickets import masks as pruning
 from tf_tickets import training
+from tf_tickets.experiments import sparse as sparse_exp
 from tf_tickets import wrapper as wrapper_lib
 
 GIN_DIR = os.path.join(cli.REPO, 'gin')
@@ -44,7 +45,14 @@ def build(data, strategy=None, seed=0):
 
 def sparse_cfg(**kw):
   kw.setdefault('update_every', 10)
-  return st.sparse_training_config(**kw)
+  return algorithms.SparseTrainingSettings(**kw)
+
+
+def make_algorithm(model, cfg, seed=0, gmp=None):
+  sparsities = algorithms.target_sparsities(model, cfg)
+  if cfg.method == 'gmp':
+    return algorithms.GMP(cfg, sparsities, seed, gmp)
+  return algorithms.make(cfg, sparsities, seed)
 
 
 class Recorder(training.Hook):
@@ -71,14 +79,14 @@ class Recorder(training.Hook):
       new = (masks[key] > 0) & (self.prev[key] == 0)
       var = wr.prunable_weights[i]
       assert np.all(var.numpy()[new] == 0.0), (key, step)
-      slots = st.optimizer_slots(trainer.optimizer, var)
+      slots = training.optimizer_slots(trainer.optimizer, var)
       for slot in slots:
         assert np.all(slot.numpy()[new] == 0.0), (key, step, slot.name)
       grown[key] = int(new.sum())
     self.updates.append(dict(
         step=step, stats={k: dict(v) for k, v in stats.items()}, grown=grown,
         active={k: int(m.sum()) for k, m in masks.items()},
-        slots=len(st.optimizer_slots(trainer.optimizer,
+        slots=len(training.optimizer_slots(trainer.optimizer,
                                      entries['fc1'][0].prunable_weights[0]))))
     self.prev = masks
 
@@ -97,18 +105,20 @@ def train(data, net_dir, cfg, strategy=None, steps=STEPS, seed=0, hooks=(),
   """Trains LeNet-300-100 on the fixture with the hook of `cfg`."""
   strategy = strategy or tf.distribute.get_strategy()
   model = build(data, strategy)
-  st.initialize_masks(model, cfg, seed)
+  algorithm = make_algorithm(model, cfg, seed, gmp)
+  sparse_exp.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=steps, seed=seed, eval_every=steps,
                                    checkpoint_every=checkpoint_every,
                                    **training_kw)
-  hook = st.make_hook(cfg, gmp)
+  hook = training.MaskHook(algorithm)
   recorder = Recorder()
   trainer = training.Trainer(model, data, config, strategy, str(net_dir),
                              hooks=[hook, recorder, *hooks], quiet=True)
   result = trainer.fit()
   return dict(model=model, masks=pruning.get_masks(model),
               weights=pruning.get_weights(model), result=result,
-              updates=recorder.updates, hook=hook, trainer=trainer)
+              updates=recorder.updates, hook=hook, trainer=trainer,
+              algorithm=algorithm)
 
 
 _RUNS = {}
@@ -147,7 +157,7 @@ def equal(a, b):
 ])
 def test_config_errors_name_the_setting(kw, setting):
   with pytest.raises(tt.ConfigError, match=setting.replace('.', r'\.')):
-    st.sparse_training_config(**kw)
+    algorithms.SparseTrainingSettings(**kw)
 
 
 @pytest.mark.parametrize('kw,setting', [
@@ -158,19 +168,20 @@ def test_config_errors_name_the_setting(kw, setting):
 ])
 def test_gmp_config_errors(kw, setting):
   with pytest.raises(tt.ConfigError, match=setting):
-    st.gmp_config(**kw)
+    algorithms.GMPSettings(**kw)
 
 
 def test_unknown_custom_layer_and_late_end_step(data, tmp_path):
   model = build(data)
   with pytest.raises(tt.ConfigError, match='sparse_training.custom_sparsity'):
-    st.target_sparsities(model, sparse_cfg(custom_sparsity={'fc9': 0.5}))
+    algorithms.target_sparsities(model,
+                                 sparse_cfg(custom_sparsity={'fc9': 0.5}))
   with pytest.raises(tt.ConfigError, match='sparse_training.end_step'):
     train(data, tmp_path, sparse_cfg(end_step='100it'), steps=20)
 
 
 def test_resolve_step_forms_and_multiplier():
-  r = lambda v, m=1.0: st.resolve_step(v, 's', 400, 50, m)
+  r = lambda v, m=1.0: algorithms.RunSteps(400, 50, m).resolve(v, 's')
   assert [r(0.75), r(1.0), r(300), r('300it'), r('2ep')] == [
       300, 400, 300, 300, 100]
   # Step counts scale with training.steps_multiplier; fractions of the
@@ -178,18 +189,18 @@ def test_resolve_step_forms_and_multiplier():
   assert [r('2ep', 2.0), r(300, 2.0)] == [200, 600]
   config = training.TrainingConfig(steps=400, steps_multiplier=2.0)
   total = training.resolve_schedule(config, 50).steps
-  assert st.resolve_step(0.75, 's', total, 50, 2.0) == 600
+  assert algorithms.RunSteps(total, 50, 2.0).resolve(0.75, 's') == 600
 
 
 def test_target_sparsities_uniform_first_layer_dense_custom_and_erk(data):
   model = build(data)
-  u = st.target_sparsities(model, sparse_cfg(distribution='uniform'))
+  u = algorithms.target_sparsities(model, sparse_cfg(distribution='uniform'))
   assert u == {'fc1': 0.0, 'fc2': 0.9, 'output': 0.9}
-  u = st.target_sparsities(model, sparse_cfg(distribution='uniform',
-                                             dense_first_layer=False,
-                                             custom_sparsity={'output': 0.5}))
+  u = algorithms.target_sparsities(
+      model, sparse_cfg(distribution='uniform', dense_first_layer=False,
+                        custom_sparsity={'output': 0.5}))
   assert u == {'fc1': 0.9, 'fc2': 0.9, 'output': 0.5}
-  e = st.target_sparsities(model, sparse_cfg(sparsity=0.9))
+  e = algorithms.target_sparsities(model, sparse_cfg(sparsity=0.9))
   shapes = pruning.weight_shapes(model)
   assert e == distributions.erk(shapes, 0.9)
   nz = distributions.nonzeros(shapes, e)
@@ -199,40 +210,36 @@ def test_target_sparsities_uniform_first_layer_dense_custom_and_erk(data):
 def test_select_is_exact_and_breaks_ties_by_index():
   scores = np.array([3., 1., 1., 0., 1., 5., np.nan, 1.])
   cand = np.ones(8, bool)
-  assert sorted(st.select(scores, cand, 3)) == [1, 2, 3]
-  assert sorted(st.select(scores, cand, 2, largest=True)) == [0, 5]
+  assert sorted(pruning.select(scores, cand, 3)) == [1, 2, 3]
+  assert sorted(pruning.select(scores, cand, 2, largest=True)) == [0, 5]
   cand[1] = False
-  assert sorted(st.select(scores, cand, 3)) == [2, 3, 4]
-  assert sorted(st.select(scores, cand, 8)) == [0, 2, 3, 4, 5, 6, 7]
-  assert st.select(scores, cand, 0).size == 0
+  assert sorted(pruning.select(scores, cand, 3)) == [2, 3, 4]
+  assert sorted(pruning.select(scores, cand, 8)) == [0, 2, 3, 4, 5, 6, 7]
+  assert pruning.select(scores, cand, 0).size == 0
   # Matches a full lexicographic sort (score, index) on random ties.
   rng = np.random.default_rng(0)
   s = rng.integers(0, 5, 1000).astype(np.float32)
   c = rng.random(1000) < 0.5
   idx = np.flatnonzero(c)
   want = idx[np.lexsort((idx, s[idx]))[:100]]
-  assert sorted(st.select(s, c, 100)) == sorted(want)
+  assert sorted(pruning.select(s, c, 100)) == sorted(want)
 
 
 def test_drop_fraction_schedules():
-  cos = st.DropFraction(0.3, 'cosine', 1000)
+  cos = algorithms.DropFraction(0.3, 'cosine', 1000)
   assert cos(0) == pytest.approx(0.3)
   assert cos(250) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
   assert cos(500) == pytest.approx(0.15)
   assert cos(1000) == pytest.approx(0.0, abs=1e-12)
-  assert st.DropFraction(0.3, 'constant', 1000)(700) == 0.3
-  # 'lr': alpha * lr(t) / base, with the trainer's LR schedule.
-  hook = st.make_hook(sparse_cfg(drop_fraction_decay='lr', drop_fraction=0.4))
-  hook.drop_fraction = st.DropFraction(0.4, 'lr', 1000)
-
-  class FakeTrainer:
-    lr = training.LearningRate(0.1, 'step', 1000, milestones=(500,),
-                               gamma=0.1)
-
-  assert hook.fraction_at(FakeTrainer, 100) == pytest.approx(0.4)
-  assert hook.fraction_at(FakeTrainer, 600) == pytest.approx(0.04)
-  FakeTrainer.lr = training.LearningRate(0.1, 'cosine', 1000)
-  assert hook.fraction_at(FakeTrainer, 500) == pytest.approx(0.2, rel=1e-5)
+  assert algorithms.DropFraction(0.3, 'constant', 1000)(700) == 0.3
+  # 'lr': alpha * lr(t) / base, with the trainer's LR schedule (the hook
+  # passes lr(t) / base as `lr_ratio`).
+  f = algorithms.DropFraction(0.4, 'lr', 1000)
+  lr = training.LearningRate(0.1, 'step', 1000, milestones=(500,), gamma=0.1)
+  assert f(100, lr.value(100) / lr.base) == pytest.approx(0.4)
+  assert f(600, lr.value(600) / lr.base) == pytest.approx(0.04)
+  lr = training.LearningRate(0.1, 'cosine', 1000)
+  assert f(500, lr.value(500) / lr.base) == pytest.approx(0.2, rel=1e-5)
 
 
 def test_optimizer_slots_found_for_every_optimizer():
@@ -245,7 +252,7 @@ def test_optimizer_slots_found_for_every_optimizer():
                  (keras.optimizers.legacy.Adam(), 2)]:
     opt.build([v, b]) if not hasattr(opt, 'get_slot_names') else \
         opt.apply_gradients([(tf.ones((3, 4)), v), (tf.ones((4,)), b)])
-    slots = st.optimizer_slots(opt, v)
+    slots = training.optimizer_slots(opt, v)
     assert len(slots) == n, type(opt).__name__
     assert all(s.shape == v.shape for s in slots)
 
@@ -258,7 +265,7 @@ def test_rigl_counts_zero_growth_slots_and_schedule(data, tmp_path_factory):
   ups = run['updates']
   assert [u['step'] for u in ups] == UPDATES  # none at or after T_end = 60
   start = ups[0]['active']
-  cos = st.DropFraction(0.3, 'cosine', 60)
+  cos = algorithms.DropFraction(0.3, 'cosine', 60)
   for u in ups:
     assert u['active'] == start  # exactly constant per layer
     assert u['slots'] == 2  # Adam's m and v were checked (Recorder)
@@ -284,9 +291,10 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
   """One update by hand: the exact sets RigL must choose."""
   model = build(data)
   cfg = sparse_cfg(method='rigl', update_every=1, end_step=1.0)
-  st.initialize_masks(model, cfg, 0)
+  algorithm = make_algorithm(model, cfg)
+  sparse_exp.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=2, eval_every=2)
-  hook = st.make_hook(cfg)
+  hook = training.MaskHook(algorithm)
   trainer = training.Trainer(model, data, config, tf.distribute.get_strategy(),
                              str(tmp_path), hooks=[hook], quiet=True)
   hook.begin(trainer)
@@ -297,14 +305,14 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
   before = pruning.get_masks(model)['fc2'].reshape(-1) > 0
   w = var.numpy().reshape(-1)
   g = np.abs(grads[id(var)].numpy().reshape(-1))
-  f = hook.fraction_at(trainer, 1)
+  f = algorithm.drop_fraction(1)
   k = round(f * before.sum())
-  hook.update(trainer, 1, grads)
+  hook.after_step(trainer, 1, grads)
   after = pruning.get_masks(model)['fc2'].reshape(-1) > 0
-  drop = st.select(np.abs(w), before, k)
+  drop = pruning.select(np.abs(w), before, k)
   kept = before.copy()
   kept[drop] = False
-  grow = st.select(g, ~kept, k, largest=True)
+  grow = pruning.select(g, ~kept, k, largest=True)
   want = kept.copy()
   want[grow] = True
   np.testing.assert_array_equal(after, want)
@@ -364,18 +372,18 @@ def test_set_grows_randomly_but_deterministically(data, tmp_path_factory,
   for u in a['updates']:
     assert u['active'] == a['updates'][0]['active']
   assert not equal(a['masks'], rigl_run(data, tmp_path_factory)['masks'])
-  hook = a['hook']
+  algorithm = a['algorithm']
   w = np.zeros(50)
-  s1 = hook.grow_score('fc1', 0, 10, w, None)
-  assert np.array_equal(s1, hook.grow_score('fc1', 0, 10, w, None))
-  assert not np.array_equal(s1, hook.grow_score('fc1', 0, 20, w, None))
-  assert not np.array_equal(s1, hook.grow_score('fc1', 1, 10, w, None))
+  s1 = algorithm.grow_scores('fc1', 0, 10, w, None)
+  assert np.array_equal(s1, algorithm.grow_scores('fc1', 0, 10, w, None))
+  assert not np.array_equal(s1, algorithm.grow_scores('fc1', 0, 20, w, None))
+  assert not np.array_equal(s1, algorithm.grow_scores('fc1', 1, 10, w, None))
 
 
 def test_static_never_changes_masks(data, tmp_path):
   model = build(data)
   cfg = sparse_cfg(method='static')
-  st.initialize_masks(model, cfg, 0)
+  sparse_exp.initialize_masks(model, make_algorithm(model, cfg))
   start = pruning.get_masks(model)
   run = train(data, tmp_path, cfg)
   assert run['updates'] == []
@@ -385,7 +393,7 @@ def test_static_never_changes_masks(data, tmp_path):
 
 def test_gmp_reaches_target_at_end_step_with_tfmot_schedule(data, tmp_path):
   cfg = sparse_cfg(method='gmp', sparsity=0.95)
-  gmp = st.gmp_config(begin_step=0.125, end_step=0.75, frequency=15)
+  gmp = algorithms.GMPSettings(begin_step=0.125, end_step=0.75, frequency=15)
   run = train(data, tmp_path, cfg, gmp=gmp)
   steps = [u['step'] for u in run['updates']]
   # begin 10 (s = 0: nothing to prune), then 25, 40, 55 and the end step 60.
@@ -420,13 +428,11 @@ def test_gin_configs_parse_and_validate(name):
   gin.add_config_file_search_path(GIN_DIR)
   gin.parse_config_files_and_bindings([os.path.join(GIN_DIR, name + '.gin')],
                                       [], finalize_config=False)
-  cfg = st.sparse_training_config()
+  cfg = algorithms.SparseTrainingSettings()
   assert cfg.method == (name.split('_')[1] if 'lenet' in name else 'rigl')
-  training.training_config()
+  training.TrainingConfig()
   if cfg.method == 'gmp':
-    st.gmp_config()
-  with open(os.path.join(GIN_DIR, name + '.gin')) as f:
-    assert f.readline().startswith('#')
+    assert algorithms.GMPSettings().frequency >= 1
 
 
 def test_mobilenet_config_sparsifies_only_pointwise_convs():
@@ -434,16 +440,17 @@ def test_mobilenet_config_sparsifies_only_pointwise_convs():
   gin.parse_config_files_and_bindings(
       [os.path.join(GIN_DIR, 'mobilenet_rigl.gin')],
       ['mobilenet_v1.width_multiplier = 0.25'], finalize_config=False)
-  cfg = st.sparse_training_config()
+  cfg = algorithms.SparseTrainingSettings()
   model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
                                      num_classes=10))
-  s = st.target_sparsities(model, cfg)
+  s = algorithms.target_sparsities(model, cfg)
   assert s['conv1'] == 0.0 and s['output'] == 0.0
   pw = {k: v for k, v in s.items() if k.startswith('pw')}
   assert len(pw) == 13 and all(v >= 2 / 3 for v in pw.values())
   assert set(s) == set(pw) | {'conv1', 'output'}  # depthwise: not prunable
 
 
+@pytest.mark.slow
 def test_cli_rigl_run_end_to_end(tmp_path):
   out = tmp_path / 'run'
   proc = cli.train(('gin/lenet_rigl.gin',), (

@@ -9,15 +9,17 @@ import pytest
 import tensorflow as tf
 
 import cli
+import events
 import tf_tickets as tt
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tf_tickets import data as data_lib
-from tf_tickets import experiment
-from tf_tickets import lottery  # noqa: F401  (registers lottery.*)
+from tf_tickets import experiments
+from tf_tickets import masks as pruning
 from tf_tickets import models
-from tf_tickets import pruning
+from tf_tickets import rundir
 from tf_tickets import summaries
 from tf_tickets import training
+from tf_tickets.algorithms import prune_by_magnitude
 
 BASE = ('training.steps = 40', 'training.eval_every = 20',
         'dataset.max_train_examples = 600', 'experiment.quiet = True')
@@ -29,7 +31,7 @@ def run(run_dir, gin_file='lenet_imp.gin', params=()):
   gin.parse_config_files_and_bindings(
       [os.path.join(cli.REPO, 'gin', gin_file)],
       list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
-  return experiment.run(str(run_dir))
+  return experiments.run(str(run_dir))
 
 
 def results(path):
@@ -40,7 +42,7 @@ def results(path):
 def by_tag(directory):
   """{tag: {step: [(plugin, value), ...]}} of a directory's event files."""
   out = {}
-  for tag, step, plugin, value in summaries.read_events(str(directory)):
+  for tag, step, plugin, value in events.read_events(str(directory)):
     out.setdefault(tag, {}).setdefault(step, []).append((plugin, value))
   return out
 
@@ -57,7 +59,7 @@ def test_network_density_matches_results_csv(lottery_run):
   rows = results(lottery_run / 'results.csv')
   assert len(rows) == 3
   for row in rows:
-    scalars = summaries.read_scalars(str(lottery_run / f'level_{row["level"]}'))
+    scalars = events.read_scalars(str(lottery_run / f'level_{row["level"]}'))
     steps = int(row['steps'])
     assert sorted(scalars['density/total']) == [0, 10, 20, 30, 40]
     assert scalars['density/total'][steps] == pytest.approx(
@@ -100,7 +102,7 @@ def test_histograms_hold_active_weights_only(lottery_run):
 
 def test_lottery_level_scalars(lottery_run):
   rows = results(lottery_run / 'results.csv')
-  scalars = summaries.read_scalars(str(lottery_run / 'lottery'))
+  scalars = events.read_scalars(str(lottery_run / 'lottery'))
   for row in rows:
     level, density = int(row['level']), float(row['density'])
     assert scalars['lottery/density'][level] == pytest.approx(density,
@@ -125,14 +127,14 @@ def test_lottery_level_scalars(lottery_run):
 
 
 def test_rewind_distance_from_start_weights(lottery_run):
-  scalars = summaries.read_scalars(str(lottery_run / 'lottery'))
+  scalars = events.read_scalars(str(lottery_run / 'lottery'))
   # Recompute level 1's distance from its saved start/ and final/ weights.
   net = tt.wrap(models.build_model(name='lenet_300_100',
                                    input_shape=(28, 28, 1), num_classes=10))
   level_dir = lottery_run / 'level_1'
-  training.load_weights(net, str(level_dir / 'start'))
+  rundir.load_weights(net, str(level_dir / 'start'))
   start = pruning.get_weights(net)
-  training.load_weights(net, str(level_dir / 'final'))
+  rundir.load_weights(net, str(level_dir / 'final'))
   final = pruning.get_weights(net)
   total = 0.0
   for key in KEYS:
@@ -147,7 +149,7 @@ def test_rewind_distance_from_start_weights(lottery_run):
 
 def test_branch_writer_and_random_masks_overlap(lottery_run):
   rows = results(lottery_run / 'branch_random_prune' / 'results.csv')
-  scalars = summaries.read_scalars(
+  scalars = events.read_scalars(
       str(lottery_run / 'branch_random_prune' / 'lottery'))
   assert sorted(scalars['lottery/density']) == [1, 2]
   assert scalars['lottery/density'][2] == pytest.approx(
@@ -159,8 +161,7 @@ def test_branch_writer_and_random_masks_overlap(lottery_run):
 def test_custom_scalars_layout_once_at_run_root(lottery_run):
   files = glob.glob(str(lottery_run / 'events.out.tfevents.*'))
   assert len(files) == 1
-  events = summaries.read_events(str(lottery_run))
-  (tag, _, plugin, value), = events
+  (tag, _, plugin, value), = events.read_events(str(lottery_run))
   assert (tag, plugin) == ('custom_scalars__config__', 'custom_scalars')
   layout = layout_pb2.Layout.FromString(value.item())
   assert [c.title for c in layout.category] == [
@@ -223,14 +224,14 @@ def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
       'summaries.image_every = 0'])
   data = data_lib.load_dataset()
   config = training.TrainingConfig(steps=30, eval_every=30)
-  ctx = experiment.Context(run_dir=str(tmp_path), data=data, config=config,
+  ctx = experiments.Context(run_dir=str(tmp_path), data=data, config=config,
                            strategy=strategy, quiet=True)
   model = ctx.build_model()
-  pruning.prune_by_magnitude(model, 0.5)
+  prune_by_magnitude(model, 0.5)
   fake = FakeRigL(at=20)
   result = ctx.train(model, str(tmp_path / 'net'), hooks=[fake])
   tags = by_tag(tmp_path / 'net')
-  scalars = summaries.read_scalars(str(tmp_path / 'net'))
+  scalars = events.read_scalars(str(tmp_path / 'net'))
   for key in KEYS:
     assert scalars[f'sparse_training/dropped/{key}'] == {20: 50.0}
     assert scalars[f'sparse_training/grown/{key}'] == {20: 50.0}
@@ -253,7 +254,7 @@ def test_real_rigl_run_dropped_equals_grown(tmp_path):
   rows = run(tmp_path / 'rigl', 'lenet_rigl.gin', params=(
       'training.steps = 60', 'sparse_training.update_every = 20',
       'sparse_training.end_step = 1.0'))
-  scalars = summaries.read_scalars(str(tmp_path / 'rigl' / 'level_0'))
+  scalars = events.read_scalars(str(tmp_path / 'rigl' / 'level_0'))
   dropped = {k: v for k, v in scalars.items()
              if k.startswith('sparse_training/dropped/')}
   assert set(dropped) >= {f'sparse_training/dropped/{k}' for k in KEYS}

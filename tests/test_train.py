@@ -11,8 +11,11 @@ import tensorflow as tf
 
 import cli
 import tf_tickets as tt
-from tf_tickets import experiment
-from tf_tickets import lottery  # noqa: F401  (gin configurables)
+from tf_tickets import data as data_lib
+from tf_tickets import experiments
+from tf_tickets import models
+from tf_tickets import rundir
+from tf_tickets import steps as steps_lib
 from tf_tickets import training
 
 
@@ -39,13 +42,13 @@ def snapshot(directory):
     (500, 500), ('500', 500), ('500it', 500), ('2ep', 200), ('0.5ep', 50),
     (' 3 it ', 3)])
 def test_parse_steps(value, expected):
-  assert training.parse_steps(value, 100) == expected
+  assert steps_lib.resolve(value, 'training.steps', 100) == expected
 
 
 @pytest.mark.parametrize('value', ['x', '5 epochs', -1, '1.5it', True])
 def test_parse_steps_errors(value):
   with pytest.raises(tt.ConfigError, match='training.steps'):
-    training.parse_steps(value, 100)
+    steps_lib.resolve(value, 'training.steps', 100)
 
 
 def test_learning_rate_schedules():
@@ -82,20 +85,16 @@ def test_mirrored_training_keeps_invariants(tmp_path):
          'training.eval_every = 6', 'lottery.levels = 1',
          "training.optimizer = 'adamw'", 'training.weight_decay = 0.01',
          'dataset.max_train_examples = 600'])
-  result = experiment.run(str(tmp_path / 'run'), kind='lottery', quiet=True)
+  result = experiments.run(str(tmp_path / 'run'), quiet=True)
   assert [r['level'] for r in result] == [0, 1]
   strategy = training.make_strategy('mirrored')
   assert strategy.num_replicas_in_sync == 2
   # Rebuild level 1 under the strategy and check every replica's copy.
-  ctx = experiment.Context(str(tmp_path / 'run'), None, None, strategy)
   with strategy.scope():
-    from tf_tickets import data as data_lib  # pylint: disable=g-import-not-at-top
-    from tf_tickets import models  # pylint: disable=g-import-not-at-top
     data = data_lib.load_dataset()
     model = tt.wrap(models.build_model(input_shape=data.input_shape,
                                        num_classes=10))
-  del ctx
-  training.load_weights(model, str(tmp_path / 'run' / 'level_1' / 'final'))
+  rundir.load_weights(model, str(tmp_path / 'run' / 'level_1' / 'final'))
   for wr in tt.wrapper.wrappers(model):
     for w, m in zip(wr.prunable_weights, wr.masks):
       for w_rep, m_rep in zip(w.values, m.values):

@@ -14,13 +14,13 @@ from tf_tickets import distributions
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import KerasVersionError
 from tf_tickets.errors import TicketsError
-from tf_tickets.pruning import init_masks
-from tf_tickets.pruning import prune_by_magnitude
-from tf_tickets.pruning import prune_randomly
-from tf_tickets.pruning import rewind
-from tf_tickets.pruning import set_rewind_point
+from tf_tickets.algorithms import prune_by_magnitude
+from tf_tickets.masks import init_masks
+from tf_tickets.masks import prune_randomly
+from tf_tickets.masks import rewind
+from tf_tickets.masks import set_rewind_point
+from tf_tickets.masks import sparsity_report
 from tf_tickets.wrapper import TicketWrapper
-from tf_tickets.wrapper import sparsity_report
 from tf_tickets.wrapper import strip
 from tf_tickets.wrapper import wrap
 

@@ -17,6 +17,8 @@ import dataclasses
 
 import gin
 
+from tf_tickets.errors import ConfigError
+
 
 class Settings:
   """Base of the settings dataclasses."""
@@ -43,3 +45,41 @@ def gin_settings(namespace):
   def decorate(cls):
     return gin.configurable(namespace)(dataclasses.dataclass(frozen=True)(cls))
   return decorate
+
+
+class Registry:
+  """Names a setting accepts, each bound to a class or function.
+
+      KINDS = Registry('experiment.kind')
+
+      @KINDS.register('dense')
+      def run_dense(ctx): ...
+
+  `get(name)` raises ConfigError naming the setting and the valid names.
+  """
+
+  def __init__(self, setting):
+    self.setting = setting
+    self._items = {}
+
+  def register(self, name):
+    def add(obj):
+      if name in self._items:
+        raise ValueError(f'{self.setting}: {name!r} is registered already')
+      self._items[name] = obj
+      if isinstance(obj, type):
+        obj.name = name
+      return obj
+    return add
+
+  def get(self, name):
+    if not isinstance(name, str) or name not in self._items:
+      raise ConfigError(self.setting, f'unknown value {name!r}; valid: '
+                        + ', '.join(repr(n) for n in self._items))
+    return self._items[name]
+
+  def names(self):
+    return tuple(self._items)
+
+  def __contains__(self, name):
+    return name in self._items

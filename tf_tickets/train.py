@@ -27,10 +27,9 @@ import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
 import gin
 import tensorflow as tf
 
-from tf_tickets import experiment
-from tf_tickets import lottery  # noqa: F401  (registers gin configurables)
-from tf_tickets import sparse_training  # noqa: F401
-from tf_tickets import training
+from tf_tickets import experiments
+from tf_tickets import export
+from tf_tickets import rundir
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
@@ -118,13 +117,8 @@ def check_run_dir(run_dir):
   if os.path.exists(run_dir) and not os.path.isdir(run_dir):
     raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
                       'directory')
-  stamp = os.path.join(run_dir, 'config.json')
-  if os.path.exists(stamp):
-    try:
-      old = training.read_json(stamp)['bindings']
-    except (ValueError, KeyError, OSError) as e:
-      raise TicketsError(f'{stamp} is unreadable ({e}); this directory was '
-                         'not written by this version of tf_tickets') from None
+  old = rundir.read_stamp(run_dir)
+  if old is not None:
     new = _bindings()
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
@@ -139,15 +133,7 @@ def check_run_dir(run_dir):
 
 
 def start_run(run_dir):
-  os.makedirs(run_dir, exist_ok=True)
-  stamp = os.path.join(run_dir, 'config.json')
-  if not os.path.exists(stamp):
-    training.atomic_write_text(stamp, json.dumps(
-        dict(bindings=_bindings(), fingerprint=fingerprint()), indent=1,
-        sort_keys=True))
-  if not os.path.exists(os.path.join(run_dir, 'config.gin')):
-    training.atomic_write_text(os.path.join(run_dir, 'config.gin'),
-                               gin.config_str())
+  rundir.write_stamp(run_dir, _bindings(), fingerprint())
 
 
 def execute(gin_files, gin_params, output_dir=None, quiet=False):
@@ -166,11 +152,14 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     print(f'run directory: {run_dir}', flush=True)
     start_run(run_dir)
     with gin.unlock_config():
-      rows = experiment.run(run_dir, quiet=quiet)
-    experiment.write_operative_config(run_dir)
-    logging.info('done: %d network(s); results in %s', len(rows),
-                 os.path.join(run_dir, 'results.csv'))
-    print(f'results: {os.path.join(run_dir, "results.csv")}', flush=True)
+      ctx = experiments.context(
+          run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
+      rows = experiments.execute(ctx)
+      export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
+    rundir.write_operative_config(run_dir)
+    results = rundir.results_path(run_dir)
+    logging.info('done: %d network(s); results in %s', len(rows), results)
+    print(f'results: {results}', flush=True)
     return 0
   except TicketsError as e:
     sys.stderr.flush()

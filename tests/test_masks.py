@@ -4,7 +4,7 @@ import pytest
 
 import tf_tickets as tt
 from tf_tickets import keras
-from tf_tickets import pruning
+from tf_tickets import masks as pruning
 from tf_tickets.wrapper import wrappers
 
 

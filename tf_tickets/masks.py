@@ -1,4 +1,5 @@
-"""Mask operations on wrapped models: magnitude and random pruning, rewinding.
+"""Mask operations on wrapped models: get/set, the one exact top-k selector,
+random masks, rewinding, re-initialisation, the sparsity report.
 
 All functions work on a model made by `tf_tickets.wrap` and change it in
 place. They read weights on the host and write masks and weights with
@@ -6,8 +7,11 @@ place. They read weights on the host and write masks and weights with
 context (outside `strategy.run`); every replica then gets the same mask.
 
 Counts are exact and ties are broken deterministically (by flat index), so
-the same weights give the same mask on every machine.
+the same weights give the same mask on every machine. Every selection of
+entries by score in tf_tickets goes through `select`.
 """
+
+import collections
 
 import numpy as np
 
@@ -18,11 +22,11 @@ from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_range
 from tf_tickets.keras import keras
 
-SCOPES = ('layerwise', 'global')
 REWIND_TARGETS = ('init', 'rewind_point')
 
 
-def _entries(model):
+def entries_of(model):
+  """Ordered dict key -> (wrapper, index); raises if the model is not wrapped."""
   entries = wrapper_lib.prunable_entries(model)
   if not entries:
     raise ValueError('the model has no TicketWrapper layers; call '
@@ -30,7 +34,7 @@ def _entries(model):
   return entries
 
 
-def _resolve(names, entries, setting):
+def resolve_names(names, entries, setting):
   """Maps layer names or weight keys to weight keys; unknown names raise."""
   out = {}
   for name, value in dict(names).items():
@@ -44,22 +48,39 @@ def _resolve(names, entries, setting):
   return out
 
 
-def _smallest(scores, active, count):
-  """Flat indices of the `count` active entries with the smallest score.
+def select(scores, candidates, count, largest=False):
+  """Flat indices of the `count` candidates with the smallest (or largest)
+  scores: THE top-k of tf_tickets.
 
-  Ties are broken by flat index (lowest first), so the result is exact and
-  deterministic.
+  Exact: returns min(count, #candidates) indices. Ties are broken by flat
+  index (lowest first); NaN scores rank last. O(n) (a partition, no sort).
   """
-  idx = np.flatnonzero(active)
-  if count <= 0 or idx.size == 0:
+  idx = np.flatnonzero(candidates)
+  if count <= 0:
     return idx[:0]
-  order = np.lexsort((idx, scores[idx]))
-  return idx[order[:count]]
+  if count >= idx.size:
+    return idx
+  s = scores[idx]
+  if largest:
+    s = -s
+  s = np.where(np.isnan(s), np.inf, s)
+  kth = np.partition(s, count - 1)[count - 1]
+  below = idx[s < kth]
+  ties = idx[s == kth]
+  return np.concatenate([below, ties[:count - below.size]])
+
+
+def drop_lowest(mask, scores, count):
+  """Removes the `count` active entries of the flat boolean `mask` with the
+  smallest `scores` (in place); returns their flat indices."""
+  drop = select(scores, mask, count)
+  mask[drop] = False
+  return drop
 
 
 def get_masks(model):
   """Dict key -> numpy mask (0/1 float) for every prunable weight."""
-  return {k: wr.masks[i].numpy() for k, (wr, i) in _entries(model).items()}
+  return {k: wr.masks[i].numpy() for k, (wr, i) in entries_of(model).items()}
 
 
 def get_weights(model, which='weights'):
@@ -67,12 +88,12 @@ def get_weights(model, which='weights'):
   attr = dict(weights='prunable_weights', initial='initial_values',
               rewind='rewind_values')[which]
   return {k: getattr(wr, attr)[i].numpy()
-          for k, (wr, i) in _entries(model).items()}
+          for k, (wr, i) in entries_of(model).items()}
 
 
 def set_masks(model, masks):
   """Sets masks from a dict key -> 0/1 array; zeroes what they prune."""
-  entries = _entries(model)
+  entries = entries_of(model)
   unknown = set(masks) - set(entries)
   if unknown:
     raise ValueError(f'masks for unknown weights {sorted(unknown)}')
@@ -81,70 +102,6 @@ def set_masks(model, masks):
     for key, m in zip(wr.keys, wr.masks):
       new.append(masks[key] if key in masks else m.numpy())
     wr.set_masks(new)
-
-
-def prune_by_magnitude(model, fraction, scope='layerwise', fractions=None,
-                       skip=()):
-  """Prunes `fraction` of the remaining weights with the smallest magnitude.
-
-  Args:
-    model: a wrapped model.
-    fraction: fraction of the currently *remaining* weights to remove, in
-      [0, 1).
-    scope: 'layerwise' (each weight loses `fraction` of its remaining
-      entries) or 'global' (`fraction` of all remaining entries of the pooled
-      weights, smallest magnitudes across layers).
-    fractions: optional per-layer overrides, layer name or weight key ->
-      fraction. Overridden weights are always pruned layerwise at their own
-      rate (e.g. the LTH output layer at half rate) and stay out of the
-      global pool.
-    skip: layer names or weight keys never pruned.
-
-  Returns:
-    dict key -> number of entries pruned.
-  """
-  check_range('lottery.pruning_fraction', fraction)
-  check_choice('lottery.scope', scope, SCOPES)
-  entries = _entries(model)
-  overrides = _resolve(fractions or {}, entries, 'lottery.layer_fractions')
-  for k, f in overrides.items():
-    check_range(f'lottery.layer_fractions[{k!r}]', f)
-  skipped = set(_resolve({s: None for s in skip}, entries,
-                         'lottery.unpruned_layers'))
-  masks = get_masks(model)
-  weights = get_weights(model)
-  pruned = {k: 0 for k in entries}
-
-  def prune_one(key, f):
-    m = masks[key].reshape(-1)
-    count = int(round(f * np.count_nonzero(m)))
-    drop = _smallest(np.abs(weights[key]).reshape(-1), m > 0, count)
-    m[drop] = 0.0
-    pruned[key] = int(drop.size)
-
-  pool = [k for k in entries if k not in skipped and k not in overrides]
-  for k in entries:
-    if k in skipped:
-      continue
-    if k in overrides:
-      prune_one(k, overrides[k])
-    elif scope == 'layerwise':
-      prune_one(k, fraction)
-  if scope == 'global' and pool:
-    flat_m = np.concatenate([masks[k].reshape(-1) for k in pool])
-    flat_w = np.concatenate([np.abs(weights[k]).reshape(-1) for k in pool])
-    count = int(round(fraction * np.count_nonzero(flat_m)))
-    drop = _smallest(flat_w, flat_m > 0, count)
-    flat_m[drop] = 0.0
-    offset = 0
-    for k in pool:
-      n = masks[k].size
-      pruned[k] = int(np.count_nonzero(flat_m[offset:offset + n] == 0)
-                      - np.count_nonzero(masks[k] == 0))
-      masks[k] = flat_m[offset:offset + n].reshape(masks[k].shape)
-      offset += n
-  set_masks(model, masks)
-  return pruned
 
 
 def random_masks(shapes, sparsities, seed):
@@ -172,8 +129,8 @@ def prune_randomly(model, sparsities, seed=0):
       control).
     seed: seeds the masks (deterministic for a seed).
   """
-  entries = _entries(model)
-  sparsities = _resolve(sparsities, entries, 'sparsities')
+  entries = entries_of(model)
+  sparsities = resolve_names(sparsities, entries, 'sparsities')
   for k, s in sparsities.items():
     check_range(f'sparsity[{k!r}]', s)
   shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()
@@ -184,7 +141,7 @@ def prune_randomly(model, sparsities, seed=0):
 def weight_shapes(model):
   """Dict key -> shape of every prunable weight (input to distributions)."""
   return {k: tuple(wr.masks[i].shape)
-          for k, (wr, i) in _entries(model).items()}
+          for k, (wr, i) in entries_of(model).items()}
 
 
 def init_masks(model, distribution, seed=0, sparsity=None, custom=None,
@@ -206,7 +163,7 @@ def init_masks(model, distribution, seed=0, sparsity=None, custom=None,
       raise ConfigError('sparse_training.sparsity',
                         'is required with a named distribution')
     shapes = weight_shapes(model)
-    custom = _resolve(custom or {}, _entries(model),
+    custom = resolve_names(custom or {}, entries_of(model),
                       'sparse_training.custom_sparsity')
     sparsities = distributions.compute(distribution, shapes, sparsity,
                                        custom=custom, power_scale=power_scale)
@@ -254,10 +211,64 @@ def reinitialize(model, seed):
   The new values replace `initial_values` and the rewind point, and the
   weights are set to new theta_0 * mask, keeping the masks.
   """
-  for n, (wr, i) in enumerate(_entries(model).values()):
+  for n, (wr, i) in enumerate(entries_of(model).values()):
     w = wr.prunable_weights[i]
     init = _initializer_for(wr.layer, w, seed=int(seed) * 100003 + n)
     value = init(shape=w.shape, dtype=w.dtype)
     wr.initial_values[i].assign(value)
     wr.rewind_values[i].assign(value)
   rewind(model, 'init')
+
+
+def sparsity_report(model):
+  """Per-weight and total sparsity of the prunable weights.
+
+  Returns a dict with 'layers' (key -> {'shape', 'params', 'nonzero',
+  'active', 'sparsity', 'density'}) and totals 'params', 'nonzero',
+  'sparsity', 'density', plus 'all_params' (every weight of the model,
+  prunable or not, e.g. biases and normalisation) and 'all_nonzero'.
+  `active` counts mask ones; `nonzero` counts stored non-zero values (equal
+  to active unless some surviving weight is exactly zero).
+  """
+  layers = collections.OrderedDict()
+  total = nonzero = active = 0
+  entries = wrapper_lib.prunable_entries(model)
+  for key, (wr, i) in entries.items():
+    m = wr.masks[i].numpy()
+    w = wr.prunable_weights[i].numpy()
+    n = int(m.size)
+    a = int(np.count_nonzero(m))
+    nz = int(np.count_nonzero(w))
+    layers[key] = dict(shape=tuple(m.shape), params=n, active=a, nonzero=nz,
+                       density=a / n, sparsity=1.0 - a / n)
+    total += n
+    active += a
+    nonzero += nz
+  # Every other weight once: prunable ones are counted above; masks, theta_0
+  # and rewind points are not parameters.
+  skip = set()
+  for wr in wrapper_lib.wrappers(model):
+    skip.update(id(v) for v in wr.prunable_weights + wr.masks +
+                wr.initial_values + wr.rewind_values)
+  all_params = all_nonzero = 0
+  for v in model.weights:
+    if id(v) in skip:
+      continue
+    all_params += int(np.prod(v.shape))
+    all_nonzero += int(np.count_nonzero(v.numpy()))
+  density = active / total if total else 1.0
+  return dict(layers=layers, params=total, active=active, nonzero=nonzero,
+              density=density, sparsity=1.0 - density,
+              all_params=all_params + total, all_nonzero=all_nonzero + nonzero)
+
+
+def format_report(report):
+  """A readable table of a `sparsity_report`."""
+  lines = [f'{"weight":32s} {"shape":>18s} {"params":>10s} {"active":>10s} '
+           f'{"sparsity":>9s}']
+  for key, r in report['layers'].items():
+    lines.append(f'{key:32s} {str(r["shape"]):>18s} {r["params"]:10d} '
+                 f'{r["active"]:10d} {r["sparsity"]:9.4f}')
+  lines.append(f'{"total (prunable)":32s} {"":>18s} {report["params"]:10d} '
+               f'{report["active"]:10d} {report["sparsity"]:9.4f}')
+  return '\n'.join(lines)

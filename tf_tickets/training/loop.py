@@ -1,4 +1,4 @@
-"""The one training loop: optimizers, LR schedules, strategies, checkpoints.
+"""The one training loop: `Trainer`, its `Hook`s, checkpoints, resume.
 
 `train_network` trains one network (a dense model, one lottery level, one
 sparse-training run) in its own directory:
@@ -18,301 +18,23 @@ wrappers' mask constraint after each update, and hooks that change masks go
 through `TicketWrapper.set_masks`.
 """
 
-import dataclasses
-import functools
-import json
 import math
 import os
-import re
 import shutil
-import tempfile
 import time
 
 from absl import logging
-import gin
 import numpy as np
 import tensorflow as tf
 
 from tf_tickets import data as data_lib
-from tf_tickets import wrapper as wrapper_lib
-from tf_tickets.errors import ConfigError
+from tf_tickets import masks as masks_lib
+from tf_tickets import rundir
 from tf_tickets.errors import TicketsError
-from tf_tickets.errors import check_choice
-from tf_tickets.errors import check_range
 from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
-
-OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam', 'adamw')
-LR_SCHEDULES = ('constant', 'step', 'cosine', 'linear')
-STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
-
-_STEP_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(it|ep)?\s*$')
-
-
-def parse_steps(value, steps_per_epoch, setting='training.steps'):
-  """Parses a step count: 500, '500', '500it' or '2ep' (epochs)."""
-  if isinstance(value, bool):
-    raise ConfigError(setting, f'expected steps like 500, "500it" or "2ep", '
-                      f'got {value!r}')
-  if isinstance(value, (int, np.integer)):
-    steps = int(value)
-  elif isinstance(value, float) and value.is_integer():
-    steps = int(value)
-  else:
-    match = _STEP_RE.match(str(value))
-    if not match:
-      raise ConfigError(setting, f'expected steps like 500, "500it" or '
-                        f'"2ep", got {value!r}')
-    number, unit = float(match.group(1)), match.group(2) or 'it'
-    steps = int(round(number * steps_per_epoch)) if unit == 'ep' else number
-    if unit == 'it' and not float(number).is_integer():
-      raise ConfigError(setting, f'iterations must be whole, got {value!r}')
-    steps = int(steps)
-  if steps < 0:
-    raise ConfigError(setting, f'must be >= 0, got {value!r}')
-  return steps
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-  """What `training.*` in gin binds; see `training_config`."""
-  steps: object = '50000it'
-  seed: int = 0
-  optimizer: str = 'adam'
-  learning_rate: float = 1.2e-3
-  momentum: float = 0.9
-  weight_decay: float = 0.0
-  lr_schedule: str = 'constant'
-  lr_milestones: tuple = ()
-  lr_gamma: float = 0.1
-  warmup_steps: object = 0
-  steps_multiplier: float = 1.0
-  strategy: str = 'default'
-  eval_every: object = '1ep'
-  checkpoint_every: object = 1000
-  log_every: int = 100
-  deterministic: bool = True
-
-  def replace(self, **kwargs):
-    return dataclasses.replace(self, **kwargs)
-
-
-@gin.configurable('training')
-def training_config(steps='50000it', seed=0, optimizer='adam',
-                    learning_rate=1.2e-3, momentum=0.9, weight_decay=0.0,
-                    lr_schedule='constant', lr_milestones=(), lr_gamma=0.1,
-                    warmup_steps=0, steps_multiplier=1.0, strategy='default',
-                    eval_every='1ep', checkpoint_every=1000, log_every=100,
-                    deterministic=True):
-  """Training settings (gin: `training.*`).
-
-  Args:
-    steps: training steps per network: an int, 'Nit' or 'Nep' (epochs).
-    seed: seeds everything: initialisation, data order, masks.
-    optimizer: 'sgd', 'momentum', 'nesterov', 'adam' or 'adamw'.
-    learning_rate: base learning rate.
-    momentum: momentum for 'momentum' / 'nesterov'.
-    weight_decay: L2 penalty 0.5*wd*|w|^2 on all trainable weights (coupled,
-      as PyTorch's weight_decay) for sgd/momentum/nesterov/adam; decoupled
-      weight decay for adamw.
-    lr_schedule: 'constant', 'step' (multiply by lr_gamma at each of
-      lr_milestones), 'cosine' (to 0 at the end) or 'linear' (to 0).
-    lr_milestones: steps ('Nit'/'Nep' forms allowed) for the 'step' schedule.
-    lr_gamma: factor of the 'step' schedule.
-    warmup_steps: linear warmup from 0 over this many steps.
-    steps_multiplier: scales steps, milestones, warmup and the sparse
-      training end step together (RigL's M x runs).
-    strategy: 'default', 'mirrored', 'multi_worker_mirrored' or 'tpu'.
-    eval_every: evaluation interval (validation and test), steps or 'Nep'.
-    checkpoint_every: checkpoint interval in steps (also at each eval).
-    log_every: interval of progress and loss summaries.
-    deterministic: enable TF op determinism (bitwise-reproducible runs).
-  """
-  config = TrainingConfig(
-      steps=steps, seed=int(seed), optimizer=optimizer,
-      learning_rate=learning_rate, momentum=momentum,
-      weight_decay=weight_decay, lr_schedule=lr_schedule,
-      lr_milestones=tuple(lr_milestones), lr_gamma=lr_gamma,
-      warmup_steps=warmup_steps, steps_multiplier=steps_multiplier,
-      strategy=strategy, eval_every=eval_every,
-      checkpoint_every=checkpoint_every, log_every=int(log_every),
-      deterministic=bool(deterministic))
-  validate(config)
-  return config
-
-
-def validate(config):
-  check_choice('training.optimizer', config.optimizer, OPTIMIZERS)
-  check_choice('training.lr_schedule', config.lr_schedule, LR_SCHEDULES)
-  check_choice('training.strategy', config.strategy, STRATEGIES)
-  check_range('training.learning_rate', config.learning_rate, 0.0,
-              math.inf, low_open=True)
-  check_range('training.momentum', config.momentum, 0.0, 1.0)
-  check_range('training.weight_decay', config.weight_decay, 0.0, math.inf)
-  check_range('training.lr_gamma', config.lr_gamma, 0.0, math.inf,
-              low_open=True)
-  check_range('training.steps_multiplier', config.steps_multiplier, 0.0,
-              math.inf, low_open=True)
-  if config.log_every < 1:
-    raise ConfigError('training.log_every', 'must be >= 1')
-
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-  """Step counts of one training run, resolved against the data."""
-  steps: int
-  milestones: tuple
-  warmup: int
-  eval_every: int
-  checkpoint_every: int
-
-
-def resolve_schedule(config, steps_per_epoch):
-  m = config.steps_multiplier
-  scale = lambda v, s: int(round(parse_steps(v, steps_per_epoch, s) * m))
-  steps = scale(config.steps, 'training.steps')
-  if steps < 1:
-    raise ConfigError('training.steps', 'must be at least 1 step')
-  milestones = tuple(sorted(scale(v, 'training.lr_milestones')
-                            for v in config.lr_milestones))
-  eval_every = parse_steps(config.eval_every, steps_per_epoch,
-                           'training.eval_every')
-  ckpt_every = parse_steps(config.checkpoint_every, steps_per_epoch,
-                           'training.checkpoint_every')
-  return Schedule(steps=steps, milestones=milestones,
-                  warmup=scale(config.warmup_steps, 'training.warmup_steps'),
-                  eval_every=max(1, min(eval_every or steps, steps)),
-                  checkpoint_every=max(1, ckpt_every or steps))
-
-
-class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warmup, then constant / step / cosine / linear decay."""
-
-  def __init__(self, base, kind, total_steps, milestones=(), gamma=0.1,
-               warmup=0, offset=0):
-    super().__init__()
-    self.base, self.kind, self.total = float(base), kind, int(total_steps)
-    self.milestones, self.gamma = tuple(milestones), float(gamma)
-    self.warmup, self.offset = int(warmup), int(offset)
-
-  def value(self, step):
-    """The learning rate at `step` (numpy/python), for tests and logs."""
-    return float(self(tf.constant(step, tf.int64)))
-
-  def __call__(self, step):
-    step = tf.cast(step, tf.float32) + float(self.offset)
-    base = tf.constant(self.base, tf.float32)
-    if self.kind == 'step':
-      passed = tf.add_n([tf.cast(step >= m, tf.float32)
-                         for m in self.milestones] + [tf.constant(0.0)])
-      lr = base * tf.pow(self.gamma, passed)
-    elif self.kind in ('cosine', 'linear'):
-      span = max(1, self.total - self.warmup)
-      t = tf.clip_by_value((step - self.warmup) / span, 0.0, 1.0)
-      if self.kind == 'cosine':
-        lr = 0.5 * base * (1.0 + tf.cos(math.pi * t))
-      else:
-        lr = base * (1.0 - t)
-    else:
-      lr = base
-    if self.warmup > 0:
-      lr = lr * tf.minimum(1.0, (step + 1.0) / self.warmup)
-    return lr
-
-  def get_config(self):
-    return dict(base=self.base, kind=self.kind, total_steps=self.total,
-                milestones=self.milestones, gamma=self.gamma,
-                warmup=self.warmup, offset=self.offset)
-
-
-def make_optimizer(config, schedule):
-  lr = LearningRate(config.learning_rate, config.lr_schedule, schedule.steps,
-                    schedule.milestones, config.lr_gamma, schedule.warmup)
-  name = config.optimizer
-  if name == 'sgd':
-    opt = keras.optimizers.SGD(lr)
-  elif name in ('momentum', 'nesterov'):
-    opt = keras.optimizers.SGD(lr, momentum=config.momentum,
-                               nesterov=name == 'nesterov')
-  elif name == 'adam':
-    opt = keras.optimizers.Adam(lr)
-  else:
-    opt = keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
-  return opt, lr
-
-
-@functools.lru_cache(maxsize=None)
-def make_strategy(name):
-  """The tf.distribute strategy named by `training.strategy`.
-
-  One instance per name and process: TensorFlow's collective ops key their
-  instances per process, and several MirroredStrategy objects in one process
-  can collide ("Shape mismatch in the collective instance").
-  """
-  check_choice('training.strategy', name, STRATEGIES)
-  if name == 'default':
-    return tf.distribute.get_strategy()
-  if name == 'mirrored':
-    return tf.distribute.MirroredStrategy()
-  if name == 'multi_worker_mirrored':
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-  tf.config.experimental_connect_to_cluster(resolver)
-  tf.tpu.experimental.initialize_tpu_system(resolver)
-  return tf.distribute.TPUStrategy(resolver)
-
-
-# ------------------------------------------------------------------------------
-# Atomic files
-# ------------------------------------------------------------------------------
-
-
-def atomic_write_text(path, text):
-  """Writes `text` to `path` so that readers see the old or the new file."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
-  try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def save_weights(model, directory):
-  """Writes all model variables (masks, theta_0, rewind point included) to
-  `directory` atomically: a temporary directory is renamed into place."""
-  parent = os.path.dirname(os.path.abspath(directory))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-')
-  tf.train.Checkpoint(model=model).write(os.path.join(tmp, 'weights'))
-  if os.path.exists(directory):
-    shutil.rmtree(directory)
-  os.replace(tmp, directory)
-
-
-def load_weights(model, directory):
-  """Restores what `save_weights` wrote; corrupt files raise TicketsError."""
-  prefix = os.path.join(directory, 'weights')
-  if not tf.io.gfile.exists(prefix + '.index'):
-    raise TicketsError(f'{directory}: no saved weights there (expected '
-                       f'{prefix}.index)')
-  try:
-    tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
-    raise TicketsError(f'{directory}: cannot read saved weights ({first_line(e)}); '
-                       'the files are corrupt or from another model') from None
-
-
-def read_json(path):
-  with open(path) as f:
-    return json.load(f)
-
+from tf_tickets.training.config import make_optimizer
+from tf_tickets.training.config import resolve_schedule
 
 # ------------------------------------------------------------------------------
 # Hooks
@@ -396,7 +118,7 @@ class Trainer:
         model=model, optimizer=self.optimizer, step=self.step_var,
         wall=self.wall_var, best=self.best, **hook_state)
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(net_dir, 'checkpoints'), max_to_keep=2)
+        self.checkpoint, rundir.checkpoints_dir(net_dir), max_to_keep=2)
     self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=keras.losses.Reduction.NONE)
     self._train_step = None
@@ -595,7 +317,7 @@ class Trainer:
     final = self.history[-1] if self.history and self.history[-1]['step'] == step \
         else self._evaluate_and_track(step)
     best = self.best.numpy()
-    report = wrapper_lib.sparsity_report(self.model)
+    report = masks_lib.sparsity_report(self.model)
     result = dict(
         steps=step, density=report['density'], sparsity=report['sparsity'],
         active_weights=report['active'], prunable_weights=report['params'],
@@ -609,12 +331,6 @@ class Trainer:
     for hook in self.hooks:
       hook.end(self, result)
     return result
-
-
-def is_finished(net_dir):
-  """True if the network in `net_dir` is trained (final weights + result)."""
-  return (os.path.exists(os.path.join(net_dir, 'result.json'))
-          and os.path.exists(os.path.join(net_dir, 'final')))
 
 
 def train_network(model, data, config, strategy, net_dir, hooks=(),
@@ -633,11 +349,9 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
   Returns:
     the result dict (what result.json holds).
   """
-  result_path = os.path.join(net_dir, 'result.json')
-  final_dir = os.path.join(net_dir, 'final')
-  if is_finished(net_dir):
-    load_weights(model, final_dir)
-    return read_json(result_path)
+  if rundir.is_finished(net_dir):
+    rundir.load_weights(model, rundir.final_dir(net_dir))
+    return rundir.read_result(net_dir)
   os.makedirs(net_dir, exist_ok=True)
   trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
                     writer=writer, quiet=quiet, learning_rate=learning_rate)
@@ -647,8 +361,8 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
     if trainer.writer is not None and not callable(trainer.writer):
       trainer.writer.close()
   result.update(extra or {})
-  save_weights(model, final_dir)
-  atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True))
+  rundir.save_weights(model, rundir.final_dir(net_dir))
+  rundir.write_json(rundir.result_path(net_dir), result)
   # The trained weights are in final/; in-progress checkpoints are not needed.
-  shutil.rmtree(os.path.join(net_dir, 'checkpoints'), ignore_errors=True)
+  shutil.rmtree(rundir.checkpoints_dir(net_dir), ignore_errors=True)
   return result

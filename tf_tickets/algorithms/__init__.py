@@ -1,0 +1,31 @@
+"""Pruning and sparse-training algorithms: scores -> exact top-k -> masks.
+
+* `METHODS`: sparse-training methods (`sparse_training.method`): 'static',
+  'rigl', 'set', 'gmp' — `Algorithm` subclasses run by the training hook.
+* `CRITERIA`: IMP pruning criteria (`lottery.criterion`): 'magnitude'.
+
+Register a new one with `@METHODS.register(name)` / `@CRITERIA.register`.
+"""
+from tf_tickets.algorithms.base import Algorithm
+from tf_tickets.algorithms.base import DropFraction
+from tf_tickets.algorithms.base import DynamicSparse
+from tf_tickets.algorithms.base import MaskUpdate
+from tf_tickets.algorithms.base import RunSteps
+from tf_tickets.algorithms.base import UpdateSchedule
+from tf_tickets.algorithms.base import target_sparsities
+from tf_tickets.algorithms.dynamic import RigL
+from tf_tickets.algorithms.dynamic import SET
+from tf_tickets.algorithms.dynamic import Static
+from tf_tickets.algorithms.gmp import GMP
+from tf_tickets.algorithms.imp import CRITERIA
+from tf_tickets.algorithms.imp import Criterion
+from tf_tickets.algorithms.imp import prune
+from tf_tickets.algorithms.imp import prune_by_magnitude
+from tf_tickets.algorithms.settings import GMPSettings
+from tf_tickets.algorithms.settings import METHODS
+from tf_tickets.algorithms.settings import SparseTrainingSettings
+
+
+def make(cfg, sparsities, seed):
+  """The algorithm `cfg.method` for these target sparsities and seed."""
+  return METHODS.get(cfg.method)(cfg, sparsities, seed)

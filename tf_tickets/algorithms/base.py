@@ -1,0 +1,212 @@
+"""The interface of sparse-training algorithms and their schedules.
+
+An `Algorithm` decides how masks change during training. It works on plain
+numpy arrays, one entry per prunable weight key (flat boolean masks, flat
+weights, flat dense gradients), and returns a `MaskUpdate`; the training
+hook (`tf_tickets.training.MaskHook`) reads the arrays from the model,
+calls it at step boundaries and writes the result back. So an algorithm is
+testable on hand-written arrays and knows nothing of TensorFlow.
+
+Every selection goes through the one exact top-k, `masks.select`.
+
+`DynamicSparse` is the template of drop-and-grow methods at a fixed number
+of active weights: a method only says how it scores (RigL and SET differ in
+`grow_scores` alone). Adding a method is one class plus one registry line:
+
+    @METHODS.register('my_method')
+    class MyMethod(DynamicSparse):
+      def grow_scores(self, key, index, step, weight, grad):
+        ...
+"""
+import dataclasses
+import math
+
+from absl import logging
+import numpy as np
+
+from tf_tickets import distributions
+from tf_tickets import masks as masks_lib
+from tf_tickets import steps
+from tf_tickets.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DropFraction:
+  """f(t): the fraction of each layer's active weights replaced at step t.
+
+  'cosine'   alpha / 2 * (1 + cos(pi * t / T_end))   (the RigL default)
+  'constant' alpha
+  'lr'       alpha * lr(t) / base learning rate       (warmup included)
+  """
+  alpha: float
+  decay: str
+  end_step: int
+
+  def __call__(self, step, lr_ratio=1.0):
+    """f at `step`; `lr_ratio` = lr(step) / base rate (used by 'lr')."""
+    if self.decay == 'cosine':
+      t = min(max(step, 0), self.end_step) / max(self.end_step, 1)
+      return self.alpha / 2.0 * (1.0 + math.cos(math.pi * t))
+    if self.decay == 'lr':
+      return self.alpha * float(lr_ratio)
+    return self.alpha
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateSchedule:
+  """Mask updates every `every` steps t with 0 < t < `end`."""
+  every: int
+  end: int
+
+  def __call__(self, step):
+    return 0 < step < self.end and step % self.every == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSteps:
+  """What an algorithm needs to know of the run to resolve its steps."""
+  total: int
+  steps_per_epoch: int
+  multiplier: float = 1.0
+
+  def resolve(self, value, setting):
+    """A step setting (fraction of training or steps, scaled)."""
+    return steps.resolve(value, setting, self.steps_per_epoch, self.total,
+                         self.multiplier, fraction=True)
+
+
+@dataclasses.dataclass
+class MaskUpdate:
+  """What one update did: new flat masks (changed keys only), newly grown
+  positions per key, per-key stats (dropped, grown, regrown, active, ...),
+  and a label for the log line."""
+  masks: dict
+  grown: dict
+  stats: dict
+  drop_fraction: float = None
+  label: str = None
+
+
+class Algorithm:
+  """A sparse-training method (see the module docstring).
+
+  Attributes set by subclasses: `needs_gradients` (dense gradients of the
+  step's batch at update steps), `tracks_growth` (report grown-connection
+  survival), `starts_dense` (start from all-ones masks instead of random
+  masks with the target sparsities).
+  """
+  name = None  # set by the registry
+  needs_gradients = False
+  tracks_growth = False
+  starts_dense = False
+
+  def __init__(self, cfg, sparsities, seed):
+    """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity;
+    seed: the run's mask seed."""
+    self.cfg, self.sparsities, self.seed = cfg, dict(sparsities), int(seed)
+
+  def resolve(self, run):
+    """Resolves step settings against the run (`RunSteps`); once, before
+    training."""
+
+  def wants_update(self, step):
+    """True if `update` runs after step `step`."""
+    del step
+    return False
+
+  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+    """A `MaskUpdate` (or None) from key -> flat arrays (masks are bool)."""
+    raise NotImplementedError
+
+  def result(self):
+    """Fields this method adds to the results.csv row."""
+    return {}
+
+
+class DynamicSparse(Algorithm):
+  """Drop-and-grow at a fixed number of active weights (RigL/SET template).
+
+  At each update step t, in every layer with 0 < active < size: drop the
+  k = round(f(t) * active) active weights with the smallest `drop_scores`,
+  grow the k connections with the largest `grow_scores` among those inactive
+  after the drop (a just-dropped connection may be regrown).
+  """
+  tracks_growth = True
+
+  def drop_scores(self, key, index, step, weight, grad):
+    """Per-entry score; the active entries with the SMALLEST are dropped."""
+    del key, index, step, grad
+    return np.abs(weight)
+
+  def grow_scores(self, key, index, step, weight, grad):
+    """Per-entry score; the candidates with the LARGEST are grown."""
+    raise NotImplementedError
+
+  def resolve(self, run):
+    cfg = self.cfg
+    every = steps.resolve(cfg.update_every, 'sparse_training.update_every',
+                          run.steps_per_epoch)
+    if every < 1:
+      raise ConfigError('sparse_training.update_every',
+                        'must be at least 1 step')
+    end = run.resolve(cfg.end_step, 'sparse_training.end_step')
+    if end > run.total:
+      raise ConfigError(
+          'sparse_training.end_step', f'{cfg.end_step!r} is step {end}, '
+          f'after the end of training ({run.total} steps)')
+    if end <= every:
+      logging.warning('sparse_training: no mask updates (end_step %d <= '
+                      'update_every %d)', end, every)
+    self.schedule = UpdateSchedule(every, end)
+    self.drop_fraction = DropFraction(cfg.drop_fraction,
+                                      cfg.drop_fraction_decay, end)
+
+  def wants_update(self, step):
+    return self.schedule(step)
+
+  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+    f = self.drop_fraction(step, lr_ratio)
+    new_masks, grown, stats = {}, {}, {}
+    for index, (key, mask) in enumerate(masks.items()):
+      active = int(np.count_nonzero(mask))
+      k = int(round(f * active)) if 0 < active < mask.size else 0
+      stats[key] = dict(dropped=k, grown=k, regrown=0, active=active,
+                        drop_fraction=f)
+      if k == 0:
+        continue
+      weight = weights[key]
+      grad = grads.get(key) if grads else None
+      after = mask.copy()
+      masks_lib.drop_lowest(
+          after, self.drop_scores(key, index, step, weight, grad), k)
+      grow = masks_lib.select(self.grow_scores(key, index, step, weight, grad),
+                              ~after, k, largest=True)
+      after[grow] = True
+      positions = np.zeros(mask.size, bool)
+      positions[grow] = True
+      stats[key]['regrown'] = int(np.count_nonzero(mask[grow]))
+      new_masks[key] = after
+      grown[key] = positions
+    return MaskUpdate(new_masks, grown, stats, drop_fraction=f)
+
+  def result(self):
+    return dict(update_every=self.schedule.every,
+                update_end_step=self.schedule.end,
+                drop_fraction=self.cfg.drop_fraction,
+                drop_fraction_decay=self.cfg.drop_fraction_decay)
+
+
+def target_sparsities(model, cfg):
+  """Per-weight-key sparsities of a wrapped model from the distribution,
+  the custom overrides and the dense first layer of `cfg`."""
+  entries = masks_lib.entries_of(model)
+  shapes = masks_lib.weight_shapes(model)
+  custom = masks_lib.resolve_names(cfg.custom_sparsity, entries,
+                                   'sparse_training.custom_sparsity')
+  if cfg.dense_first_layer:
+    custom.setdefault(next(iter(shapes)), 0.0)
+  try:
+    return distributions.compute(cfg.distribution, shapes, cfg.sparsity,
+                                 custom=custom, power_scale=cfg.power_scale)
+  except ConfigError as e:
+    raise ConfigError('sparse_training', str(e)) from None

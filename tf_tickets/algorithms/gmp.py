@@ -1,0 +1,90 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune").
+
+Starts dense; each layer with a target sparsity > 0 follows a
+`tfmot.sparsity.keras.PolynomialDecay` (gin `gmp.*`, see `GMPSettings`)
+whose final value is the layer's target. At its pruning steps (and at
+`gmp.end_step`) the layer's active weights with the smallest magnitude are
+pruned until round((1 - s(t)) * size) remain. Masks only shrink.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+
+from tf_tickets import masks as masks_lib
+from tf_tickets.algorithms.base import Algorithm
+from tf_tickets.algorithms.base import MaskUpdate
+from tf_tickets.algorithms.settings import GMPSettings
+from tf_tickets.algorithms.settings import METHODS
+from tf_tickets.errors import ConfigError
+
+
+@METHODS.register('gmp')
+class GMP(Algorithm):
+  """Gradual magnitude pruning with tfmot's polynomial schedule."""
+  starts_dense = True
+
+  def __init__(self, cfg, sparsities, seed, gmp=None):
+    super().__init__(cfg, sparsities, seed)
+    self.gmp = gmp if gmp is not None else GMPSettings()
+
+  def resolve(self, run):
+    gmp = self.gmp
+    self.begin_step = run.resolve(gmp.begin_step, 'gmp.begin_step')
+    self.end_step = run.resolve(gmp.end_step, 'gmp.end_step')
+    if self.end_step > run.total:
+      raise ConfigError('gmp.end_step', f'{gmp.end_step!r} is step '
+                        f'{self.end_step}, after the end of training '
+                        f'({run.total} steps)')
+    if self.begin_step >= self.end_step:
+      raise ConfigError('gmp.begin_step', f'{gmp.begin_step!r} is step '
+                        f'{self.begin_step}, not before gmp.end_step '
+                        f'(step {self.end_step})')
+    self.schedules = {}
+    for k, final in self.sparsities.items():
+      if float(final) > 0.0:
+        self.schedules[k] = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=min(gmp.initial_sparsity, float(final)),
+            final_sparsity=float(final), begin_step=self.begin_step,
+            end_step=self.end_step, power=gmp.power,
+            frequency=gmp.frequency)
+
+  def sparsity_at(self, key, step):
+    """(should_prune, sparsity) of `key`'s schedule at `step`."""
+    should, sparsity = self.schedules[key](tf.constant(step, tf.int64))
+    return bool(should), float(sparsity)
+
+  def wants_update(self, step):
+    if not self.schedules or not self.begin_step <= step <= self.end_step:
+      return False
+    first = next(iter(self.schedules))
+    return self.sparsity_at(first, step)[0] or step == self.end_step
+
+  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+    new_masks, stats = {}, {}
+    for key, mask in masks.items():
+      active = int(np.count_nonzero(mask))
+      stats[key] = dict(dropped=0, grown=0, regrown=0, active=active)
+      if key not in self.schedules:
+        continue
+      if step >= self.end_step:
+        target = float(self.sparsities[key])
+      else:
+        target = self.sparsity_at(key, step)[1]
+      stats[key]['sparsity'] = target
+      keep = int(round((1.0 - target) * mask.size))
+      if active <= keep:
+        continue
+      mask = mask.copy()
+      drop = masks_lib.drop_lowest(mask, np.abs(weights[key]), active - keep)
+      stats[key].update(dropped=int(drop.size), active=keep)
+      new_masks[key] = mask
+    if not new_masks:  # e.g. s(begin_step) = initial_sparsity = 0
+      return None
+    active = sum(int(np.count_nonzero(new_masks.get(k, m)))
+                 for k, m in masks.items())
+    total = sum(m.size for m in masks.values())
+    return MaskUpdate(new_masks, {}, stats,
+                      label=f'sparsity={1.0 - active / total:.4f}')
+
+  def result(self):
+    return dict(gmp_begin_step=self.begin_step, gmp_end_step=self.end_step)

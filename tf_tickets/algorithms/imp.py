@@ -1,0 +1,111 @@
+"""Iterative magnitude pruning: one pruning step of a lottery level.
+
+`prune(model, fraction, ...)` removes `fraction` of the remaining weights
+with the smallest score, layerwise or globally, with per-layer overrides.
+The score is a pruning criterion (gin `lottery.criterion`); adding one is a
+class and a registry line:
+
+    @CRITERIA.register('my_criterion')
+    class MyCriterion(Criterion):
+      def scores(self, weight, initial):
+        ...
+"""
+import numpy as np
+
+from tf_tickets import masks as masks_lib
+from tf_tickets import settings
+from tf_tickets.errors import check_choice
+from tf_tickets.errors import check_range
+
+SCOPES = ('layerwise', 'global')
+
+CRITERIA = settings.Registry('lottery.criterion')
+
+
+class Criterion:
+  """Scores the entries of a weight; the lowest are pruned first."""
+  name = None
+
+  def scores(self, weight, initial):
+    """Per-entry scores (same shape as `weight`), from the trained weight
+    and its theta_0."""
+    raise NotImplementedError
+
+
+@CRITERIA.register('magnitude')
+class Magnitude(Criterion):
+  """|w|: the LTH paper's criterion."""
+
+  def scores(self, weight, initial):
+    del initial
+    return np.abs(weight)
+
+
+def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
+          criterion='magnitude'):
+  """Prunes `fraction` of the remaining weights with the smallest scores.
+
+  Args:
+    model: a wrapped model.
+    fraction: fraction of the currently *remaining* weights to remove, in
+      [0, 1).
+    scope: 'layerwise' (each weight loses `fraction` of its remaining
+      entries) or 'global' (`fraction` of all remaining entries of the pooled
+      weights, smallest scores across layers).
+    fractions: optional per-layer overrides, layer name or weight key ->
+      fraction. Overridden weights are always pruned layerwise at their own
+      rate (e.g. the LTH output layer at half rate) and stay out of the
+      global pool.
+    skip: layer names or weight keys never pruned.
+    criterion: a name in CRITERIA ('magnitude').
+
+  Returns:
+    dict key -> number of entries pruned.
+  """
+  check_range('lottery.pruning_fraction', fraction)
+  check_choice('lottery.scope', scope, SCOPES)
+  score_fn = CRITERIA.get(criterion)().scores
+  entries = masks_lib.entries_of(model)
+  overrides = masks_lib.resolve_names(fractions or {}, entries,
+                                      'lottery.layer_fractions')
+  for k, f in overrides.items():
+    check_range(f'lottery.layer_fractions[{k!r}]', f)
+  skipped = set(masks_lib.resolve_names({s: None for s in skip}, entries,
+                                        'lottery.unpruned_layers'))
+  masks = {k: m.reshape(-1) > 0 for k, m in masks_lib.get_masks(model).items()}
+  weights = masks_lib.get_weights(model)
+  initial = masks_lib.get_weights(model, 'initial')
+  scores = {k: score_fn(weights[k], initial[k]).reshape(-1) for k in entries}
+  pruned = {k: 0 for k in entries}
+
+  def count(f, mask):
+    return int(round(f * np.count_nonzero(mask)))
+
+  for k in entries:
+    if k in skipped:
+      continue
+    if k in overrides or scope == 'layerwise':
+      f = overrides.get(k, fraction)
+      pruned[k] = int(masks_lib.drop_lowest(masks[k], scores[k],
+                                            count(f, masks[k])).size)
+  pool = [k for k in entries if k not in skipped and k not in overrides]
+  if scope == 'global' and pool:
+    flat_m = np.concatenate([masks[k] for k in pool])
+    flat_s = np.concatenate([scores[k] for k in pool])
+    drop = masks_lib.drop_lowest(flat_m, flat_s, count(fraction, flat_m))
+    offset = 0
+    for k in pool:
+      n = masks[k].size
+      pruned[k] = int(np.count_nonzero((drop >= offset) & (drop < offset + n)))
+      masks[k] = flat_m[offset:offset + n]
+      offset += n
+  shapes = masks_lib.weight_shapes(model)
+  masks_lib.set_masks(model, {k: m.reshape(shapes[k]).astype(np.float32)
+                              for k, m in masks.items()})
+  return pruned
+
+
+def prune_by_magnitude(model, fraction, scope='layerwise', fractions=None,
+                       skip=()):
+  """`prune` with the magnitude criterion (the library's IMP step)."""
+  return prune(model, fraction, scope, fractions, skip, 'magnitude')

@@ -1,0 +1,118 @@
+"""Sparse-training settings: `sparse_training.*` and `gmp.*` in gin."""
+import math
+
+from tf_tickets import distributions
+from tf_tickets import settings
+from tf_tickets import steps
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import check_bool
+from tf_tickets.errors import check_choice
+from tf_tickets.errors import check_int
+from tf_tickets.errors import check_mapping
+from tf_tickets.errors import check_range
+
+DECAYS = ('cosine', 'constant', 'lr')
+
+# Sparse-training methods: `@METHODS.register('name')` on an `Algorithm`.
+METHODS = settings.Registry('sparse_training.method')
+
+
+@settings.gin_settings('sparse_training')
+class SparseTrainingSettings(settings.Settings):
+  """Sparse-training settings (gin: `sparse_training.*`).
+
+  method: a registered algorithm: 'rigl', 'set', 'static' or 'gmp'.
+  sparsity: overall sparsity of the layers not named in custom_sparsity
+    (the final sparsity for 'gmp'), in [0, 1).
+  distribution: 'uniform', 'er' or 'erk' (per-layer sparsities).
+  power_scale: exponent of the ER/ERK raw densities (0 = uniform).
+  custom_sparsity: dict layer name or weight key -> sparsity, overriding
+    the distribution for those layers (e.g. {'conv1': 0.0} keeps conv1
+    dense).
+  dense_first_layer: keep the first prunable layer dense. None: True for
+    'uniform' (as the RigL paper), False for 'er' / 'erk'.
+  update_every: ΔT, steps between mask updates (500, '500it', '1ep');
+    not scaled by training.steps_multiplier.
+  end_step: T_end, no mask updates at or after it: a fraction of training
+    in (0, 1] (default 0.75) or steps (scaled by the multiplier).
+  drop_fraction: alpha, the drop fraction at step 0, in [0, 1).
+  drop_fraction_decay: 'cosine', 'constant' or 'lr'.
+  seed: seeds the initial masks and SET's growth; None: training.seed.
+  """
+  method: str = 'rigl'
+  sparsity: float = 0.9
+  distribution: str = 'erk'
+  power_scale: float = 1.0
+  custom_sparsity: dict = None
+  dense_first_layer: bool = None
+  update_every: object = 100
+  end_step: object = 0.75
+  drop_fraction: float = 0.3
+  drop_fraction_decay: str = 'cosine'
+  seed: int = None
+
+  def validate(self):
+    METHODS.get(self.method)
+    self.set('sparsity', check_range('sparse_training.sparsity',
+                                     self.sparsity))
+    check_choice('sparse_training.distribution', self.distribution,
+                 tuple(distributions.DISTRIBUTIONS))
+    self.set('power_scale', check_range('sparse_training.power_scale',
+                                        self.power_scale, 0.0, math.inf))
+    custom = check_mapping('sparse_training.custom_sparsity',
+                           self.custom_sparsity, 'layer name -> sparsity')
+    self.set('custom_sparsity', {
+        k: check_range(f'sparse_training.custom_sparsity[{k!r}]', v)
+        for k, v in custom.items()})
+    dense_first = check_bool('sparse_training.dense_first_layer',
+                             self.dense_first_layer, allow_none=True)
+    self.set('dense_first_layer', self.distribution == 'uniform'
+             if dense_first is None else dense_first)
+    if isinstance(self.update_every, float):
+      raise ConfigError('sparse_training.update_every', 'expected steps like '
+                        f'100, "100it" or "1ep", got {self.update_every!r}')
+    steps.parse(self.update_every, 'sparse_training.update_every',
+                positive=True)
+    steps.parse(self.end_step, 'sparse_training.end_step', fraction=True)
+    self.set('drop_fraction', check_range('sparse_training.drop_fraction',
+                                          self.drop_fraction))
+    check_choice('sparse_training.drop_fraction_decay',
+                 self.drop_fraction_decay, DECAYS)
+    self.set('seed', check_int('sparse_training.seed', self.seed, 0,
+                               allow_none=True))
+
+
+@settings.gin_settings('gmp')
+class GMPSettings(settings.Settings):
+  """Gradual magnitude pruning settings (gin: `gmp.*`).
+
+  They parametrise `tfmot.sparsity.keras.PolynomialDecay`, one per layer,
+  whose final sparsity is the layer's target from `sparse_training.*`:
+
+      s(t) = s_f + (s_i - s_f) * (1 - (t - begin) / (end - begin)) ** power
+
+  Masks are pruned at the steps where the schedule says so (every
+  `frequency` steps from `begin_step` to `end_step`) and, so the target is
+  always reached, at `end_step` too.
+
+  begin_step, end_step: a fraction of training in (0, 1] or steps (scaled
+    by training.steps_multiplier). Defaults 1/8 and 3/4 of training (our
+    choice: masks fixed for the last quarter, as RigL's T_end).
+  frequency: steps between pruning steps (Zhu & Gupta: 100 to 1000).
+  power: exponent of the polynomial (Zhu & Gupta: 3).
+  initial_sparsity: s_i, in [0, 1).
+  """
+  begin_step: object = 0.125
+  end_step: object = 0.75
+  frequency: int = 100
+  power: float = 3.0
+  initial_sparsity: float = 0.0
+
+  def validate(self):
+    steps.parse(self.begin_step, 'gmp.begin_step', fraction=True)
+    steps.parse(self.end_step, 'gmp.end_step', fraction=True)
+    self.set('frequency', check_int('gmp.frequency', self.frequency, 1))
+    self.set('power', check_range('gmp.power', self.power, 0.0, math.inf,
+                                  low_open=True))
+    self.set('initial_sparsity', check_range('gmp.initial_sparsity',
+                                             self.initial_sparsity))

@@ -1,0 +1,54 @@
+"""What every experiment gets: the `Context`, and the registry of kinds.
+
+An experiment kind is a function `run(ctx) -> rows` registered with
+`@KINDS.register('name')`; it builds wrapped models with
+`ctx.build_model()`, trains each network with `ctx.train(...)` (one
+directory per network, see `tf_tickets.rundir`) and writes its
+results.csv rows.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from tf_tickets import data as data_lib
+from tf_tickets import models
+from tf_tickets import rundir
+from tf_tickets import settings
+from tf_tickets import summaries
+from tf_tickets import training
+from tf_tickets import wrapper as wrapper_lib
+
+KINDS = settings.Registry('experiment.kind')
+
+
+@dataclasses.dataclass
+class Context:
+  """What an experiment needs: the run directory, data, config, strategy."""
+  run_dir: str
+  data: data_lib.Data
+  config: training.TrainingConfig
+  strategy: tf.distribute.Strategy
+  quiet: bool = False
+
+  def build_model(self, dense_layers=()):
+    """The configured model (gin `model.*`), wrapped, in strategy scope."""
+    with self.strategy.scope():
+      model = models.build_model(
+          input_shape=self.data.input_shape,
+          num_classes=self.data.num_classes, mean=self.data.mean,
+          std=self.data.std, seed=self.config.seed)
+      wrapped = wrapper_lib.wrap(model, dense_layers=dense_layers)
+    rundir.write_operative_config_once(self.run_dir)  # complete at the end
+    return wrapped
+
+  def writer(self, net_dir):
+    return tf.summary.create_file_writer(net_dir)
+
+  def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
+            config=None):
+    """Trains one network in `net_dir` (resumes, never redoes finished work)."""
+    return training.train_network(
+        model, self.data, config or self.config, self.strategy, net_dir,
+        hooks=list(hooks) + summaries.default_hooks(),
+        writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
+        learning_rate=learning_rate)

@@ -1,0 +1,245 @@
+"""'lottery': iterative magnitude pruning (IMP) with rewinding.
+
+Level 0 trains the dense network. Each further level prunes
+`lottery.pruning_fraction` of the remaining weights (criterion
+`lottery.criterion`, per layer or globally, with per-layer overrides),
+rewinds the survivors and retrains (Frankle & Carbin, ICLR 2019).
+`lottery.rewind` chooses what the survivors restart from:
+
+* 'init': theta_0, the original initialisation (the LTH paper);
+* 'Nit' / 'Nep': theta_k saved at step k of level 0 (late rewinding,
+  Frankle et al. "Stabilizing the LTH" / "Linear Mode Connectivity");
+* 'none': the trained weights, fine-tuned at a constant, low learning rate
+  (`lottery.finetune_learning_rate`; default: the schedule's final rate);
+* 'lr': the trained weights with the whole LR schedule replayed
+  (learning-rate rewinding, Renda et al. 2020).
+
+The optimizer state is new at every level. Each level lives in
+`RUN/level_<L>/` with `start/` (its starting weights), `final/` and
+`result.json`; every saved checkpoint holds masks, theta_0 and the rewind
+point too, so any level can be exported or branched later. Levels are
+idempotent: a finished level is never redone, and a larger
+`lottery.levels` extends a finished run.
+
+Control branches (`lottery.branch`, registry `BRANCHES`, see
+`tf_tickets.experiments.branches`) run on the levels of the lottery run and
+live beside it in `RUN/branch_<name>/` with their own results.csv.
+"""
+import math
+
+from absl import logging
+
+from tf_tickets import algorithms
+from tf_tickets import masks as masks_lib
+from tf_tickets import rundir
+from tf_tickets import settings
+from tf_tickets import steps
+from tf_tickets import summaries
+from tf_tickets import training
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import check_choice
+from tf_tickets.errors import check_int
+from tf_tickets.errors import check_mapping
+from tf_tickets.errors import check_range
+from tf_tickets.experiments.context import KINDS
+
+# Control branches: `@BRANCHES.register('name')` on a `Branch`.
+BRANCHES = settings.Registry('lottery.branch')
+REWIND_NAMES = ('init', 'none', 'lr')
+
+
+@settings.gin_settings('lottery')
+class LotterySettings(settings.Settings):
+  """Lottery settings (gin: `lottery.*`).
+
+  levels: number of pruned levels after the dense level 0.
+  pruning_fraction: fraction of the remaining prunable weights removed per
+    level.
+  scope: 'layerwise' or 'global'.
+  layer_fractions: dict layer name -> per-level fraction overriding
+    `pruning_fraction` for that layer (e.g. {'output': 0.1}: the LTH output
+    layer at half rate); such layers are pruned layerwise.
+  unpruned_layers: layer names never pruned.
+  rewind: 'init', a step such as '500it' or '2ep', 'none' or 'lr'.
+  finetune_learning_rate: constant learning rate of rewind='none'.
+  branch: None or a registered control branch ('random_reinit',
+    'random_prune').
+  branch_seed: seeds the branch's new initialisation or random masks.
+  criterion: the pruning criterion, a name in `algorithms.CRITERIA`
+    ('magnitude').
+  """
+  levels: int = 0
+  pruning_fraction: float = 0.2
+  scope: str = 'layerwise'
+  layer_fractions: dict = None
+  unpruned_layers: tuple = ()
+  rewind: object = 'init'
+  finetune_learning_rate: float = None
+  branch: str = None
+  branch_seed: int = 1
+  criterion: str = 'magnitude'
+
+  def validate(self):
+    self.set('levels', check_int('lottery.levels', self.levels, 0))
+    self.set('pruning_fraction', check_range(
+        'lottery.pruning_fraction', self.pruning_fraction, 0.0, 1.0,
+        low_open=True))
+    check_choice('lottery.scope', self.scope, algorithms.imp.SCOPES)
+    fractions = check_mapping('lottery.layer_fractions', self.layer_fractions,
+                              'layer name -> fraction')
+    for name, f in fractions.items():
+      check_range(f'lottery.layer_fractions[{name!r}]', f)
+    self.set('layer_fractions', fractions)
+    self.set('unpruned_layers', tuple(self.unpruned_layers))
+    if self.branch is not None:
+      BRANCHES.get(self.branch)
+    if self.finetune_learning_rate is not None:
+      check_range('lottery.finetune_learning_rate',
+                  self.finetune_learning_rate, 0.0, math.inf, low_open=True)
+    self.set('branch_seed', check_int('lottery.branch_seed',
+                                      self.branch_seed, 0))
+    algorithms.CRITERIA.get(self.criterion)
+    rewind_kind(self.rewind)  # validates
+
+  def rewind_step(self, data, multiplier):
+    """The late-rewinding step k (scaled like the training steps)."""
+    return steps.resolve(self.rewind, 'lottery.rewind', data.steps_per_epoch,
+                         multiplier=multiplier)
+
+
+def rewind_kind(rewind):
+  """'init', 'none', 'lr' or 'step' (late rewinding to a step)."""
+  if rewind in REWIND_NAMES:
+    return rewind
+  try:
+    steps.parse(rewind, 'lottery.rewind')
+  except ConfigError:
+    raise ConfigError(
+        'lottery.rewind', f'unknown value {rewind!r}; valid: \'init\', a step '
+        'such as \'500it\' or \'2ep\' (late rewinding), \'none\' '
+        '(fine-tuning) or \'lr\' (learning-rate rewinding)') from None
+  return 'step'
+
+
+class RewindPointHook(training.Hook):
+  """Saves theta_k (the rewind point) at step k of level 0."""
+
+  def __init__(self, step):
+    self.step = step
+
+  def begin(self, trainer):
+    if self.step >= trainer.schedule.steps:
+      raise ConfigError('lottery.rewind', f'rewind step {self.step} is not '
+                        f'before the end of training ({trainer.schedule.steps} '
+                        'steps)')
+    if self.step == 0 and int(trainer.step_var.numpy()) == 0:
+      masks_lib.set_rewind_point(trainer.model)
+
+  def after_step(self, trainer, step, grads):
+    if step == self.step:
+      masks_lib.set_rewind_point(trainer.model)
+
+
+def rewind_to(model, cfg):
+  """Sets the survivors to the rewind point of `cfg.rewind`."""
+  kind = rewind_kind(cfg.rewind)
+  if kind == 'init':
+    masks_lib.rewind(model, 'init')
+  elif kind == 'step':
+    masks_lib.rewind(model, 'rewind_point')
+  # 'none' / 'lr': keep the trained weights (already masked by pruning).
+
+
+def finetune_rate(ctx, cfg):
+  """The constant rate of rewind='none' (default: the schedule's last)."""
+  if cfg.finetune_learning_rate is not None:
+    return cfg.finetune_learning_rate
+  schedule = training.resolve_schedule(ctx.config, ctx.data.steps_per_epoch)
+  lr = training.LearningRate(ctx.config.learning_rate,
+                             ctx.config.lr_schedule, schedule.steps,
+                             schedule.milestones, ctx.config.lr_gamma)
+  return max(lr.value(schedule.steps - 1), 1e-12)
+
+
+def train_level(ctx, model, cfg, level, net_dir, branch=None):
+  """Trains one level (of the lottery or of a branch) in `net_dir`."""
+  kind = rewind_kind(cfg.rewind)
+  hooks = []
+  if level == 0 and kind == 'step':
+    hooks.append(RewindPointHook(cfg.rewind_step(
+        ctx.data, ctx.config.steps_multiplier)))
+  config = ctx.config
+  learning_rate = None
+  if level > 0 and kind == 'none':
+    learning_rate = finetune_rate(ctx, cfg)
+    config = config.replace(lr_schedule='constant', warmup_steps=0,
+                            lr_milestones=())
+  extra = dict(level=level, branch=branch or 'lottery', method='imp',
+               seed=ctx.config.seed, rewind=str(cfg.rewind))
+  return ctx.train(model, net_dir, hooks=hooks, extra=extra,
+                   learning_rate=learning_rate, config=config)
+
+
+def prepare_level(model, cfg):
+  """Prunes the trained weights of the previous level and rewinds."""
+  algorithms.prune(model, cfg.pruning_fraction, scope=cfg.scope,
+                   fractions=cfg.layer_fractions, skip=cfg.unpruned_layers,
+                   criterion=cfg.criterion)
+  rewind_to(model, cfg)
+
+
+def _train_levels(ctx, cfg, model, levels, prepare, branch=None):
+  """Trains `levels` (skipping finished ones); writes the results.csv."""
+  rows, sums = [], summaries.LevelSummaries(ctx.run_dir, branch)
+  for level in levels:
+    net_dir = rundir.level_dir(ctx.run_dir, level, branch)
+    if not rundir.is_finished(net_dir):
+      prepare(level)
+      if not rundir.has_start(net_dir):
+        rundir.save_weights(model, rundir.start_dir(net_dir))
+    logging.info('%s level %d of %d', branch or 'lottery', level, cfg.levels)
+    sums.before(model, net_dir)
+    rows.append(train_level(ctx, model, cfg, level, net_dir, branch))
+    sums.after(model, rows[-1], rows)
+    rundir.write_results(rundir.results_path(ctx.run_dir, branch), rows)
+  return rows
+
+
+def run_levels(ctx, cfg, model):
+  """Trains levels 0..levels of the lottery; returns their rows."""
+  def prepare(level):
+    if level > 0:
+      prepare_level(model, cfg)
+  return _train_levels(ctx, cfg, model, range(cfg.levels + 1), prepare)
+
+
+class Branch:
+  """A control branch: how a level's network starts (`prepare`)."""
+  name = None
+
+  def prepare(self, ctx, model, cfg, level):
+    """Sets `model` to the branch's starting state for `level` >= 1."""
+    raise NotImplementedError
+
+  def seed(self, cfg, level):
+    return cfg.branch_seed * 1000003 + level
+
+
+def run_branch(ctx, cfg):
+  """Trains the control branch `cfg.branch` on levels 1..levels."""
+  branch = BRANCHES.get(cfg.branch)()
+  model = ctx.build_model()
+  return _train_levels(
+      ctx, cfg, model, range(1, cfg.levels + 1),
+      lambda level: branch.prepare(ctx, model, cfg, level), cfg.branch)
+
+
+@KINDS.register('lottery')
+def run(ctx):
+  cfg = LotterySettings()
+  model = ctx.build_model()
+  rows = run_levels(ctx, cfg, model)
+  logging.info('final density %.4f', rows[-1]['density'])
+  if cfg.branch:
+    rows += run_branch(ctx, cfg)
+  return rows

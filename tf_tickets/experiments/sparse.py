@@ -1,0 +1,56 @@
+"""'sparse_training': RigL, SET, static sparse or GMP in `RUN/level_0`.
+
+The method (`sparse_training.method`, a name in `algorithms.METHODS`) runs
+through `training.MaskHook` on the one training loop. Initial masks:
+per-layer sparsities from `sparse_training.distribution` ('uniform', 'er',
+'erk' with `power_scale`), `custom_sparsity` overrides and, for 'uniform',
+the first prunable layer dense unless `dense_first_layer=False` (as in the
+RigL paper); random masks with exact counts, seeded with
+`sparse_training.seed` (default: `training.seed`). Methods that start dense
+(GMP) start from all-ones masks and take the sparsities as final targets.
+The starting weights are written to `RUN/level_0/start/`.
+"""
+from absl import logging
+import numpy as np
+
+from tf_tickets import algorithms
+from tf_tickets import masks as masks_lib
+from tf_tickets import rundir
+from tf_tickets import training
+from tf_tickets.experiments.context import KINDS
+
+
+def initialize_masks(model, algorithm):
+  """Sets the starting masks of `algorithm` on a wrapped model."""
+  if algorithm.starts_dense:
+    masks_lib.set_masks(model, {k: np.ones(s) for k, s in
+                                masks_lib.weight_shapes(model).items()})
+  else:
+    masks_lib.init_masks(model, algorithm.sparsities, seed=algorithm.seed)
+
+
+def make_algorithm(model, cfg, seed):
+  """The configured algorithm with the model's target sparsities."""
+  return algorithms.make(cfg, algorithms.target_sparsities(model, cfg), seed)
+
+
+@KINDS.register('sparse_training')
+def run(ctx):
+  """Trains one sparse network in `RUN/level_0` and writes results.csv."""
+  cfg = algorithms.SparseTrainingSettings()
+  seed = cfg.seed if cfg.seed is not None else ctx.config.seed
+  model = ctx.build_model()
+  algorithm = make_algorithm(model, cfg, seed)
+  net_dir = rundir.level_dir(ctx.run_dir, 0)
+  if not rundir.is_finished(net_dir) and not rundir.has_checkpoint(net_dir):
+    initialize_masks(model, algorithm)
+    logging.info('%s: target sparsities %s', cfg.method, ', '.join(
+        f'{k} {s:.4f}' for k, s in algorithm.sparsities.items()))
+    rundir.save_weights(model, rundir.start_dir(net_dir))
+  result = ctx.train(model, net_dir, hooks=[training.MaskHook(algorithm)],
+                     extra=dict(level=0, branch='sparse_training',
+                                method=cfg.method, seed=seed))
+  rundir.write_results(rundir.results_path(ctx.run_dir), [result])
+  logging.info('%s: final density %.4f, test accuracy %.4f', cfg.method,
+               result['density'], result['test_accuracy'])
+  return [result]

@@ -1,0 +1,367 @@
+"""TensorBoard sparsity dashboards: what every run logs.
+
+Every network that `experiment.Context.train` trains gets a `SummaryHook`
+(unless `summaries.enabled = False`). It writes to the network's writer
+(event files in the network directory, e.g. `RUN/level_3/`):
+
+  density/<key>, density/total        fraction of prunable weights active
+  sparsity/<key>, sparsity/total      1 - density
+  weights/<key>                       histogram of the *active* weights
+  masks/<key>                         the mask as a grey image (white =
+                                      active); 2-D kernels as they are
+                                      (rows = inputs, columns = outputs),
+                                      conv kernels folded to
+                                      (kh*kw*cin, cout); images larger than
+                                      `summaries.image_size` are reduced by
+                                      block averaging (grey = block density)
+
+Density scalars are written at the start, every `summaries.every` steps
+(default 1000), at every mask change and at the end; histograms at the
+start, every `summaries.every` steps and at the end; mask images at the
+start, at mask changes (at most one set per `summaries.image_every` steps,
+default `summaries.every`; 0 for every change) and at the end.
+`summaries.enabled = False` turns all of this off.
+
+Sparse-training runs (hooks that call `Trainer.mask_updated`) add, per mask
+update and per layer, every numeric figure of the update's stats under
+`sparse_training/<figure>/<key>` (dropped, grown, churn, drop_fraction, ...)
+with `/total` sums for counts, `sparse_training/cumulative_grown/<key>`, and
+at the end `sparse_training/grown_survival/<key>` and `/total`: the fraction
+of the connections grown during training that are active at the end (the
+total is the result's 'grown_survival' when the algorithm reports it; the
+per-layer figures count growth seen since this process started the network,
+so they restart after a resume).
+
+The values of one step are built on the host and written with one op
+(`Batch`): an interval write costs a few milliseconds for LeNet-300-100
+(see tools/bench_summaries.py).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+from tf_tickets import settings
+from tf_tickets import steps
+from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.errors import check_int
+from tf_tickets.training import Hook
+
+TOTAL = 'total'
+_COUNT_FIGURES = ('dropped', 'grown')
+
+
+def _metadata(plugin):
+  return tf.compat.v1.SummaryMetadata.FromString(
+      plugin.create_summary_metadata(display_name=None,
+                                     description=None).SerializeToString())
+
+
+_SCALAR_METADATA = _metadata(scalar_metadata)
+_HISTOGRAM_METADATA = _metadata(histogram_metadata)
+_IMAGE_METADATA = _metadata(image_metadata)
+
+
+@settings.gin_settings('summaries')
+class SummarySettings(settings.Settings):
+  """Summary settings (gin: `summaries.*`).
+
+  enabled: write the sparsity summaries (the loop's training loss and
+    evaluation scalars are written regardless).
+  every: interval of the sparsity scalars and weight histograms: steps,
+    'Nit' or 'Nep'; 0 writes them only at the start, on mask changes and at
+    the end.
+  histograms: write histograms of the active prunable weights.
+  mask_images: write mask images (at the start, on mask changes, at the
+    end).
+  image_every: least number of steps between two mask images written on
+    mask changes (None: `every`; 0: at every mask change). Images at the
+    start and the end are always written.
+  image_size: largest mask image side; larger masks are block-averaged.
+  """
+  enabled: bool = True
+  every: object = 1000
+  histograms: bool = True
+  mask_images: bool = True
+  image_every: object = None
+  image_size: int = 512
+
+  def validate(self):
+    self.set('image_size', check_int('summaries.image_size', self.image_size,
+                                     1))
+    steps.parse(self.every, 'summaries.every')
+    if self.image_every is not None:
+      steps.parse(self.image_every, 'summaries.image_every')
+    for name in ('enabled', 'histograms', 'mask_images'):
+      self.set(name, bool(getattr(self, name)))
+
+
+def default_hooks():
+  """The summary hooks every network gets (none if disabled in gin)."""
+  cfg = SummarySettings()
+  if not cfg.enabled:
+    return []
+  return [SummaryHook(every=cfg.every, histograms=cfg.histograms,
+                      mask_images=cfg.mask_images, image_size=cfg.image_size,
+                      image_every=cfg.image_every)]
+
+
+# ------------------------------------------------------------------------------
+# Pure helpers
+# ------------------------------------------------------------------------------
+
+
+def fold_to_2d(array):
+  """A weight as a 2-D matrix: (rows, cols) = (prod(shape[:-1]), shape[-1])."""
+  a = np.asarray(array)
+  if a.ndim == 0:
+    return a.reshape(1, 1)
+  if a.ndim == 1:
+    return a.reshape(1, -1)
+  return a.reshape(-1, a.shape[-1])
+
+
+def mask_image(mask, max_size=512):
+  """The mask as a float32 (H, W) image in [0, 1], at most max_size a side.
+
+  2-D masks keep their layout; higher-rank ones are folded by `fold_to_2d`.
+  A side longer than `max_size` is reduced by an integer factor with block
+  averaging, so a grey pixel shows the density of its block.
+  """
+  m = fold_to_2d(mask).astype(np.float32)
+  h, w = m.shape
+  fh, fw = math.ceil(h / max_size), math.ceil(w / max_size)
+  if (fh > 1 or fw > 1) and h % fh == 0 and w % fw == 0:
+    m = m.reshape(h // fh, fh, w // fw, fw).mean((1, 3))
+  elif fh > 1 or fw > 1:
+    ph, pw = -h % fh, -w % fw
+    total = np.pad(m, ((0, ph), (0, pw)))
+    count = np.pad(np.ones_like(m), ((0, ph), (0, pw)))
+    shape = (total.shape[0] // fh, fh, total.shape[1] // fw, fw)
+    m = total.reshape(shape).sum((1, 3)) / count.reshape(shape).sum((1, 3))
+  return m
+
+
+def masks_of(entries):
+  return {k: wr.masks[i].numpy() for k, (wr, i) in entries.items()}
+
+
+def weights_of(entries):
+  return {k: wr.prunable_weights[i].numpy() for k, (wr, i) in entries.items()}
+
+
+def as_number(value):
+  """value as a float if it is a finite-or-not real number, else None."""
+  if isinstance(value, bool):
+    return float(value)
+  if isinstance(value, (int, float, np.integer, np.floating)):
+    return float(value)
+  if isinstance(value, np.ndarray) and value.size == 1:
+    return float(value.reshape(()))
+  return None
+
+
+# ------------------------------------------------------------------------------
+# Per-network summaries
+# ------------------------------------------------------------------------------
+
+
+class SummaryHook(Hook):
+  """Writes sparsity scalars, histograms and mask images of one network.
+
+  `experiments.Context.train` appends it after the algorithm hooks, so it sees masks set
+  in their `begin`. See the module docstring for the tags.
+  """
+
+  def __init__(self, every=1000, histograms=True, mask_images=True,
+               image_size=512, image_every=None):
+    self.every_setting = every
+    self.image_every_setting = every if image_every is None else image_every
+    self.histograms, self.mask_images = histograms, mask_images
+    self.image_size = image_size
+    self.every = self.image_every = 0
+    self.writer = None
+    self.entries = None
+    self._last = {}  # what -> last step written (no duplicates per step)
+    self._prev = None  # masks after the last update, as bool arrays
+    self._ever_grown = None
+    self._cumulative = {}
+    self._updates = 0
+
+  # -- hook API ------------------------------------------------------------
+  def begin(self, trainer):
+    self._setup(trainer)
+    if self.writer is not None:
+      self._write_state(int(trainer.step_var.numpy()), histograms=True,
+                        images=True)
+
+  def after_step(self, trainer, step, grads):
+    if self.writer is not None and self.every and step % self.every == 0:
+      self._write_state(step, histograms=True)
+
+  def on_mask_update(self, trainer, step, stats):
+    if self.entries is None:  # masks changed in a `begin` before ours
+      self._setup(trainer)
+    if self.writer is None:
+      return
+    last_image = self._last.get('images')
+    images = (last_image is None or not self.image_every
+              or step - last_image >= self.image_every)
+    batch = Batch()
+    masks = self._add_state(batch, step, images=images)
+    self._updates += 1
+    totals = {}
+    for key, figures in (stats or {}).items():
+      figures = dict(figures or {})
+      for name, value in figures.items():
+        value = as_number(value)
+        if value is None:
+          continue
+        batch.scalar(f'sparse_training/{name}/{key}', value)
+        if name in _COUNT_FIGURES:
+          totals[name] = totals.get(name, 0.0) + value
+      grown = as_number(figures.get('grown'))
+      if grown is not None:
+        self._cumulative[key] = self._cumulative.get(key, 0.0) + grown
+        batch.scalar(f'sparse_training/cumulative_grown/{key}',
+                     self._cumulative[key])
+    for name, value in totals.items():
+      batch.scalar(f'sparse_training/{name}/{TOTAL}', value)
+    batch.write(self.writer, step)
+    for key, m in masks.items():
+      now = m > 0
+      if key in self._prev:
+        self._ever_grown[key] |= now & ~self._prev[key]
+      self._prev[key] = now
+
+  def end(self, trainer, result):
+    if self.writer is None:
+      return
+    step = int(result.get('steps', trainer.step_var.numpy()))
+    batch = Batch()
+    masks = self._add_state(batch, step, histograms=True, images=True)
+    if self._updates:
+      self._add_survival(batch, masks, result)
+    batch.write(self.writer, step)
+    self.writer.flush()
+
+  # -- internals -------------------------------------------------------------
+  def _setup(self, trainer):
+    self.writer = None if callable(trainer.writer) else trainer.writer
+    self.entries = wrapper_lib.prunable_entries(trainer.model)
+    if not self.entries:
+      self.writer = None
+      return
+    spe = trainer.data.steps_per_epoch
+    self.every = steps.resolve(self.every_setting, 'summaries.every', spe)
+    self.image_every = steps.resolve(self.image_every_setting,
+                                     'summaries.image_every', spe)
+    masks = masks_of(self.entries)
+    self._prev = {k: m > 0 for k, m in masks.items()}
+    self._ever_grown = {k: np.zeros(m.shape, bool) for k, m in masks.items()}
+
+  def _once(self, what, step):
+    if self._last.get(what) == step:
+      return False
+    self._last[what] = step
+    return True
+
+  def _write_state(self, step, histograms=False, images=False):
+    batch = Batch()
+    masks = self._add_state(batch, step, histograms, images)
+    batch.write(self.writer, step)
+    return masks
+
+  def _add_state(self, batch, step, histograms=False, images=False):
+    """Density scalars, histograms and images (each at most once a step)."""
+    masks = masks_of(self.entries)
+    if self._once('scalars', step):
+      active = total = 0
+      for key, m in masks.items():
+        a = int(np.count_nonzero(m))
+        active += a
+        total += m.size
+        batch.scalar(f'density/{key}', a / m.size)
+        batch.scalar(f'sparsity/{key}', 1.0 - a / m.size)
+      density = active / total if total else 1.0
+      batch.scalar(f'density/{TOTAL}', density)
+      batch.scalar(f'sparsity/{TOTAL}', 1.0 - density)
+    if histograms and self.histograms and self._once('histograms', step):
+      weights = weights_of(self.entries)
+      for key, m in masks.items():
+        batch.histogram(f'weights/{key}', weights[key][m > 0])
+    if images and self.mask_images and self._once('images', step):
+      for key, m in masks.items():
+        batch.image(f'masks/{key}', mask_image(m, self.image_size))
+    return masks
+
+  def _add_survival(self, batch, masks, result):
+    grown_total = alive_total = 0
+    for key, m in masks.items():
+      ever = self._ever_grown[key]
+      n = int(np.count_nonzero(ever))
+      alive = int(np.count_nonzero(ever & (m > 0)))
+      grown_total += n
+      alive_total += alive
+      if n:
+        batch.scalar(f'sparse_training/grown_survival/{key}', alive / n)
+    reported = as_number(result.get('grown_survival'))
+    if 'grown_survival' not in result and grown_total:
+      reported = alive_total / grown_total
+      result['grown_survival'] = reported
+    if reported is not None:
+      batch.scalar(f'sparse_training/grown_survival/{TOTAL}', reported)
+
+
+class Batch:
+  """Summary values built on the host and written with one op.
+
+  The values are what `tf.summary.scalar` / `histogram` / `image` write
+  (tensor summaries with the plugins' metadata), but one `write_raw_pb`
+  call writes them all: much cheaper than one eager summary op per value.
+  """
+
+  def __init__(self):
+    self.summary = tf.compat.v1.Summary()
+
+  def _add(self, tag, metadata, array):
+    value = self.summary.value.add(tag=tag)
+    value.metadata.CopyFrom(metadata)
+    value.tensor.CopyFrom(tf.make_tensor_proto(array))
+
+  def scalar(self, tag, value):
+    self._add(tag, _SCALAR_METADATA, np.float32(value))
+
+  def histogram(self, tag, values, buckets=30):
+    """Buckets as `tf.summary.histogram` ([k, 3]: left, right, count); no
+    value for empty `values`."""
+    values = np.asarray(values, np.float64).reshape(-1)
+    if not values.size:
+      return
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+      edges = np.full(buckets + 1, lo)
+      counts = np.zeros(buckets)
+      counts[-1] = values.size
+    else:
+      counts, edges = np.histogram(values, buckets, (lo, hi))
+    self._add(tag, _HISTOGRAM_METADATA,
+              np.stack([edges[:-1], edges[1:], counts], axis=1))
+
+  def image(self, tag, image):
+    """A grey (H, W) float image in [0, 1], as PNG (fast compression)."""
+    u8 = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    png = tf.io.encode_png(u8[:, :, None], compression=1).numpy()
+    h, w = image.shape
+    self._add(tag, _IMAGE_METADATA,
+              np.array([str(w).encode(), str(h).encode(), png], dtype=object))
+
+  def write(self, writer, step):
+    if self.summary.value:
+      with writer.as_default():
+        tf.summary.experimental.write_raw_pb(self.summary.SerializeToString(),
+                                             step=step)

@@ -1,0 +1,16 @@
+"""Training: settings, optimizers and strategies, the one loop, the hook
+that runs a sparse-training algorithm."""
+from tf_tickets.training.config import LR_SCHEDULES
+from tf_tickets.training.config import OPTIMIZERS
+from tf_tickets.training.config import STRATEGIES
+from tf_tickets.training.config import LearningRate
+from tf_tickets.training.config import Schedule
+from tf_tickets.training.config import TrainingConfig
+from tf_tickets.training.config import make_optimizer
+from tf_tickets.training.config import make_strategy
+from tf_tickets.training.config import optimizer_slots
+from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.loop import Hook
+from tf_tickets.training.loop import Trainer
+from tf_tickets.training.loop import train_network
+from tf_tickets.training.mask_hook import MaskHook

@@ -1,0 +1,182 @@
+"""`MaskHook`: runs a sparse-training algorithm on the training loop.
+
+At each step the algorithm wants (`Algorithm.wants_update`), in
+cross-replica context, the hook hands it the masks, weights and (when it
+needs them) the dense gradients of that step's batch as flat numpy arrays,
+writes the new masks through `masks.set_masks` (so weights stay weight *
+mask), and starts grown connections at exactly 0 with every optimizer slot
+(momentum, Adam's m and v, ...) zeroed at their positions.
+
+Bookkeeping, checkpointed with the trainer (`Hook.state`), so a resumed run
+reports exactly what an uninterrupted one does: the start masks, the set of
+connections ever grown, the number of updates and of grown connections.
+Each update calls `Trainer.mask_updated(step, stats)` with per key:
+dropped, grown, regrown, active, churn, drop_fraction; and logs one line.
+*Churn* of a layer is the fraction of the connections active at the start
+of the run that are no longer active (|start \\ now| / |start|); the total
+pools all layers. At the end the result (the results.csv row) gets the
+method, churn, 'grown_survival' (the fraction of the connections grown at
+any update that are active at the end) and the algorithm's own fields.
+"""
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tf_tickets import masks as masks_lib
+from tf_tickets.algorithms.base import RunSteps
+from tf_tickets.training.config import optimizer_slots
+from tf_tickets.training.loop import Hook
+
+
+class _State(tf.Module):
+  """Checkpointed state of a `MaskHook`."""
+
+  def __init__(self, masks, track_growth):
+    super().__init__(name='sparse_training')
+    common = dict(trainable=False,
+                  synchronization=tf.VariableSynchronization.ON_WRITE,
+                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.start_masks = [tf.Variable(m, **common) for m in masks]
+    self.grown = ([tf.Variable(np.zeros_like(m), **common) for m in masks]
+                  if track_growth else [])
+    # [number of mask updates, connections grown in total]
+    self.counters = tf.Variable(np.zeros(2, np.int64), **common)
+
+
+def _zero_at(variable, positions):
+  """Sets `variable` to 0 where the boolean numpy array `positions` is True."""
+  where = tf.constant(positions.reshape(variable.shape))
+  variable.assign(tf.where(where, tf.zeros_like(variable), variable))
+
+
+class MaskHook(Hook):
+  """Runs `algorithm` (an `algorithms.Algorithm`) during training."""
+
+  def __init__(self, algorithm):
+    self.algorithm = algorithm
+    self.method = algorithm.name
+    self._state = None
+
+  # -- state ---------------------------------------------------------------
+  def state(self, trainer):
+    masks = masks_lib.get_masks(trainer.model)
+    self.keys = list(masks)
+    self._state = _State([masks[k] for k in self.keys],
+                         self.algorithm.tracks_growth)
+    return self._state
+
+  def begin(self, trainer):
+    if self._state is None:
+      raise RuntimeError('the sparse-training hook must be given to the '
+                         'Trainer that runs it (hooks=[...])')
+    if int(trainer.step_var.numpy()) == 0:  # a fresh run, not a resume
+      masks = masks_lib.get_masks(trainer.model)
+      for v, k in zip(self._state.start_masks, self.keys):
+        v.assign(masks[k])
+      for v in self._state.grown:
+        v.assign(tf.zeros_like(v))
+      self._state.counters.assign([0, 0])
+    self.start = {k: v.numpy() > 0
+                  for k, v in zip(self.keys, self._state.start_masks)}
+    self.ever_grown = {k: v.numpy() > 0
+                       for k, v in zip(self.keys, self._state.grown)}
+    self.counters = [int(c) for c in self._state.counters.numpy()]
+    self.algorithm.resolve(RunSteps(trainer.schedule.steps,
+                                    trainer.data.steps_per_epoch,
+                                    trainer.config.steps_multiplier))
+
+  def wants_gradients(self, step):
+    return self.algorithm.needs_gradients and self.algorithm.wants_update(step)
+
+  # -- updates ---------------------------------------------------------------
+  def after_step(self, trainer, step, grads):
+    algorithm = self.algorithm
+    if not algorithm.wants_update(step):
+      return
+    entries = masks_lib.entries_of(trainer.model)
+    masks = {k: wr.masks[i].numpy().reshape(-1) > 0
+             for k, (wr, i) in entries.items()}
+    weights = {k: wr.prunable_weights[i].numpy().reshape(-1)
+               for k, (wr, i) in entries.items()}
+    flat_grads = None
+    if algorithm.needs_gradients:
+      flat_grads = {}
+      for k, (wr, i) in entries.items():
+        var = wr.prunable_weights[i]
+        if grads is None or id(var) not in grads:
+          raise RuntimeError(f'{self.method}: no gradient for {k} at step '
+                             f'{step}')
+        flat_grads[k] = np.asarray(grads[id(var)]).reshape(-1)
+    lr_ratio = trainer.lr.value(step) / trainer.lr.base
+    update = algorithm.update(step, masks, weights, flat_grads, lr_ratio)
+    if update is None:
+      return
+    shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()}
+    if update.masks:
+      masks_lib.set_masks(trainer.model, {
+          k: m.reshape(shapes[k]).astype(np.float32)
+          for k, m in update.masks.items()})
+      for key, positions in update.grown.items():
+        wr, i = entries[key]
+        var = wr.prunable_weights[i]
+        _zero_at(var, positions)  # just-dropped, regrown: start at 0 too
+        for slot in optimizer_slots(trainer.optimizer, var):
+          _zero_at(slot, positions)
+      masks.update(update.masks)
+    self._record(trainer, step, update, masks)
+
+  def _record(self, trainer, step, update, masks):
+    """Saves the new state, tells the hooks, logs one line."""
+    stats = update.stats
+    for k, v in zip(self.keys, self._state.grown):
+      if k in update.grown:
+        self.ever_grown[k] |= update.grown[k].reshape(self.ever_grown[k].shape)
+        v.assign(self.ever_grown[k].astype(v.dtype.as_numpy_dtype))
+    self.counters[0] += 1
+    self.counters[1] += sum(s['grown'] for s in stats.values())
+    self._state.counters.assign(self.counters)
+    total, per_key = self.churn(masks)
+    for k, s in stats.items():
+      s['churn'] = per_key[k]
+    trainer.mask_updated(step, stats)
+    logging.info(
+        '%s step %d: %s churn %.4f | %s', self.method, step,
+        update.label or f'f={update.drop_fraction:.4f}', total, ' '.join(
+            f'{k} -{s["dropped"]}/+{s["grown"]} ({s["churn"]:.3f})'
+            for k, s in stats.items() if s['dropped'] or s['grown']))
+    if trainer.writer is not None:
+      with trainer.writer.as_default(step=step):
+        if update.drop_fraction is not None:
+          tf.summary.scalar('sparse_training/drop_fraction',
+                            update.drop_fraction)
+        tf.summary.scalar('sparse_training/churn', total)
+
+  # -- reporting -------------------------------------------------------------
+  def churn(self, masks):
+    """(total churn, {key: churn}): the fraction of the start mask's
+    connections no longer active."""
+    lost = total = 0
+    per_key = {}
+    for k in self.keys:
+      start = self.start[k].reshape(-1)
+      n = int(np.count_nonzero(start))
+      gone = int(np.count_nonzero(start & ~(masks[k].reshape(-1) > 0)))
+      per_key[k] = gone / n if n else 0.0
+      lost += gone
+      total += n
+    return (lost / total if total else 0.0), per_key
+
+  def end(self, trainer, result):
+    masks = masks_lib.get_masks(trainer.model)
+    total, per_key = self.churn(masks)
+    cfg = self.algorithm.cfg
+    result.update(
+        method=self.method, churn=total, layer_churn=per_key,
+        mask_updates=self.counters[0], grown_connections=self.counters[1],
+        target_sparsity=cfg.sparsity, distribution=cfg.distribution)
+    if self.algorithm.tracks_growth:
+      ever = sum(int(np.count_nonzero(g)) for g in self.ever_grown.values())
+      alive = sum(int(np.count_nonzero(self.ever_grown[k] & (masks[k] > 0)))
+                  for k in self.keys)
+      result['grown_survival'] = alive / ever if ever else None
+    result.update(self.algorithm.result())
