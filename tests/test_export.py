@@ -1,6 +1,7 @@
 """Edge export: SavedModel / TFLite round trips, quantisation, CLI, errors."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -21,6 +22,7 @@ from tf_tickets import wrapper
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 from tf_tickets.keras import keras
+from tools import benchmark_tflite
 
 
 def _synthetic(shape, n=64, seed=0):
@@ -33,6 +35,12 @@ def _synthetic(shape, n=64, seed=0):
                        y_val=y[:0], x_test=x, y_test=y, num_classes=10,
                        mean=(110.0,) * c, std=(70.0,) * c, batch_size=16,
                        augment=False)
+
+
+def parse_c_array(text):
+  """The bytes of an `export.c_array` .cc text."""
+  body = text[text.index('{') + 1:text.index('}')]
+  return bytes(int(v, 16) for v in re.findall(r'0x([0-9a-fA-F]{2})', body))
 
 
 def _randomize_batchnorm(model, seed=0):
@@ -158,7 +166,7 @@ def test_densify_decodes_csr_and_blocks():
 def test_c_array_round_trip_and_compiles(tmp_path):
   content = bytes(range(256)) * 3 + b'\x01\x02'
   cc, h = export.c_array(content, 'g_model', 'model.h', 'a comment')
-  assert export.parse_c_array(cc) == content
+  assert parse_c_array(cc) == content
   assert 'alignas(16) const unsigned char g_model[]' in cc
   assert f'const unsigned int g_model_len = {len(content)};' in cc
   assert 'extern const unsigned char g_model[];' in h
@@ -176,7 +184,8 @@ def test_c_array_round_trip_and_compiles(tmp_path):
 
 
 def test_settings_validate():
-  assert export.settings() == ((), ('none',))
+  defaults = export.ExportSettings()
+  assert (defaults.formats, defaults.quantize) == ((), ('none',))
   assert export.parse_quantize('int8,float16') == ('int8', 'float16')
   assert export.parse_quantize(['none', 'dynamic', 'none']) == ('none',
                                                                  'dynamic')
@@ -186,7 +195,7 @@ def test_settings_validate():
   gin.parse_config(["export.formats = ['tflite', 'onnx']"])
   with pytest.raises(ConfigError, match=r"export.formats: unknown format "
                      r"'onnx'; valid: 'saved_model', 'tflite', 'c_array'"):
-    export.settings()
+    export.ExportSettings()
 
 
 # -- a trained tiny lottery run: the gin hook, quantisation, the CLI ----------
@@ -208,6 +217,7 @@ def lottery_run(tmp_path_factory):
   return run_dir, rows
 
 
+@pytest.mark.slow
 def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
   run_dir, rows = lottery_run
   assert [r['level'] for r in rows] == [0, 1]
@@ -242,15 +252,15 @@ def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
     with open(os.path.join(out, stem + '.cc')) as f:
       cc = f.read()
     with open(os.path.join(out, stem + '.tflite'), 'rb') as f:
-      assert export.parse_c_array(cc) == f.read()
-  assert [t['artifact'] for t in report['targets']] == ['float32.tflite',
-                                                         'int8.tflite']
+      assert parse_c_array(cc) == f.read()
+  targets = benchmark_tflite.size_targets(report)
+  assert [t['artifact'] for t in targets] == ['float32.tflite', 'int8.tflite']
 
 
 def _cli_in_process(args, capsys):
   """Runs the export CLI's main in this process; (exit code, last stderr
   line)."""
-  export._define_flags()  # pylint: disable=protected-access
+  export.define_flags()
   flags.FLAGS.unparse_flags()
   flags.FLAGS(['tf_tickets.export'] + list(args))
   try:
@@ -264,6 +274,7 @@ def _cli_in_process(args, capsys):
   return code, lines[-1] if lines else ''
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
   run_dir, _ = lottery_run
   before = {p: os.path.getmtime(os.path.join(run_dir, p))
@@ -320,6 +331,7 @@ def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
   assert after == before  # the run's files are untouched
 
 
+@pytest.mark.slow
 def test_export_run_python_api(lottery_run, tmp_path):
   run_dir, _ = lottery_run
   assert export.pick_level(run_dir) == 1

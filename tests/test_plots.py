@@ -1,5 +1,4 @@
 """tools/plot_tickets.py: results.csv files -> the LTH / RigL figures."""
-import csv
 import importlib.util
 import os
 import subprocess
@@ -8,6 +7,7 @@ import sys
 import pytest
 
 import cli
+from tf_tickets import rundir
 
 pytest.importorskip('matplotlib')
 
@@ -16,19 +16,12 @@ _spec = importlib.util.spec_from_file_location('plot_tickets', SCRIPT)
 plot_tickets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(plot_tickets)
 
-COLUMNS = ('level', 'branch', 'method', 'seed', 'density', 'sparsity',
-           'test_accuracy', 'early_stop_step', 'early_stop_test_accuracy',
-           'distribution', 'target_sparsity')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
 def write_csv(path, rows):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w', newline='') as f:
-    out = csv.DictWriter(f, COLUMNS, extrasaction='ignore')
-    out.writeheader()
-    for row in rows:
-      out.writerow(row)
+  """results.csv as the experiments write it (the one writer)."""
+  rundir.write_results(path, rows)
 
 
 def lottery_run(run_dir, seed, levels=4):

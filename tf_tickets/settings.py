@@ -72,6 +72,10 @@ class Registry:
       return obj
     return add
 
+  def unregister(self, name):
+    """Removes `name` (for tests and interactive sessions)."""
+    self._items.pop(name, None)
+
   def get(self, name):
     if not isinstance(name, str) or name not in self._items:
       raise ConfigError(self.setting, f'unknown value {name!r}; valid: '

@@ -4,7 +4,7 @@
     the ERK and uniform distributions (every layer sparse: with
     `dense_first_layer = False`, because LeNet's fc1 holds 88% of the
     weights), plus the dense network, over a few seeds. Every run goes
-    through the experiment code (`experiment.run` with the bindings of
+    through the experiment code (`experiments.run` with the bindings of
     gin/lenet_<method>.gin / gin/lenet_dense.gin, i.e. what
     `python -m tf_tickets.train` runs), each in its own run directory, so an
     interrupted benchmark resumes where it stopped when given the same
@@ -48,10 +48,10 @@ import gin  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf_tickets import data as data_lib  # noqa: E402
-from tf_tickets import experiment  # noqa: E402
-from tf_tickets import lottery  # noqa: E402,F401  (gin configurables)
+from tf_tickets import experiments  # noqa: E402
 from tf_tickets import models  # noqa: E402
-from tf_tickets import sparse_training as st  # noqa: E402
+from tf_tickets import algorithms  # noqa: E402
+from tf_tickets.experiments import sparse as sparse_exp  # noqa: E402
 from tf_tickets import training  # noqa: E402
 from tf_tickets import wrapper as wrapper_lib  # noqa: E402
 from tf_tickets.keras import keras  # noqa: E402
@@ -85,7 +85,7 @@ def _bindings(args, seed, sparsity=None, distribution=None):
 
 
 def run_one(args, method, seed, sparsity=None, distribution=None):
-  """One run through `experiment.run`; returns its results row."""
+  """One run through `experiments.run`; returns its results row."""
   name = (f'dense-s{seed}' if method == 'dense' else
           f'{method}-{distribution}-{sparsity}-s{seed}')
   run_dir = os.path.join(args.work_dir, name)
@@ -98,7 +98,7 @@ def run_one(args, method, seed, sparsity=None, distribution=None):
       _bindings(args, seed, sparsity, distribution), finalize_config=False)
   t = time.time()
   with gin.unlock_config():
-    rows = experiment.run(run_dir, quiet=True)
+    rows = experiments.run(run_dir, quiet=True)
   row = rows[-1]
   print(f'  {name}: test accuracy {row["test_accuracy"]:.4f}, density '
         f'{row["density"]:.4f} ({time.time() - t:.0f}s)', flush=True)
@@ -225,10 +225,11 @@ def cost_once(data, method, args, tmp):
   model = wrapper_lib.wrap(models.build_model(
       input_shape=data.input_shape, num_classes=data.num_classes,
       mean=data.mean, std=data.std, seed=0))
-  cfg = st.sparse_training_config(method=method, sparsity=0.9,
-                                  distribution='erk', update_every=100,
-                                  end_step=1.0)
-  st.initialize_masks(model, cfg, 0)
+  cfg = algorithms.SparseTrainingSettings(
+      method=method, sparsity=0.9, distribution='erk', update_every=100,
+      end_step=1.0)
+  algorithm = sparse_exp.make_algorithm(model, cfg, 0)
+  sparse_exp.initialize_masks(model, algorithm)
   first = 101  # after the first update (step 100): all functions traced
   n = args.cost_steps
   steps = first + n + 1
@@ -239,7 +240,7 @@ def cost_once(data, method, args, tmp):
   net_dir = tempfile.mkdtemp(dir=tmp)
   trainer = training.Trainer(
       model, data, config, strategy, net_dir, quiet=True,
-      hooks=[in_hook.begin_mark, st.make_hook(cfg), in_hook, clock])
+      hooks=[in_hook.begin_mark, training.MaskHook(algorithm), in_hook, clock])
   trainer.fit()
   shutil.rmtree(net_dir, ignore_errors=True)
   return clock.per_step, in_hook.seconds / n

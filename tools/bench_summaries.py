@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 
 from tf_tickets import data as data_lib  # noqa: E402
 from tf_tickets import models  # noqa: E402
-from tf_tickets import pruning  # noqa: E402
+from tf_tickets import algorithms  # noqa: E402
 from tf_tickets import summaries  # noqa: E402
 from tf_tickets import training  # noqa: E402
 from tf_tickets import wrapper as wrapper_lib  # noqa: E402
@@ -84,7 +84,7 @@ def run_arm(data, config, every, warmup, workdir):
                              num_classes=data.num_classes, mean=data.mean,
                              std=data.std, seed=config.seed)
   model = wrapper_lib.wrap(model)
-  pruning.prune_by_magnitude(model, 0.8)
+  algorithms.prune_by_magnitude(model, 0.8)
   net_dir = tempfile.mkdtemp(dir=workdir)
   writer = tf.summary.create_file_writer(net_dir)
   timer = StepTimer(warmup)

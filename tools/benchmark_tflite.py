@@ -6,6 +6,13 @@
     python tools/benchmark_tflite.py --mobilenet [--size 224] [--width 1.0] \
         [--sparsity 0.9] [--out /tmp/tf_tickets_mobilenet]
 
+    python tools/benchmark_tflite.py --report RUN/export/level_N/report.json
+
+`--report` checks an export (`tf_tickets.export`) against the size targets
+(TARGETS: LeNet-300-100 at >= 90% sparsity, float32.tflite <= 0.16x and
+int8.tflite <= 0.09x the dense float32 .tflite) and prints one line per
+target; with .tflite files or --mobilenet it then times them as well.
+
 Every (model, threads, kernels) combination gets its own interpreter in this
 one process (LiteRT's `ai_edge_litert.interpreter.Interpreter`, or
 `tf.lite.Interpreter` without LiteRT), and the timed `invoke()` calls are
@@ -55,6 +62,7 @@ Emulated timings only show that the path changes - they are not latencies.
 Under qemu-user /proc/cpuinfo still shows the host's ISA flags.)
 """
 import argparse
+import json
 import os
 import platform
 import sys
@@ -65,6 +73,48 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 KERNELS = ('xnnpack', 'builtin')
+
+# Size targets of issue 6: (model, at network sparsity >=, artifact, at most
+# this many times the bytes of float32_dense.tflite).
+TARGETS = (
+    ('lenet_300_100', 0.9, 'float32.tflite', 0.16),
+    ('lenet_300_100', 0.9, 'int8.tflite', 0.09),
+)
+
+
+def size_targets(report):
+  """The TARGETS for the model of an export report, each with its status."""
+  out = []
+  sparsity = (report.get('sparsity') or {}).get('sparsity', 0.0)
+  by_name = {a['name']: a for a in report['artifacts']}
+  for model_name, min_sparsity, name, limit in TARGETS:
+    if report['model'] != model_name:
+      continue
+    entry = dict(model=model_name, artifact=name, limit=limit,
+                 at_sparsity=min_sparsity, network_sparsity=sparsity)
+    a = by_name.get(name)
+    if a is None:
+      entry['status'] = 'not exported'
+    else:
+      entry['ratio'] = a['ratio_to_dense']
+      met = a['ratio_to_dense'] <= limit
+      if sparsity + 1e-9 < min_sparsity:
+        entry['status'] = (f'n/a: network sparsity {sparsity:.4f} < '
+                           f'{min_sparsity} ({"met" if met else "not met"})')
+      else:
+        entry['status'] = 'met' if met else 'NOT MET'
+    out.append(entry)
+  return out
+
+
+def format_targets(targets):
+  lines = []
+  for t in targets:
+    ratio = f'{t["ratio"]:.4f}' if 'ratio' in t else '-'
+    lines.append(f'target: {t["model"]} at sparsity >= {t["at_sparsity"]}: '
+                 f'{t["artifact"]} <= {t["limit"]} x dense: {ratio} '
+                 f'-> {t["status"]}')
+  return '\n'.join(lines) or 'no size target for this model'
 
 
 def _cpu_flags():
@@ -273,6 +323,8 @@ def main(argv=None):
   parser.add_argument('--width', type=float, default=1.0)
   parser.add_argument('--sparsity', type=float, default=0.9)
   parser.add_argument('--out', default='/tmp/tf_tickets_mobilenet')
+  parser.add_argument('--report', help='an export\'s report.json: print the '
+                      'size targets against it')
   args = parser.parse_args(argv)
   try:
     threads = tuple(int(t) for t in args.threads.split(',') if t)
@@ -285,6 +337,16 @@ def main(argv=None):
     parser.error(f'--kernels: valid: {", ".join(KERNELS)}')
   if args.runs < 1 or args.warmup < 0:
     parser.error('--runs must be >= 1 and --warmup >= 0')
+  if args.report:
+    try:
+      with open(args.report) as f:
+        report = json.load(f)
+      print(format_targets(size_targets(report)))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      parser.error(f'--report: cannot read {args.report} as an export '
+                   f'report: {e!r}')
+    if not (args.models or args.mobilenet):
+      return 0
   info = None
   if args.mobilenet:
     if not 2 / 3 <= args.sparsity < 1:

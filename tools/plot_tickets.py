@@ -22,16 +22,17 @@ and sparsity) are runs of different seeds: the line is their mean and the
 error bars span their minimum and maximum (`--error minmax`, as in the LTH
 paper) or +-1 standard deviation (`--error std`).
 
-Needs matplotlib (`pip install tf_tickets[plots]`); does not import
-TensorFlow.
+Needs matplotlib (`pip install tf_tickets[plots]`). Finds the files with
+`tf_tickets.rundir` (the one place that knows the run-directory layout).
 """
 import argparse
 import collections
-import csv
 import glob
 import math
 import os
 import sys
+
+from tf_tickets import rundir
 
 BRANCH_LABELS = {
     'lottery': 'winning ticket (IMP)',
@@ -68,10 +69,7 @@ def find_results(paths):
 
 
 def _results_in(run_dir):
-  own = os.path.join(run_dir, 'results.csv')
-  found = [own] if os.path.isfile(own) else []
-  return found + sorted(glob.glob(os.path.join(run_dir, 'branch_*',
-                                               'results.csv')))
+  return rundir.find_results(run_dir)
 
 
 def _float(value):
@@ -85,10 +83,9 @@ def _float(value):
 def read_rows(files):
   rows = []
   for path in files:
-    with open(path, newline='') as f:
-      for row in csv.DictReader(f):
-        row['_source'] = path
-        rows.append(row)
+    for row in rundir.read_results(path):
+      row['_source'] = path
+      rows.append(row)
   return rows
 
 

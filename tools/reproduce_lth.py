@@ -17,7 +17,6 @@ the accuracy reported there is the test accuracy at that step.
 """
 
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tools import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tf_tickets import rundir  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 BRANCHES = ('lottery', 'random_reinit', 'random_prune')
 
@@ -44,11 +44,6 @@ def run_cli(params, output_dir, log):
                           check=False)
   if proc.returncode:
     raise SystemExit(f'error: {" ".join(cmd)} failed; see {log}')
-
-
-def read_rows(path):
-  with open(path) as f:
-    return list(csv.DictReader(f))
 
 
 def mean_std(values):
@@ -153,9 +148,8 @@ def main():
       extra = [] if branch == 'lottery' else [f"lottery.branch = '{branch}'"]
       print(f'[{time.time() - t0:7.0f}s] seed {seed}: {branch}', flush=True)
       run_cli(params + extra, out, log)
-      path = (os.path.join(out, 'results.csv') if branch == 'lottery' else
-              os.path.join(out, f'branch_{branch}', 'results.csv'))
-      results[branch] += read_rows(path)
+      path = rundir.results_path(out, None if branch == 'lottery' else branch)
+      results[branch] += rundir.read_results(path)
   text, summary = table(results, args.seeds)
   elapsed = time.time() - t0
   cmd = ('python tools/reproduce_lth.py --seeds ' +

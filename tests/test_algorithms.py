@@ -1,0 +1,178 @@
+"""Algorithms on hand-written arrays, and the registries: adding a method,
+a pruning criterion or a branch is one class plus one registry line."""
+import os
+
+import gin
+import numpy as np
+import pytest
+
+import cli
+import tf_tickets as tt
+from tf_tickets import algorithms
+from tf_tickets import experiments
+from tf_tickets import masks as masks_lib
+from tf_tickets import rundir
+from tf_tickets.experiments import lottery
+
+
+def cfg(**kw):
+  kw.setdefault('update_every', 10)
+  kw.setdefault('end_step', 100)
+  kw.setdefault('drop_fraction_decay', 'constant')
+  return algorithms.SparseTrainingSettings(**kw)
+
+
+def resolved(algorithm, total=200):
+  algorithm.resolve(algorithms.RunSteps(total, 50))
+  return algorithm
+
+
+def test_rigl_update_by_hand():
+  """Drop the 2 smallest |w| of 4 active, grow the 2 largest |g| among the
+  inactive after the drop (a just-dropped one may come back)."""
+  mask = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+  w = np.array([0.1, -0.9, 0.05, 0.5, 0, 0, 0, 0], np.float32)
+  g = np.array([0.0, 0.0, 9.0, 0.0, 1.0, 3.0, 0.2, 2.0], np.float32)
+  rigl = resolved(algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0))
+  assert rigl.wants_update(10) and not rigl.wants_update(15)
+  up = rigl.update(10, {'a': mask}, {'a': w}, {'a': g})
+  # dropped: 2 (0.05) and 0 (0.1); grown: 2 (|g| 9, regrown) and 5 (3.0)
+  np.testing.assert_array_equal(up.masks['a'], [0, 1, 1, 1, 0, 1, 0, 0])
+  np.testing.assert_array_equal(np.flatnonzero(up.grown['a']), [2, 5])
+  assert up.stats['a'] == dict(dropped=2, grown=2, regrown=1, active=4,
+                               drop_fraction=0.5)
+
+
+def test_set_update_by_hand_counts_and_determinism():
+  mask = np.array([1, 1, 1, 0, 0, 0], bool)
+  w = np.array([3.0, 1.0, 2.0, 0, 0, 0], np.float32)
+  alg = resolved(algorithms.SET(cfg(drop_fraction=0.34), {'a': 0.5}, 7))
+  up = alg.update(10, {'a': mask}, {'a': w}, None)
+  new = up.masks['a']
+  grown, = np.flatnonzero(up.grown['a'])  # round(0.34 * 3) = 1 drop, 1 grow
+  assert grown in (1, 3, 4, 5)  # inactive after dropping entry 1 (|w| = 1)
+  assert new.sum() == 3 and new[0] and new[2] and new[grown]
+  assert up.stats['a']['regrown'] == int(grown == 1)
+  again = alg.update(10, {'a': mask}, {'a': w}, None)
+  np.testing.assert_array_equal(new, again.masks['a'])
+
+
+def test_gmp_update_by_hand():
+  gmp = algorithms.GMP(cfg(method='gmp'), {'a': 0.5, 'b': 0.0}, 0,
+                       algorithms.GMPSettings(begin_step=10, end_step=20,
+                                              frequency=10))
+  resolved(gmp)
+  mask = np.ones(6, bool)
+  w = np.array([0.3, -0.1, 0.2, 0.6, -0.05, 0.4], np.float32)
+  assert gmp.wants_update(20) and not gmp.wants_update(25)
+  up = gmp.update(20, {'a': mask, 'b': mask}, {'a': w, 'b': w}, None)
+  np.testing.assert_array_equal(up.masks['a'], [1, 0, 0, 1, 0, 1])
+  assert 'b' not in up.masks  # target 0: never pruned
+  assert up.stats['a']['dropped'] == 3 and up.grown == {}
+
+
+def test_static_never_updates():
+  static = resolved(algorithms.Static(cfg(method='static'), {}, 0))
+  assert not any(static.wants_update(s) for s in range(200))
+
+
+def test_imp_global_and_layerwise_by_hand():
+  from tf_tickets import keras  # pylint: disable=g-import-not-at-top
+  inp = keras.Input((2,))
+  out = keras.layers.Dense(2, use_bias=False, name='b')(
+      keras.layers.Dense(2, use_bias=False, name='a')(inp))
+  model = tt.wrap(keras.Model(inp, out))
+  model.get_layer('ticket_a').layer.kernel.assign([[1., 2.], [3., 4.]])
+  model.get_layer('ticket_b').layer.kernel.assign([[.1, .2], [5., 6.]])
+  algorithms.prune(model, 0.5, scope='global')
+  m = masks_lib.get_masks(model)
+  np.testing.assert_array_equal(m['a'], [[0, 0], [1, 1]])
+  np.testing.assert_array_equal(m['b'], [[0, 0], [1, 1]])
+  algorithms.prune(model, 0.5, scope='layerwise')
+  m = masks_lib.get_masks(model)
+  np.testing.assert_array_equal(m['a'], [[0, 0], [0, 1]])
+  np.testing.assert_array_equal(m['b'], [[0, 0], [0, 1]])
+
+
+def test_registries_name_the_setting_and_the_valid_names():
+  with pytest.raises(tt.ConfigError, match=r"sparse_training\.method.*'rigl'"):
+    algorithms.METHODS.get('nope')
+  with pytest.raises(tt.ConfigError, match=r"lottery\.criterion.*magnitude"):
+    lottery.LotterySettings(criterion='nope')
+  with pytest.raises(tt.ConfigError, match=r"lottery\.branch.*random_reinit"):
+    lottery.LotterySettings(branch='nope')
+  with pytest.raises(tt.ConfigError, match=r"experiment\.kind.*dense"):
+    experiments.ExperimentSettings(kind='nope')
+
+
+# -- adding an algorithm, a criterion and a branch ------------------------------
+
+
+class GrowFirst(algorithms.DynamicSparse):
+  """A toy method: grow the lowest-index inactive connections."""
+
+  def grow_scores(self, key, index, step, weight, grad):
+    return -np.arange(weight.size, dtype=np.float64)
+
+
+class SmallestInit(algorithms.Criterion):
+  """A toy criterion: prune where |theta_0| is smallest."""
+
+  def scores(self, weight, initial):
+    return np.abs(initial)
+
+
+class KeepTicket(lottery.Branch):
+  """A toy branch: the ticket's own start (must equal the ticket)."""
+
+  def prepare(self, ctx, model, cfg_, level):
+    rundir.load_weights(model, rundir.start_dir(
+        rundir.level_dir(ctx.run_dir, level)))
+
+
+@pytest.fixture
+def registered():
+  algorithms.METHODS.register('grow_first')(GrowFirst)
+  algorithms.CRITERIA.register('smallest_init')(SmallestInit)
+  lottery.BRANCHES.register('keep_ticket')(KeepTicket)
+  yield
+  algorithms.METHODS.unregister('grow_first')
+  algorithms.CRITERIA.unregister('smallest_init')
+  lottery.BRANCHES.unregister('keep_ticket')
+
+
+def _run(run_dir, gin_file, *params):
+  gin.parse_config_files_and_bindings(
+      [os.path.join(cli.REPO, 'gin', gin_file)],
+      list(cli.FIXTURE_PARAMS) + ['training.steps = 20',
+                                  'training.eval_every = 20',
+                                  'dataset.max_train_examples = 600',
+                                  'summaries.enabled = False'] + list(params))
+  return experiments.run(str(run_dir), quiet=True)
+
+
+def test_a_registered_method_runs_end_to_end(registered, tmp_path):
+  rows = _run(tmp_path, 'lenet_rigl.gin', "sparse_training.method = "
+              "'grow_first'", 'sparse_training.update_every = 5')
+  row = rows[0]
+  assert row['method'] == 'grow_first' and row['mask_updates'] == 2
+  assert row['grown_connections'] > 0
+  assert row['density'] == pytest.approx(0.1, abs=1e-4)
+
+
+def test_a_registered_criterion_and_branch_run_end_to_end(registered,
+                                                          tmp_path):
+  rows = _run(tmp_path, 'lenet_imp.gin', 'lottery.levels = 1',
+              "lottery.criterion = 'smallest_init'",
+              "lottery.branch = 'keep_ticket'")
+  assert [(r['branch'], r['level']) for r in rows] == [
+      ('lottery', 0), ('lottery', 1), ('keep_ticket', 1)]
+  # The criterion pruned by |theta_0|: the kept fc1 entries are the 80%
+  # largest |theta_0|.
+  model = experiments.context(str(tmp_path)).build_model()
+  rundir.load_weights(model, rundir.start_dir(rundir.level_dir(tmp_path, 1)))
+  m = masks_lib.get_masks(model)['fc1'] > 0
+  theta0 = np.abs(masks_lib.get_weights(model, 'initial')['fc1'])
+  assert theta0[m].min() >= theta0[~m].max()
+  # The toy branch starts where the ticket starts, so it trains the same.
+  assert rows[2]['test_accuracy'] == rows[1]['test_accuracy']

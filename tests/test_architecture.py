@@ -1,0 +1,137 @@
+"""The package's shape: imports point down (no cycle, counting imports
+inside functions), small modules, the run-directory layout in one module."""
+import ast
+import os
+import re
+
+import cli
+
+PKG = os.path.join(cli.REPO, 'tf_tickets')
+MAX_LINES = 400
+
+
+def modules():
+  """{dotted module name: path} of every module of tf_tickets."""
+  out = {}
+  for root, _, files in os.walk(PKG):
+    for f in files:
+      if f.endswith('.py'):
+        path = os.path.join(root, f)
+        rel = os.path.relpath(path, cli.REPO)[:-3].replace(os.sep, '.')
+        out[rel[:-len('.__init__')] if rel.endswith('.__init__') else rel] = (
+            path)
+  return out
+
+
+def imports(path, name, known):
+  """tf_tickets modules `path` imports anywhere (functions included)."""
+  tree = ast.parse(open(path).read())
+  package = name if path.endswith('__init__.py') else name.rpartition('.')[0]
+  found = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      targets = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+      base = node.module or ''
+      if node.level:
+        parts = package.split('.')
+        base = '.'.join(parts[:len(parts) - node.level + 1] + [base]).strip('.')
+      # `from pkg import mod` imports pkg.mod; `from mod import name`, mod.
+      targets = [f'{base}.{a.name}' if f'{base}.{a.name}' in known else base
+                 for a in node.names]
+    else:
+      continue
+    for t in targets:
+      while t and t not in known:
+        t = t.rpartition('.')[0]
+      if t and t != name and t != 'tf_tickets':
+        found.add(t)
+  return found
+
+
+def graph():
+  mods = modules()
+  return {name: imports(path, name, mods) for name, path in mods.items()}
+
+
+def test_no_import_cycle():
+  g = graph()
+  state = {}
+
+  def visit(node, stack):
+    state[node] = 'open'
+    for dep in sorted(g[node]):
+      if state.get(dep) == 'open':
+        raise AssertionError('import cycle: ' + ' -> '.join(stack + [dep]))
+      if dep not in state:
+        visit(dep, stack + [dep])
+    state[node] = 'done'
+
+  for node in sorted(g):
+    if node not in state:
+      visit(node, [node])
+
+
+def test_layers_point_down():
+  """Lower layers never import higher ones (see docs/architecture.md)."""
+  layers = [
+      {'tf_tickets.errors', 'tf_tickets.steps', 'tf_tickets.keras',
+       'tf_tickets.settings'},
+      {'tf_tickets.data', 'tf_tickets.models', 'tf_tickets.distributions',
+       'tf_tickets.wrapper', 'tf_tickets.rundir'},
+      {'tf_tickets.masks'},
+      {'tf_tickets.algorithms', 'tf_tickets'},  # tf_tickets: the public API
+      {'tf_tickets.training'},
+      {'tf_tickets.summaries', 'tf_tickets.export'},
+      {'tf_tickets.experiments'},
+      {'tf_tickets.train'},
+  ]
+  rank = {}
+  for i, layer in enumerate(layers):
+    for m in layer:
+      rank[m] = i
+
+  def layer_of(name):
+    while name not in rank:
+      assert '.' in name, f'{name}: put it in a layer of this test'
+      name = name.rpartition('.')[0]
+    return rank[name]
+
+  for name, deps in graph().items():
+    for dep in deps:
+      if dep.split('.')[:2] == name.split('.')[:2]:
+        continue  # inside one package
+      assert layer_of(dep) <= layer_of(name), f'{name} imports {dep}'
+  # export is a leaf: it reads finished runs, nothing imports it but the CLI.
+  for name, deps in graph().items():
+    if not name.startswith(('tf_tickets.export', 'tf_tickets.train')):
+      assert not any(d.startswith('tf_tickets.export') for d in deps), name
+  for name in graph():
+    if name.startswith('tf_tickets.export'):
+      assert layer_of(name) == rank['tf_tickets.export']
+
+
+def test_modules_are_small():
+  big = {name: n for name, path in modules().items()
+         if (n := len(open(path).read().splitlines())) > MAX_LINES}
+  assert not big, big
+
+
+def test_run_dir_layout_spelled_in_one_module():
+  pattern = re.compile(r"""['"](results\.csv|result\.json|operative_config"""
+                       r"""\.gin|config\.json|checkpoints|final|start)['"]""")
+  places = []
+  for name, path in modules().items():
+    if name == 'tf_tickets.rundir':
+      continue
+    for i, line in enumerate(open(path), 1):
+      if pattern.search(line) or re.search(
+          r"f['\"](level|branch)_\{|['\"](level|branch)_\*?['\"]", line):
+        places.append(f'{name}:{i}: {line.strip()}')
+  for tool in os.listdir(os.path.join(cli.REPO, 'tools')):
+    if tool.endswith('.py'):
+      for i, line in enumerate(open(os.path.join(cli.REPO, 'tools', tool)),
+                               1):
+        if re.search(r"['\"]results\.csv['\"]|f['\"]branch_\{", line):
+          places.append(f'tools/{tool}:{i}: {line.strip()}')
+  assert not places, '\n'.join(places)

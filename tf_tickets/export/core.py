@@ -1,0 +1,227 @@
+"""Exporting a network (`export_network`) or a finished run's network
+(`export_run`, and `after_run`, the training entrypoint's hook)."""
+import os
+import shutil
+
+from absl import logging
+import numpy as np
+
+from tf_tickets import data as data_lib
+from tf_tickets import masks
+from tf_tickets import rundir
+from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.errors import TicketsError
+from tf_tickets.export import checks
+from tf_tickets.export import converter
+from tf_tickets.export import decode
+from tf_tickets.export import interpreter
+from tf_tickets.export import micro
+from tf_tickets.export import outdir
+from tf_tickets.export import report as report_lib
+from tf_tickets.export import run as run_lib
+from tf_tickets.export.settings import ExportSettings
+from tf_tickets.export.settings import parse_formats
+from tf_tickets.export.settings import parse_quantize
+
+_ARTIFACTS = {  # quantisation -> (file stem, check kind)
+    'none': ('float32', 'float32'),
+    'dynamic': ('dynamic', 'dynamic'),
+    'int8': ('int8', 'int8'),
+    'float16': ('float16', 'float16'),
+}
+
+
+def after_run(run_dir, data=None, quiet=False):
+  """Exports a finished run's network if gin asks for it (`export.formats`).
+
+  The training entrypoint calls this after a run, under the run's gin config
+  (`data`: the run's `data.Data`, loaded again if None). Returns the report,
+  or None when `export.formats` is empty (the default: no export).
+  """
+  settings = ExportSettings()
+  if not settings.formats:
+    return None
+  if data is None:
+    data = data_lib.load_dataset()
+  return export_run(run_dir, data=data, formats=settings.formats,
+                    quantize=settings.quantize, quiet=quiet,
+                    quantize_setting='export.quantize')
+
+
+def export_run(run_dir, level=None, output_dir=None, quantize=('none',),
+               formats=('saved_model', 'tflite'), data=None, gin_params=(),
+               num_examples=500, calibration_examples=300, quiet=False,
+               quantize_setting='--quantize'):
+  """Exports a run's network into OUT (default `RUN/export/level_<N>`).
+
+  `level`: default the finished level of lowest density. With `data` None
+  the run's gin config (operative_config.gin plus `gin_params`) is parsed
+  and the dataset loaded; otherwise the current gin config is used (the
+  training entrypoint's hook). Returns the report (see `export_network`).
+  """
+  run_lib.check_run_dir(run_dir)
+  quantize = parse_quantize(quantize, quantize_setting)
+  formats = parse_formats(formats)
+  level = run_lib.pick_level(run_dir, level)
+  result = rundir.finished_levels(run_dir)[level]
+  if output_dir is None:
+    output_dir = rundir.export_dir(run_dir, level)
+  outdir.check_output_dir(output_dir, run_dir)
+  if data is None:
+    run_lib.load_run_config(run_dir, gin_params)
+    data = run_lib.load_run_dataset()
+  model = run_lib.load_network(run_dir, level, data, result)
+  source = dict(run_dir=os.path.abspath(run_dir), level=level,
+                density=result.get('density'),
+                test_accuracy=result.get('test_accuracy'),
+                branch=result.get('branch'), method=result.get('method'))
+  return export_network(model, data, output_dir, quantize=quantize,
+                        formats=formats, num_examples=num_examples,
+                        calibration_examples=calibration_examples,
+                        source=source, run_dir=run_dir,
+                        quantize_setting=quantize_setting, quiet=quiet)
+
+
+def export_network(model, data, output_dir, quantize=('none',),
+                   formats=('saved_model', 'tflite'), num_examples=500,
+                   calibration_examples=300, source=None, run_dir=None,
+                   quantize_setting='--quantize', quiet=False):
+  """Exports a wrapped (or plain) tf_keras model; returns the report dict.
+
+  Args:
+    model: the network, as training holds it (TicketWrappers) or plain.
+    data: a `data.Data` (test images for the checks, training images for
+      int8 calibration).
+    output_dir: OUT; written atomically (a temporary directory renamed into
+      place once every check passed; `OUT.failed/` otherwise).
+    quantize: quantised variants besides float32 (see QUANTIZATIONS).
+    formats: see `ExportSettings`; the CLI uses ('saved_model', 'tflite')
+      plus 'c_array' with --c_array.
+    num_examples: test images of the self-checks.
+    calibration_examples: training images that calibrate int8.
+    source: dict describing where the network came from (run, level, ...).
+    run_dir: the run directory, which OUT must not be or contain.
+    quantize_setting: the setting named in quantisation errors.
+    quiet: print one line instead of the report's tables.
+
+  Raises:
+    TicketsError: a check failed (the artifacts are left in OUT.failed/).
+  """
+  quantize = parse_quantize(quantize, quantize_setting)
+  formats = parse_formats(formats)
+  tmp = outdir.prepare(output_dir, run_dir)
+  try:
+    report = _export_into(tmp, model, data, quantize, formats, num_examples,
+                          calibration_examples, source or {},
+                          quantize_setting)
+    report['output_dir'] = os.path.abspath(output_dir)
+    rundir.write_json(os.path.join(tmp, report_lib.REPORT_FILE), report)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if not report['passed']:
+    failed = outdir.set_aside(tmp, output_dir)
+    if not quiet:
+      print(report_lib.format_report(report), flush=True)
+    raise TicketsError('export check failed: ' + '; '.join(report['failures'])
+                       + f' (artifacts and report.json left in {failed})')
+  out = outdir.publish(tmp, output_dir)
+  print(f'export: {out}' if quiet else report_lib.format_report(report),
+        flush=True)
+  return report
+
+
+def _variants(quantize, formats):
+  """[(file stem, quantisation, sparse storage, check kind)] to convert."""
+  variants = [('float32_dense', 'none', False, 'float32')]
+  for q in ('none',) + tuple(v for v in quantize if v != 'none'):
+    stem, kind = _ARTIFACTS[q]
+    variants.append((stem, q, True, kind))
+  if 'c_array' in formats and 'int8' in quantize:
+    variants.append(('int8_dense', 'int8', False, 'int8'))
+  return variants
+
+
+def _export_into(out, model, data, quantize, formats, num_examples,
+                 calibration_examples, source, setting):
+  """Writes every artifact into `out`, checks them; returns the report."""
+  has_wrappers = bool(wrapper_lib.wrappers(model))
+  stripped = wrapper_lib.strip(model) if has_wrappers else model
+  x = data.x_test[:num_examples]
+  y = data.y_test[:num_examples].astype(np.int64)
+  pixels = x.astype(np.float32)  # raw uint8 pixels as float: the contract
+  reference = checks.reference_logits(stripped, x, y)
+  failures, notes, artifacts = [], [], []
+  check_results = {}
+  sparsity = masks.sparsity_report(model) if has_wrappers else None
+  kernels = checks.prunable_kernels(model, stripped) if has_wrappers else []
+  if has_wrappers:
+    check_results['strip'] = checks.parity(
+        reference, checks.reference_logits(model, x, y), y, 'float32')
+    failures += [f'stripped vs wrapped model: {f}'
+                 for f in check_results['strip']['failures']]
+
+  logging.info('writing the SavedModel')
+  sm_dir = os.path.join(out, 'saved_model')
+  converter.save_saved_model(stripped, sm_dir)
+  sm = checks.check_saved_model(sm_dir, kernels, pixels, reference, y)
+  failures += [f'saved_model: {f}' for f in sm['failures']]
+
+  tflite = {}
+  dense_bytes = dense_gzip = None
+  want_tflite = 'tflite' in formats or 'c_array' in formats
+  if want_tflite:
+    calibration = (data_lib.calibration_images(data, calibration_examples)
+                   if 'int8' in quantize else None)
+    for stem, q, sparse, kind in _variants(quantize, formats):
+      logging.info('converting %s', stem)
+      content = converter.convert(sm_dir, q, sparse, calibration, setting)
+      with open(os.path.join(out, stem + '.tflite'), 'wb') as f:
+        f.write(content)
+      tflite[stem] = content
+      if stem == 'float32_dense':
+        dense_bytes, dense_gzip = len(content), report_lib.gzip_size(content)
+      entry = report_lib.artifact(stem + '.tflite', None, content,
+                                  dense_bytes, dense_gzip)
+      entry.update(kind='tflite', quantization=q,
+                   storage='sparse' if sparse else 'dense')
+      logits, runtime, note = interpreter.run_tflite(content, pixels)
+      entry['runtime'] = runtime
+      if note:
+        entry['xnnpack_error'] = note
+        notes.append(f'{stem}.tflite: the XNNPack delegate refused it '
+                     f'({note}); checked on the builtin kernels - an app must '
+                     'disable XNNPack for it')
+      entry['parity'] = checks.parity(reference, logits, y, kind)
+      failures += [f'{stem}.tflite: {f}' for f in entry['parity']['failures']]
+      structure = decode.model_structure(content)
+      entry['ops'] = sorted(set(structure['ops']))
+      entry['densify_ops'] = structure['densify']
+      entry['sparse_tensors'] = structure['sparse_tensors']
+      layers, bad, layer_notes = checks.check_tflite_kernels(structure,
+                                                             kernels)
+      entry['layers'] = layers
+      failures += [f'{stem}.tflite: {f}' for f in bad]
+      notes += [f'{stem}.tflite: {n}' for n in layer_notes]
+      if q == 'int8':
+        entry['int8_input_quantization'] = (
+            interpreter.int8_input_quantization(content))
+      artifacts.append(entry)
+
+  sm_entry = report_lib.artifact('saved_model/', sm_dir, None, dense_bytes,
+                                 dense_gzip)
+  sm_entry.update(kind='saved_model', storage='dense', runtime='tensorflow',
+                  parity={k: v for k, v in sm.items() if k != 'layers'},
+                  layers=sm['layers'])
+  artifacts.insert(0, sm_entry)
+  if 'c_array' in formats:
+    artifacts += micro.write_c_arrays(out, tflite, data.input_shape)
+  if not ('saved_model' in formats or want_tflite):
+    notes.append('no formats requested; only the SavedModel was written')
+
+  return report_lib.assemble(
+      model_name=stripped.name, data=data, source=source, quantize=quantize,
+      formats=formats, interpreter=interpreter.interpreter_module()[2],
+      reference=reference, labels=y, artifacts=artifacts,
+      checks=check_results, sparsity=sparsity, notes=notes,
+      failures=failures)

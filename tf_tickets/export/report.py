@@ -1,0 +1,169 @@
+"""The export report: artifact sizes, the report dict written as
+report.json, and its readable tables."""
+import gzip
+import io
+import os
+import tarfile
+
+import numpy as np
+
+from tf_tickets.export.checks import CHECKS
+
+REPORT_FORMAT = 'tf_tickets.export/1'
+REPORT_FILE = 'report.json'
+
+
+def gzip_size(content):
+  """Bytes after `gzip -6` (the gzip tool's default level; -9 is ~10x slower
+  on float weights for a fraction of a percent)."""
+  return len(gzip.compress(content, compresslevel=6, mtime=0))
+
+
+def _dir_sizes(directory):
+  total = 0
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w') as tar:
+    for root, _, files in sorted(os.walk(directory)):
+      for f in sorted(files):
+        path = os.path.join(root, f)
+        total += os.path.getsize(path)
+        tar.add(path, arcname=os.path.relpath(path, directory))
+  return total, gzip_size(buf.getvalue())
+
+
+def artifact(name, path, content=None, dense_bytes=None, dense_gzip=None):
+  """The size entry of an artifact (`content` bytes, else the directory
+  `path` as a tar), with ratios to the dense float32 .tflite if known."""
+  if content is not None:
+    size, gz = len(content), gzip_size(content)
+  else:
+    size, gz = _dir_sizes(path)
+  entry = dict(name=name, bytes=size, gzip_bytes=gz)
+  if dense_bytes:
+    entry['ratio_to_dense'] = size / dense_bytes
+    entry['gzip_ratio_to_dense'] = gz / dense_gzip
+  return entry
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {k: _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def assemble(*, model_name, data, source, quantize, formats, interpreter,
+             reference, labels, artifacts, checks, sparsity, notes,
+             failures):
+  """The report dict (report.json without `output_dir`)."""
+  return dict(
+      format=REPORT_FORMAT, source=source, model=model_name,
+      dataset=data.name, input=dict(name='pixels', dtype='float32',
+                                    shape=[None] + list(data.input_shape),
+                                    range='raw pixels 0..255'),
+      output=dict(name='logits', dtype='float32',
+                  shape=[None, data.num_classes]),
+      quantize=list(quantize), formats=list(formats),
+      dense_kernels_per_tensor=True,
+      interpreter=interpreter, checks_config=CHECKS,
+      keras_test_accuracy=float(np.mean(reference.argmax(-1) == labels)),
+      check_examples=int(len(labels)), artifacts=artifacts, checks=checks,
+      sparsity=_jsonable(sparsity), notes=notes, failures=failures,
+      passed=not failures)
+
+
+def _parity_text(p):
+  if not p:
+    return ''
+  if 'tolerance' in p:
+    text = f'rel|d| {p["rel_diff"]:.1e} <= {p["tolerance"]:.0e}'
+  else:
+    text = (f'agree {p["agreement"]:.3f} >= {p["min_agreement"]}, '
+            f'acc {p["accuracy"] - p["reference_accuracy"]:+.3f}')
+  return text + ('' if p['passed'] else '  FAIL')
+
+
+def _artifact_lines(report):
+  lines = [f'{"artifact":22s} {"storage":7s} {"bytes":>11s} '
+           f'{"gzipped":>11s} {"x dense":>8s} {"x gz":>6s} '
+           f'{"sparse":>6s} {"acc":>6s} {"runtime":8s} parity']
+  for a in report['artifacts']:
+    if a['kind'] == 'c_array':
+      lines.append(f'{a["name"]:22s} {"C":7s} {a["bytes"]:11,d} '
+                   f'{"":>11s} {"":>8s} {"":>6s} {"":>6s} {"":>6s} '
+                   f'{"":8s} embeds {a["embeds"]} ({a["array_bytes"]:,d} '
+                   'bytes)')
+      continue
+    p = a.get('parity') or {}
+    ratio = f'{a["ratio_to_dense"]:.4f}' if 'ratio_to_dense' in a else '-'
+    gz = f'{a["gzip_ratio_to_dense"]:.3f}' if 'gzip_ratio_to_dense' in a \
+        else '-'
+    sparse = str(a.get('sparse_tensors', '-'))
+    acc = f'{p["accuracy"]:.4f}' if p else ''
+    lines.append(f'{a["name"]:22s} {a.get("storage", ""):7s} '
+                 f'{a["bytes"]:11,d} {a["gzip_bytes"]:11,d} {ratio:>8s} '
+                 f'{gz:>6s} {sparse:>6s} {acc:>6s} {a.get("runtime", ""):8s} '
+                 f'{_parity_text(p)}')
+  return lines
+
+
+def _sparsity_lines(report):
+  tfl = [a for a in report['artifacts'] if a['kind'] == 'tflite']
+  lines = ['', 'kernel sparsity (non-zeros; s = sparse-encoded, d = dense; '
+           '! = a pruned weight is not zero):']
+  cols = ['saved_model'] + [a['name'].replace('.tflite', '') for a in tfl]
+  lines.append(f'{"weight":26s} {"shape":>18s} {"params":>9s} '
+               f'{"active":>8s} {"sparsity":>8s} '
+               + ' '.join(f'{c[:13]:>13s}' for c in cols))
+  sm = report['artifacts'][0].get('layers', {})
+  for key, r in report['sparsity']['layers'].items():
+    cells = []
+    s = sm.get(key)
+    cells.append(f'{s["nonzero"]}{"" if s["pruned_are_zero"] else "!"}'
+                 if s else '-')
+    for a in tfl:
+      t = a.get('layers', {}).get(key)
+      cells.append(f'{t["nonzero"]}{t["storage"][0]}'
+                   f'{"" if t["pruned_are_zero"] else "!"}' if t else '-')
+    lines.append(f'{key[:26]:26s} {str(tuple(r["shape"])):>18s} '
+                 f'{r["params"]:9d} {r["active"]:8d} {r["sparsity"]:8.4f} '
+                 + ' '.join(f'{c:>13s}' for c in cells))
+  return lines
+
+
+def format_report(report):
+  """The report as readable tables."""
+  src = report.get('source') or {}
+  sp = report.get('sparsity') or {}
+  head = f'export of {report["model"]} ({report["dataset"]})'
+  if src.get('run_dir'):
+    head += f' from {src["run_dir"]} level {src["level"]}'
+  if sp:
+    head += (f': density {sp["density"]:.4f} (sparsity {sp["sparsity"]:.4f}, '
+             f'{sp["active"]} of {sp["params"]} prunable weights)')
+  lines = [head,
+           'input: pixels float32 (None, '
+           + ', '.join(str(d) for d in report['input']['shape'][1:])
+           + ') raw 0..255; output: logits float32; checks on '
+           f'{report["check_examples"]} test images (Keras accuracy '
+           f'{report["keras_test_accuracy"]:.4f}); interpreter: '
+           f'{report["interpreter"]}', '']
+  lines += _artifact_lines(report)
+  if sp:
+    lines += _sparsity_lines(report)
+  for a in report['artifacts']:
+    q = a.get('int8_input_quantization')
+    if q:
+      lines.append(f'{a["name"]}: float32 I/O; input quantised inside with '
+                   f'scale {q["scale"]:.6g}, zero point {q["zero_point"]} '
+                   f'(q = pixel / scale + zero point)')
+  for n in report.get('notes', []):
+    lines.append(f'note: {n}')
+  for f in report.get('failures', []):
+    lines.append(f'FAILED: {f}')
+  lines.append(f'export {"passed" if report["passed"] else "FAILED"}: '
+               f'{report.get("output_dir", "")}')
+  return '\n'.join(lines)
