@@ -186,6 +186,7 @@ def test_bad_lottery_settings():
     lottery.LotterySettings(pruning_fraction=0.0)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_level(tmp_path):
   params = ('training.steps = 400', 'training.eval_every = 100',
             'training.checkpoint_every = 20', 'lottery.levels = 1',

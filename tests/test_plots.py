@@ -121,6 +121,7 @@ def test_only_panels_with_data(tmp_path):
     plot_tickets.find_results([str(tmp_path / 'missing')])
 
 
+@pytest.mark.slow
 def test_command_line_on_a_directory_of_runs(tmp_path):
   for seed in (0, 1):
     lottery_run(str(tmp_path / 'runs' / f'seed{seed}'), seed)

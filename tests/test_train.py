@@ -110,6 +110,7 @@ FAST = ('training.steps = 30', 'training.eval_every = 10',
         'lottery.levels = 0')
 
 
+@pytest.mark.slow
 def test_cli_dense_run_directory(tmp_path):
   out = tmp_path / 'run'
   proc = cli.train(('gin/lenet_dense.gin',), FAST, f'--output_dir={out}',
@@ -130,6 +131,7 @@ def test_cli_dense_run_directory(tmp_path):
   assert 'training.steps = 30' in operative
 
 
+@pytest.mark.slow
 def test_cli_default_run_dir_and_no_redo(tmp_path):
   proc = cli.train(('gin/lenet_dense.gin',), FAST, '--quiet', cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -142,6 +144,7 @@ def test_cli_default_run_dir_and_no_redo(tmp_path):
   assert snapshot(os.path.join(run_dir, 'level_0')) == before
 
 
+@pytest.mark.slow
 def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
   params = ('training.steps = 600', 'training.eval_every = 200',
             'training.checkpoint_every = 25', 'lottery.levels = 0',
@@ -198,6 +201,7 @@ def test_bad_input_one_line_error(tmp_path, capsys, params, expect):
   assert err and err[-1].startswith('error: ') and expect in err[-1]
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_status(tmp_path):
   proc = cli.train(('gin/lenet_imp.gin',), FAST + (
       'lottery.pruning_fraction = 1.5',), f'--output_dir={tmp_path / "run"}',
@@ -208,6 +212,7 @@ def test_cli_bad_input_exit_status(tmp_path):
   assert 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_and_broken_gin_files(tmp_path):
   proc = cli.run('tf_tickets.train', (str(tmp_path / 'nope.gin'),), (),
                  '--quiet')
@@ -221,6 +226,7 @@ def test_cli_missing_and_broken_gin_files(tmp_path):
   assert line.startswith('error: ') and 'bad.gin' in line
 
 
+@pytest.mark.slow
 def test_cli_protects_existing_run_dirs(tmp_path):
   out = tmp_path / 'run'
   proc = cli.train(('gin/lenet_dense.gin',), FAST, f'--output_dir={out}',
@@ -244,6 +250,7 @@ def test_cli_protects_existing_run_dirs(tmp_path):
   assert os.listdir(stranger) == ['notes.txt']
 
 
+@pytest.mark.slow
 def test_cli_corrupt_checkpoint_is_reported_not_destroyed(tmp_path):
   out = tmp_path / 'run'
   params = ('training.steps = 50', 'training.checkpoint_every = 10',
