@@ -272,7 +272,7 @@ def build_mobilenet(size, width, sparsity, out_dir, seed=0):
   wrapped = wrapper.wrap(model, wrap_layer=is_1x1)
   keys = list(wrapper.prunable_entries(wrapped))
   tf_tickets.prune_randomly(wrapped, {k: sparsity for k in keys}, seed=seed)
-  report = wrapper.sparsity_report(wrapped)
+  report = tf_tickets.sparsity_report(wrapped)
   stripped = wrapper.strip(wrapped)
   os.makedirs(out_dir, exist_ok=True)
   sm_dir = os.path.join(out_dir, 'saved_model')
