@@ -20,7 +20,7 @@ import numpy as np
 from tf_tickets.keras import keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
-from tf_tickets.errors import ConfigError, check_choice
+from tf_tickets.errors import ConfigError, check_choice, check_int
 
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100')
 IDX_DATASETS = ('mnist', 'fashion_mnist')
@@ -64,15 +64,6 @@ class Data:
   @property
   def steps_per_epoch(self):
     return max(1, len(self.x_train) // self.batch_size)
-
-
-def _check_int(setting, value, low):
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise ConfigError(setting, f'expected an integer >= {low}, got {value!r}')
-  if value < low:
-    raise ConfigError(setting, f'{value!r} is out of range; valid: an integer '
-                      f'>= {low}')
-  return int(value)
 
 
 # ---------------------------------------------------------------- IDX files
@@ -205,12 +196,12 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
   """
   check_choice('dataset.name', name, DATASETS)
   check_choice('dataset.normalize', normalize, NORMALIZE)
-  batch_size = _check_int('dataset.batch_size', batch_size, 1)
-  validation_examples = _check_int('dataset.validation_examples',
+  batch_size = check_int('dataset.batch_size', batch_size, 1)
+  validation_examples = check_int('dataset.validation_examples',
                                    validation_examples, 0)
-  split_seed = _check_int('dataset.split_seed', split_seed, 0)
+  split_seed = check_int('dataset.split_seed', split_seed, 0)
   if max_train_examples is not None:
-    max_train_examples = _check_int('dataset.max_train_examples',
+    max_train_examples = check_int('dataset.max_train_examples',
                                     max_train_examples, 1)
   if augment is not None and not isinstance(augment, (bool, np.bool_)):
     raise ConfigError('dataset.augment',
@@ -315,9 +306,9 @@ def train_dataset(data, seed, start_step=0, global_batch_size=None):
   Returns:
     A `tf.data.Dataset` of (x float32 raw pixels (B, H, W, C), y int32 (B,)).
   """
-  seed = _check_int('seed', seed, 0)
-  start_step = _check_int('start_step', start_step, 0)
-  b = data.batch_size if global_batch_size is None else _check_int(
+  seed = check_int('seed', seed, 0)
+  start_step = check_int('start_step', start_step, 0)
+  b = data.batch_size if global_batch_size is None else check_int(
       'global_batch_size', global_batch_size, 1)
   n = len(data.x_train)
   if b > n:
@@ -353,7 +344,7 @@ def train_dataset(data, seed, start_step=0, global_batch_size=None):
 
 def eval_dataset(x, y, batch_size=1000):
   """A finite dataset of (x float32 raw pixels, y int32) batches."""
-  batch_size = _check_int('batch_size', batch_size, 1)
+  batch_size = check_int('batch_size', batch_size, 1)
   ds = tf.data.Dataset.from_tensor_slices(
       (np.asarray(x), np.asarray(y).astype(np.int32)))
   ds = ds.batch(batch_size).cache()
@@ -364,5 +355,5 @@ def eval_dataset(x, y, batch_size=1000):
 
 def calibration_images(data, n=300):
   """The first `n` training images as float32 raw pixels (N, H, W, C)."""
-  n = _check_int('n', n, 1)
+  n = check_int('n', n, 1)
   return data.x_train[:n].astype(np.float32)

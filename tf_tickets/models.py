@@ -22,6 +22,7 @@ import numpy as np
 
 from tf_tickets.keras import keras
 from tf_tickets.errors import ConfigError
+from tf_tickets.errors import check_int
 
 layers = keras.layers
 
@@ -141,9 +142,7 @@ def resnet20(x, num_classes, init, width=16):
   the other convs and simple to export). Layers: 'conv1',
   'stage{s}_block{b}_conv1', '..._conv2', '..._shortcut'.
   """
-  if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-    raise ConfigError('resnet20.width',
-                      f'expected an integer >= 1, got {width!r}')
+  width = check_int('resnet20.width', width, 1)
   x = _conv(x, width, init, 'he', 'conv1', bn=True)
   for stage in range(3):
     filters = width * 2 ** stage
@@ -310,12 +309,8 @@ def build_model(name='lenet_300_100', *, input_shape, num_classes,
   if len(input_shape) != 3 or min(input_shape) < 1:
     raise ConfigError('model.input_shape',
                       f'expected (height, width, channels), got {input_shape!r}')
-  if (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-      or num_classes < 1):
-    raise ConfigError('model.num_classes',
-                      f'expected an integer >= 1, got {num_classes!r}')
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise ConfigError('model.seed', f'expected an integer >= 0, got {seed!r}')
+  num_classes = check_int('model.num_classes', num_classes, 1)
+  seed = check_int('model.seed', seed, 0)
   channels = input_shape[-1]
   mean = _per_channel('model.mean', mean, channels)
   std = _per_channel('model.std', std, channels)
