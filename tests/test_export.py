@@ -14,9 +14,9 @@ import tensorflow as tf
 import cli
 import tf_tickets as tt
 from tf_tickets import data as data_lib
-from tf_tickets import experiment
 from tf_tickets import export
-from tf_tickets import lottery  # noqa: F401  (gin configurables)
+from tf_tickets import rundir
+from tf_tickets import train as train_cli
 from tf_tickets import models
 from tf_tickets import wrapper
 from tf_tickets.errors import ConfigError
@@ -205,15 +205,18 @@ def test_settings_validate():
 def lottery_run(tmp_path_factory):
   """A tiny lottery run (2 levels) exported by the gin hook at its end."""
   gin.clear_config()
-  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+  params = list(cli.FIXTURE_PARAMS) + [
       "model.name = 'lenet_300_100'", 'training.steps = 150',
       'training.eval_every = 150', 'lottery.levels = 1',
       'lottery.pruning_fraction = 0.8',
       "export.formats = ['tflite', 'c_array']",
-      "export.quantize = ['dynamic', 'int8', 'float16']"])
+      "export.quantize = ['dynamic', 'int8', 'float16']"]
   run_dir = str(tmp_path_factory.mktemp('lottery') / 'run')
-  rows = experiment.run(run_dir, kind='lottery', quiet=True)
+  # The training entrypoint in process: it runs the experiment, then export.
+  assert train_cli.execute([], params, output_dir=run_dir, quiet=True) == 0
   gin.clear_config()
+  rows = [rundir.read_result(rundir.level_dir(run_dir, level))
+          for level in (0, 1)]
   return run_dir, rows
 
 
