@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import cli
+import events
 import tf_tickets as tt
 from tf_tickets import models
 from tf_tickets import experiments
@@ -208,3 +209,92 @@ def test_resume_after_sigkill_mid_level(tmp_path):
   assert a.keys() == b.keys()
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# -- the whole network is rewound (ResNet-20 with BatchNorm) --------------------
+
+RESNET = ("model.name = 'resnet20'", 'resnet20.width = 4',
+          "lottery.scope = 'global'", "training.lr_schedule = 'constant'",
+          'training.steps = 20', 'training.eval_every = 5',
+          'dataset.batch_size = 20', 'dataset.max_train_examples = 400',
+          'lottery.levels = 1', 'summaries.enabled = False')
+
+
+def state(path):
+  """{key: array} of saved network state without the optimizer."""
+  return {k: v for k, v in variables(path).items()
+          if not k.startswith('_CHECKPOINTABLE')}
+
+
+def kind_of(key):
+  for part in ('mask_', 'initial_', 'rewind_', 'tt_initial_', 'tt_rewind_'):
+    if f'/{part}' in key or key.startswith(part) or f'.{part}' in key:
+      return part
+  return 'state'
+
+
+def mask_key(kernel_key, keys):
+  """The mask stored beside a wrapped kernel."""
+  base = kernel_key.split('/layer/')[0]
+  masks = [k for k in keys if k.startswith(base + '/') and '/mask_' in k]
+  return masks[0] if len(masks) == 1 else None
+
+
+def test_rewind_init_restores_every_variable(tmp_path):
+  run(tmp_path / 'r', *RESNET, "lottery.rewind = 'init'")
+  s0 = state(os.path.join(tmp_path, 'r', 'level_0', 'start'))
+  s1 = state(os.path.join(tmp_path, 'r', 'level_1', 'start'))
+  f0 = state(os.path.join(tmp_path, 'r', 'level_0', 'final'))
+  assert set(s0) == set(s1)
+  bn = [k for k in s0 if 'moving_mean' in k and kind_of(k) == 'state']
+  assert bn and any(not np.array_equal(f0[k], s0[k]) for k in bn)
+  checked = 0
+  for key, value in s0.items():
+    if kind_of(key) != 'state':
+      continue
+    m = mask_key(key, s1)
+    want = value * s1[m] if m and s1[m].shape == value.shape else value
+    np.testing.assert_array_equal(s1[key], want, err_msg=key)
+    checked += 1
+  assert checked > 60  # kernels, BN gamma/beta/moving stats, the output bias
+
+
+def test_late_rewinding_continues_at_step_k(tmp_path):
+  run(tmp_path / 'r', *RESNET, "lottery.rewind = '10it'")
+  run(tmp_path / 'ten', *RESNET, "experiment.kind = 'dense'",
+      'training.steps = 10')
+  s1 = state(os.path.join(tmp_path, 'r', 'level_1', 'start'))
+  k10 = state(os.path.join(tmp_path, 'ten', 'level_0', 'final'))
+  for key, value in k10.items():
+    if kind_of(key) != 'state':
+      continue
+    m = mask_key(key, s1)
+    want = value * s1[m] if m and s1[m].shape == value.shape else value
+    np.testing.assert_array_equal(s1[key], want, err_msg=key)
+  result = rundir.read_result(os.path.join(tmp_path, 'r', 'level_1'))
+  assert result['steps'] == 20 and result['early_stop_step'] >= 10
+  scalars = events.read_scalars(os.path.join(tmp_path, 'r', 'level_1'))
+  assert sorted(scalars['eval/val_loss']) == [10, 15, 20]
+
+
+def test_random_reinit_redraws_the_whole_network(tmp_path):
+  run(tmp_path / 'r', *RESNET, "lottery.rewind = '10it'",
+      "lottery.branch = 'random_reinit'")
+  ticket = state(os.path.join(tmp_path, 'r', 'level_1', 'start'))
+  control = state(os.path.join(tmp_path, 'r', 'branch_random_reinit',
+                               'level_1', 'start'))
+  drawn = same = 0
+  for key, value in ticket.items():
+    if '/mask_' in key:
+      np.testing.assert_array_equal(control[key], value, err_msg=key)
+    elif kind_of(key) == 'state' and 'kernel' in key:
+      drawn += not np.array_equal(control[key], value)
+    elif kind_of(key) == 'state' and ('moving_mean' in key or 'beta' in key
+                                      or 'bias' in key):
+      # fresh from the initializers (zeros), not theta_k's trained values
+      assert np.all(control[key] == 0.0), key
+      same += 1
+  assert drawn > 20 and same > 20
+  result = rundir.read_result(os.path.join(tmp_path, 'r',
+                                           'branch_random_reinit', 'level_1'))
+  assert result['early_stop_step'] >= 10  # starts at step k like the ticket

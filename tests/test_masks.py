@@ -168,3 +168,36 @@ def test_reinitialize_draws_a_fresh_init_same_distribution():
     np.testing.assert_array_equal(pruning.get_weights(m)[k],
                                   new0[k] * masks[k])
   np.testing.assert_array_equal(pruning.get_masks(m)['fc1'], masks['fc1'])
+
+
+def test_rewind_restores_biases_and_batchnorm_too():
+  inp = keras.Input((6,))
+  x = keras.layers.Dense(5, name='fc1', bias_initializer='ones',
+                         activation='relu')(inp)
+  x = keras.layers.BatchNormalization(name='bn')(x)
+  out = keras.layers.Dense(3, name='output')(x)
+  m = tt.wrap(keras.Model(inp, out), dense_layers=['output'])
+  before = {v.name: v.numpy().copy() for v in m.weights}
+  x_batch = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+  m.compile(keras.optimizers.SGD(0.5), 'mse')
+  m.fit(x_batch, np.ones((32, 3)), epochs=3, verbose=0)
+  tt.set_rewind_point(m)
+  theta_k = {v.name: v.numpy().copy() for v in m.weights}
+  changed = [n for n in ('ticket_fc1/bias:0', 'bn/gamma:0', 'bn/moving_mean:0',
+                         'output/kernel:0', 'output/bias:0')
+             if not np.array_equal(theta_k[n], before[n])]
+  assert len(changed) == 5  # all trained (or updated statistics)
+  tt.prune_by_magnitude(m, 0.5)
+  tt.rewind(m, 'init')
+  mask = pruning.get_masks(m)['fc1']
+  for v in m.weights:
+    if v.name == 'ticket_fc1/kernel:0':
+      np.testing.assert_array_equal(v.numpy(), before[v.name] * mask)
+    elif not any(p in v.name for p in ('/mask_', '/rewind_', 'tt_')):
+      np.testing.assert_array_equal(v.numpy(), before[v.name], v.name)
+  m.fit(x_batch, np.ones((32, 3)), epochs=1, verbose=0)
+  tt.rewind(m, 'rewind_point')
+  for name in changed:
+    want = theta_k[name] * (mask if name == 'ticket_fc1/kernel:0' else 1)
+    np.testing.assert_array_equal(
+        [v for v in m.weights if v.name == name][0].numpy(), want)

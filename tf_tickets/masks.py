@@ -174,18 +174,30 @@ def init_masks(model, distribution, seed=0, sparsity=None, custom=None,
 
 
 def rewind(model, to='init'):
-  """Sets every prunable weight to theta * mask (theta_0 or theta_k)."""
+  """Restores the whole network to theta_0 ('init') or the rewind point
+  theta_k ('rewind_point'): prunable weights to theta * mask, every other
+  variable (biases, normalisation parameters and statistics, unwrapped
+  layers) to its stored value. Masks are kept."""
   check_choice('to', to, REWIND_TARGETS)
   for wr in wrapper_lib.wrappers(model):
     source = wr.initial_values if to == 'init' else wr.rewind_values
     wr.set_weights_masked(source)
+  snap = wrapper_lib.snapshot(model)
+  if snap is not None:
+    for v, stored in zip(snap.variables,
+                         snap.initial if to == 'init' else snap.rewind):
+      v.assign(stored)
 
 
 def set_rewind_point(model):
-  """Stores the current prunable weights as the rewind point theta_k."""
+  """Stores the current network state as the rewind point theta_k."""
   for wr in wrapper_lib.wrappers(model):
     for w, r in zip(wr.prunable_weights, wr.rewind_values):
       r.assign(w)
+  snap = wrapper_lib.snapshot(model)
+  if snap is not None:
+    for v, r in zip(snap.variables, snap.rewind):
+      r.assign(v)
 
 
 def _initializer_for(layer, weight, seed):
@@ -199,17 +211,41 @@ def _initializer_for(layer, weight, seed):
       init_config = keras.initializers.serialize(
           keras.initializers.get(config[name]))
       init_config = dict(init_config)
-      init_config['config'] = dict(init_config.get('config', {}), seed=seed)
+      if 'seed' in init_config.get('config', {}):  # Zeros, Ones: no seed
+        init_config['config'] = dict(init_config['config'], seed=seed)
       return keras.initializers.get(init_config)
   raise ValueError(f'cannot find the initializer of weight {weight.name} in '
                    f'the config of layer {layer.name!r}')
 
 
-def reinitialize(model, seed):
-  """Draws a fresh theta_0 from each layer's own initializer (random_reinit).
+def _owners(model):
+  """id(variable) -> the layer that owns it, over all (nested) layers."""
+  out = {}
 
-  The new values replace `initial_values` and the rewind point, and the
-  weights are set to new theta_0 * mask, keeping the masks.
+  def visit(layer):
+    if isinstance(layer, wrapper_lib.TicketWrapper):
+      layer = layer.layer
+    if isinstance(layer, keras.Model):
+      for sub in layer.layers:
+        visit(sub)
+      return
+    for v in layer.weights:
+      out.setdefault(id(v), layer)
+
+  for layer in model.layers:
+    visit(layer)
+  return out
+
+
+def reinitialize(model, seed):
+  """Draws a fresh theta_0 for the whole network from each layer's own
+  initializers (the random_reinit control), keeping the masks.
+
+  Prunable weights, biases, normalisation parameters and moving statistics
+  get fresh draws; variables without an initializer in their layer's config
+  (e.g. the input normalisation's data statistics) keep their theta_0. The
+  new values replace theta_0 and the rewind point, and the network is set to
+  them (prunable weights times their masks).
   """
   for n, (wr, i) in enumerate(entries_of(model).values()):
     w = wr.prunable_weights[i]
@@ -217,6 +253,19 @@ def reinitialize(model, seed):
     value = init(shape=w.shape, dtype=w.dtype)
     wr.initial_values[i].assign(value)
     wr.rewind_values[i].assign(value)
+  snap = wrapper_lib.snapshot(model)
+  if snap is not None:
+    owners = _owners(model)
+    for j, (v, init_v, rew_v) in enumerate(zip(snap.variables, snap.initial,
+                                               snap.rewind)):
+      try:
+        init = _initializer_for(owners[id(v)], v,
+                                seed=int(seed) * 100003 + 50021 + j)
+      except (KeyError, ValueError):
+        continue  # no initializer: data statistics, kept
+      value = init(shape=v.shape, dtype=v.dtype)
+      init_v.assign(value)
+      rew_v.assign(value)
   rewind(model, 'init')
 
 
@@ -246,10 +295,9 @@ def sparsity_report(model):
     nonzero += nz
   # Every other weight once: prunable ones are counted above; masks, theta_0
   # and rewind points are not parameters.
-  skip = set()
+  skip = wrapper_lib.bookkeeping(model)
   for wr in wrapper_lib.wrappers(model):
-    skip.update(id(v) for v in wr.prunable_weights + wr.masks +
-                wr.initial_values + wr.rewind_values)
+    skip.update(id(v) for v in wr.prunable_weights)
   all_params = all_nonzero = 0
   for v in model.weights:
     if id(v) in skip:

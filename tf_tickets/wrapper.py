@@ -233,7 +233,7 @@ def _copy_layer(layer):
   return new
 
 
-def wrap(model, dense_layers=(), wrap_layer=None):
+def wrap(model, dense_layers=(), wrap_layer=None, _top=True):
   """Returns a copy of `model` whose prunable layers are `TicketWrapper`s.
 
   Masks start all ones and theta_0 is the model's current weights. Nested
@@ -263,7 +263,7 @@ def wrap(model, dense_layers=(), wrap_layer=None):
   def clone(layer):
     if isinstance(layer, keras.Model):
       return wrap(layer, dense_layers & {l.name for l in _all_layers(layer)},
-                  wrap_layer)
+                  wrap_layer, _top=False)
     new = _copy_layer(layer)
     weights[id(new)] = layer.get_weights()
     if (layer.name not in dense_layers and not isinstance(layer, TicketWrapper)
@@ -283,7 +283,61 @@ def wrap(model, dense_layers=(), wrap_layer=None):
                             wr.rewind_values):
       init.assign(w)
       rew.assign(w)
+  if _top:
+    _add_snapshot(new_model)
   return new_model
+
+
+class Snapshot:
+  """theta_0 and the rewind point of the variables the wrappers do not keep.
+
+  `wrap()` adds, as weights of the wrapped model (so checkpoints hold them),
+  one `initial` and one `rewind` copy of every other variable of the
+  network: biases, normalisation parameters and statistics, unwrapped
+  layers. With the wrappers' own copies of the prunable weights they make
+  the whole network state at step 0 and at the rewind point.
+  """
+
+  def __init__(self, variables, initial, rewind):
+    self.variables, self.initial, self.rewind = variables, initial, rewind
+
+
+def bookkeeping(model):
+  """ids of the variables that are not network state: masks, theta_0 and
+  rewind copies (wrappers' and the snapshot's)."""
+  out = set()
+  for wr in wrappers(model):
+    out.update(id(v) for v in wr.masks + wr.initial_values + wr.rewind_values)
+  snap = snapshot(model)
+  if snap is not None:
+    out.update(id(v) for v in snap.initial + snap.rewind)
+  return out
+
+
+def snapshot(model):
+  """The model's `Snapshot` (None for models not made by `wrap`)."""
+  return getattr(model, '_tt_snapshot', None)
+
+
+def _add_snapshot(model):
+  skip = bookkeeping(model)
+  for wr in wrappers(model):
+    skip.update(id(v) for v in wr.prunable_weights)
+  others = [v for v in model.weights if id(v) not in skip]
+  initial, rewind = [], []
+  common = dict(trainable=False, initializer='zeros',
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+  for i, v in enumerate(others):
+    short = v.name.split(':')[0].replace('/', '.')
+    for store, kind in ((initial, 'initial'), (rewind, 'rewind')):
+      copy = model.add_weight(name=f'tt_{kind}_{i}_{short}', shape=v.shape,
+                              dtype=v.dtype, **common)
+      copy.assign(v)
+      store.append(copy)
+  # A plain attribute: Keras must not track the list (the copies are weights
+  # of the model already).
+  object.__setattr__(model, '_tt_snapshot', Snapshot(others, initial, rewind))
 
 
 def _all_layers(model):

@@ -164,10 +164,13 @@ def finetune_rate(ctx, cfg):
 def train_level(ctx, model, cfg, level, net_dir, branch=None):
   """Trains one level (of the lottery or of a branch) in `net_dir`."""
   kind = rewind_kind(cfg.rewind)
-  hooks = []
-  if level == 0 and kind == 'step':
-    hooks.append(RewindPointHook(cfg.rewind_step(
-        ctx.data, ctx.config.steps_multiplier)))
+  hooks, start_step = [], 0
+  if kind == 'step':
+    k = cfg.rewind_step(ctx.data, ctx.config.steps_multiplier)
+    if level == 0:
+      hooks.append(RewindPointHook(k))
+    else:  # continue at step k: LR schedule and data order resume there
+      start_step = k
   config = ctx.config
   learning_rate = None
   if level > 0 and kind == 'none':
@@ -177,7 +180,8 @@ def train_level(ctx, model, cfg, level, net_dir, branch=None):
   extra = dict(level=level, branch=branch or 'lottery', method='imp',
                seed=ctx.config.seed, rewind=str(cfg.rewind))
   return ctx.train(model, net_dir, hooks=hooks, extra=extra,
-                   learning_rate=learning_rate, config=config)
+                   learning_rate=learning_rate, config=config,
+                   start_step=start_step)
 
 
 def prepare_level(model, cfg):

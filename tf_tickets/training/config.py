@@ -135,14 +135,17 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     self.warmup, self.offset = int(warmup), int(offset)
 
   @classmethod
-  def of(cls, config, schedule):
-    """The schedule `config` trains with over `schedule`."""
+  def of(cls, config, schedule, offset=0):
+    """The schedule `config` trains with over `schedule`; called with the
+    optimizer's iteration count, which starts at 0 at global step
+    `offset` (a level that continues at the rewind step)."""
     return cls(config.learning_rate, config.lr_schedule, schedule.steps,
-               schedule.milestones, config.lr_gamma, schedule.warmup)
+               schedule.milestones, config.lr_gamma, schedule.warmup,
+               offset=offset)
 
   def value(self, step):
-    """The learning rate at `step` (numpy/python), for tests and logs."""
-    return float(self(tf.constant(step, tf.int64)))
+    """The learning rate at global step `step` (python float)."""
+    return float(self(tf.constant(step - self.offset, tf.int64)))
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32) + float(self.offset)
@@ -170,9 +173,14 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                 warmup=self.warmup, offset=self.offset)
 
 
-def make_optimizer(config, schedule):
-  """(Keras optimizer, its LearningRate) of `config` over `schedule`."""
-  lr = LearningRate.of(config, schedule)
+def make_optimizer(config, schedule, start_step=0):
+  """(Keras optimizer, its LearningRate) of `config` over `schedule`.
+
+  The optimizer is new (its slots and iteration count start at zero, so
+  Adam's bias correction starts afresh, as in PyTorch/OpenLTH); the learning
+  rate continues at `start_step` of the schedule.
+  """
+  lr = LearningRate.of(config, schedule, offset=start_step)
   name = config.optimizer
   if name == 'sgd':
     opt = keras.optimizers.SGD(lr)

@@ -90,7 +90,7 @@ class Trainer:
   """Trains a wrapped model with one compiled step, hooks and checkpoints."""
 
   def __init__(self, model, data, config, strategy, net_dir, hooks=(),
-               writer=None, quiet=False, learning_rate=None):
+               writer=None, quiet=False, learning_rate=None, start_step=0):
     self.model, self.data, self.config = model, data, config
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
@@ -99,9 +99,15 @@ class Trainer:
       config = config.replace(learning_rate=learning_rate)
       self.config = config
     with strategy.scope():
-      self.optimizer, self.lr = make_optimizer(config, self.schedule)
+      self.start_step = int(start_step)
+      if not 0 <= self.start_step < self.schedule.steps:
+        raise TicketsError(f'start step {self.start_step} is not before the '
+                           f'end of training ({self.schedule.steps} steps)')
+      self.optimizer, self.lr = make_optimizer(config, self.schedule,
+                                               self.start_step)
       self.optimizer.build(model.trainable_variables)
-      self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.step_var = tf.Variable(self.start_step, dtype=tf.int64,
+                                  trainable=False)
       self.wall_var = tf.Variable(0.0, dtype=tf.float64, trainable=False)
       # Early-stopping tracker: min validation loss, its step, and the test
       # accuracy there (the LTH paper's early-stopping figures).
@@ -214,10 +220,11 @@ class Trainer:
 
   # -- the loop ----------------------------------------------------------------
   def restore(self):
-    """Restores the latest checkpoint; returns the step it holds (0 if none)."""
+    """Restores the latest checkpoint; returns the step it holds (the start
+    step if there is none)."""
     latest = self.manager.latest_checkpoint
     if latest is None:
-      return 0
+      return self.start_step
     try:
       self.checkpoint.read(latest).assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
@@ -237,7 +244,7 @@ class Trainer:
     start = self.restore()
     if callable(self.writer):  # created only once the checkpoint is good
       self.writer = self.writer()
-    if start:
+    if start > self.start_step:
       logging.info('%s: resuming at step %d of %d', self.net_dir, start,
                    sched.steps)
     for hook in self.hooks:
@@ -254,8 +261,8 @@ class Trainer:
     step = start
     if progbar is not None and start:
       progbar.update(start)
-    if start == 0:
-      self._evaluate_and_track(0)
+    if start == self.start_step:
+      self._evaluate_and_track(start)
     while step < sched.steps:
       if any(h.wants_gradients(step + 1) for h in self.hooks):
         grads = {id(v): g for v, g in
@@ -334,7 +341,8 @@ class Trainer:
 
 
 def train_network(model, data, config, strategy, net_dir, hooks=(),
-                  writer=None, quiet=False, extra=None, learning_rate=None):
+                  writer=None, quiet=False, extra=None, learning_rate=None,
+                  start_step=0):
   """Trains one network in `net_dir` unless it is finished already.
 
   Finished work (NET_DIR/final and NET_DIR/result.json exist) is never
@@ -345,6 +353,9 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
     model: a wrapped model built in `strategy.scope()`, holding the starting
       weights and masks (ignored when a checkpoint exists).
     extra: dict of fields added to the result (e.g. level).
+    start_step: the global step training starts at (late rewinding: a level
+      rewound to theta_k trains steps k..T with the LR schedule and the data
+      order of steps k..T).
 
   Returns:
     the result dict (what result.json holds).
@@ -354,7 +365,8 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
     return rundir.read_result(net_dir)
   os.makedirs(net_dir, exist_ok=True)
   trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
-                    writer=writer, quiet=quiet, learning_rate=learning_rate)
+                    writer=writer, quiet=quiet, learning_rate=learning_rate,
+                    start_step=start_step)
   try:
     result = trainer.fit()
   finally:

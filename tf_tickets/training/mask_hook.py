@@ -69,7 +69,7 @@ class MaskHook(Hook):
     if self._state is None:
       raise RuntimeError('the sparse-training hook must be given to the '
                          'Trainer that runs it (hooks=[...])')
-    if int(trainer.step_var.numpy()) == 0:  # a fresh run, not a resume
+    if int(trainer.step_var.numpy()) == trainer.start_step:  # not a resume
       masks = masks_lib.get_masks(trainer.model)
       for v, k in zip(self._state.start_masks, self.keys):
         v.assign(masks[k])
