@@ -298,3 +298,35 @@ def test_random_reinit_redraws_the_whole_network(tmp_path):
   result = rundir.read_result(os.path.join(tmp_path, 'r',
                                            'branch_random_reinit', 'level_1'))
   assert result['early_stop_step'] >= 10  # starts at step k like the ticket
+
+
+@pytest.mark.parametrize('schedule,ok', [('cosine', False), ('linear', False),
+                                         ('constant', True)])
+def test_finetuning_default_rate_must_not_be_about_zero(tmp_path, schedule,
+                                                        ok):
+  params = ('lottery.levels = 1', "lottery.rewind = 'none'",
+            f"training.lr_schedule = '{schedule}'", 'training.steps = 400',
+            'training.eval_every = 400')
+  short = ('training.steps = 4', 'training.eval_every = 4')
+  if ok:
+    rows = run(tmp_path / 'r', *params, *short)
+    assert len(rows) == 2
+    return
+  with pytest.raises(tt.ConfigError, match='lottery.finetune_learning_rate'):
+    run(tmp_path / 'r', *params)
+  assert not os.path.exists(tmp_path / 'r' / 'level_0')  # nothing trained
+  rows = run(tmp_path / 'r2', *params, *short,
+             'lottery.finetune_learning_rate = 1e-4')
+  assert len(rows) == 2
+
+
+def test_finetune_default_is_the_final_rate_of_the_schedule_with_warmup():
+  gin.clear_config()
+  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+      "training.lr_schedule = 'step'", "training.lr_milestones = (10,)",
+      'training.steps = 20', 'training.warmup_steps = 30',
+      'training.learning_rate = 1.0'])
+  ctx = experiments.context('unused')
+  # At step 19: decayed by 0.1 at 10 and still in warmup (20/30).
+  assert lottery.finetune_rate(ctx, lottery.LotterySettings()) == (
+      pytest.approx(0.1 * 20 / 30))

@@ -151,14 +151,24 @@ def rewind_to(model, cfg):
 
 
 def finetune_rate(ctx, cfg):
-  """The constant rate of rewind='none' (default: the schedule's last)."""
+  """The constant rate of rewind='none': `lottery.finetune_learning_rate`,
+  else the final rate of the schedule the levels train with (warmup
+  included). A default below 1% of the base rate (cosine and linear
+  schedules end near 0) is refused: fine-tuning at ~0 would not train."""
   if cfg.finetune_learning_rate is not None:
     return cfg.finetune_learning_rate
-  schedule = training.resolve_schedule(ctx.config, ctx.data.steps_per_epoch)
-  lr = training.LearningRate(ctx.config.learning_rate,
-                             ctx.config.lr_schedule, schedule.steps,
-                             schedule.milestones, ctx.config.lr_gamma)
-  return max(lr.value(schedule.steps - 1), 1e-12)
+  config = ctx.config
+  schedule = training.resolve_schedule(config, ctx.data.steps_per_epoch)
+  final = training.LearningRate.of(config, schedule).value(schedule.steps - 1)
+  if final < 0.01 * config.learning_rate:
+    raise ConfigError(
+        'lottery.finetune_learning_rate', f'required with lottery.rewind = '
+        f"'none' and training.lr_schedule = {config.lr_schedule!r}: the "
+        f'schedule ends at {final:.3g}, below 1% of the base rate '
+        f'{config.learning_rate:g}; set it, e.g. to the rate fine-tuning '
+        'should use (Renda et al. 2020 use the final rate of the original '
+        'schedule)')
+  return final
 
 
 def train_level(ctx, model, cfg, level, net_dir, branch=None):
@@ -241,6 +251,8 @@ def run_branch(ctx, cfg):
 @KINDS.register('lottery')
 def run(ctx):
   cfg = LotterySettings()
+  if rewind_kind(cfg.rewind) == 'none':
+    finetune_rate(ctx, cfg)  # validates before anything trains
   model = ctx.build_model()
   rows = run_levels(ctx, cfg, model)
   logging.info('final density %.4f', rows[-1]['density'])
