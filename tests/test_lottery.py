@@ -330,3 +330,29 @@ def test_finetune_default_is_the_final_rate_of_the_schedule_with_warmup():
   # At step 19: decayed by 0.1 at 10 and still in warmup (20/30).
   assert lottery.finetune_rate(ctx, lottery.LotterySettings()) == (
       pytest.approx(0.1 * 20 / 30))
+
+
+@pytest.mark.parametrize('name', ['lenet_imp', 'lenet_dense', 'conv2_imp',
+                                  'conv4_imp', 'conv6_imp',
+                                  'resnet20_imp_rewind', 'vgg16_imp_rewind'])
+def test_lottery_configs_parse_validate_and_name_real_layers(name):
+  gin_dir = os.path.join(cli.REPO, 'gin')
+  gin.add_config_file_search_path(gin_dir)
+  gin.parse_config_files_and_bindings([os.path.join(gin_dir, name + '.gin')],
+                                      [], finalize_config=False)
+  cfg = lottery.LotterySettings()
+  model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
+                                     num_classes=10))
+  entries = pruning.entries_of(model)
+  pruning.resolve_names(cfg.layer_fractions, entries,
+                        'lottery.layer_fractions')
+  skipped = pruning.resolve_names({n: 0 for n in cfg.unpruned_layers},
+                                  entries, 'lottery.unpruned_layers')
+  if name == 'vgg16_imp_rewind':
+    assert cfg.scope == 'global' and set(skipped) == {'output'}
+  if name in ('conv2_imp', 'conv4_imp'):
+    convs = {k: f for k, f in cfg.layer_fractions.items()
+             if k.startswith('conv')}
+    assert set(convs) == {k for k in entries if k.startswith('conv')}
+    assert set(convs.values()) == {0.1} and cfg.pruning_fraction == 0.2
+    assert cfg.layer_fractions['output'] == 0.1

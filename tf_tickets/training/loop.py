@@ -30,6 +30,7 @@ import tensorflow as tf
 from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
+from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
@@ -75,7 +76,8 @@ class Hook:
     """After a hook changed masks at `step` (see `Trainer.mask_updated`)."""
 
   def after_eval(self, trainer, step, metrics):
-    """After each evaluation; `metrics` has val/test loss and accuracy."""
+    """After each validation; `metrics` has step, val_loss, val_accuracy
+    (the test set is evaluated once, at the end: see `Trainer._result`)."""
 
   def end(self, trainer, result):
     """After training; may add fields to `result` (the results.csv row)."""
@@ -84,6 +86,43 @@ class Hook:
 # ------------------------------------------------------------------------------
 # The loop
 # ------------------------------------------------------------------------------
+
+
+def _state_variables(model):
+  """The variables that make up the network's state (weights, masks,
+  normalisation statistics), without theta_0 and rewind-point copies."""
+  skip = wrapper_lib.bookkeeping(model)
+  for wr in wrapper_lib.wrappers(model):
+    masks = {id(m) for m in wr.masks}
+    skip -= masks
+  return [v for v in model.weights if id(v) not in skip]
+
+
+class _Shadow(tf.Module):
+  """A checkpointed copy of some variables (the early-stopping state)."""
+
+  def __init__(self, variables):
+    super().__init__(name='best_state')
+    self._sources = variables
+    self.copies = [tf.Variable(v.read_value(), trainable=False,
+                               synchronization=tf.VariableSynchronization.ON_WRITE,
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                   for v in variables]
+
+  def copy_from(self):
+    for c, v in zip(self.copies, self._sources):
+      c.assign(v.read_value())
+
+  def swap_in(self):
+    """Sets the sources to the copies; returns their current values."""
+    current = [v.numpy() for v in self._sources]
+    for c, v in zip(self.copies, self._sources):
+      v.assign(c.read_value())
+    return current
+
+  def restore(self, values):
+    for v, value in zip(self._sources, values):
+      v.assign(value)
 
 
 class Trainer:
@@ -109,10 +148,12 @@ class Trainer:
       self.step_var = tf.Variable(self.start_step, dtype=tf.int64,
                                   trainable=False)
       self.wall_var = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-      # Early-stopping tracker: min validation loss, its step, and the test
-      # accuracy there (the LTH paper's early-stopping figures).
-      self.best = tf.Variable([np.inf, -1.0, 0.0], dtype=tf.float64,
+      # Early stopping (the LTH paper's figures): the minimum validation
+      # loss, its step, and the network state there (`best_state`), where
+      # the test set is evaluated once at the end.
+      self.best = tf.Variable([np.inf, -1.0], dtype=tf.float64,
                               trainable=False)
+      self.best_state = _Shadow(_state_variables(model))
       self.loss_sum = tf.Variable(0.0, trainable=False,
                                   aggregation=tf.VariableAggregation.SUM)
       self.loss_count = tf.Variable(0.0, trainable=False,
@@ -122,7 +163,8 @@ class Trainer:
                     if s is not None}
     self.checkpoint = tf.train.Checkpoint(
         model=model, optimizer=self.optimizer, step=self.step_var,
-        wall=self.wall_var, best=self.best, **hook_state)
+        wall=self.wall_var, best=self.best, best_state=self.best_state,
+        **hook_state)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, rundir.checkpoints_dir(net_dir), max_to_keep=2)
     self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
@@ -256,7 +298,7 @@ class Trainer:
       self._train_step_grads = self._build_train_step(with_grads=True)
     variables = self.model.trainable_variables
     progbar = None if self.quiet else keras.utils.Progbar(
-        sched.steps, stateful_metrics=['loss', 'val_loss', 'test_acc'])
+        sched.steps, stateful_metrics=['loss', 'val_loss', 'val_acc'])
     t0, wall0 = time.time(), float(self.wall_var.numpy())
     step = start
     if progbar is not None and start:
@@ -286,8 +328,8 @@ class Trainer:
         metrics = self._evaluate_and_track(step)
         if progbar is not None:
           progbar.update(step, [('val_loss', metrics['val_loss']),
-                                ('test_acc', metrics['test_accuracy'])])
-      if step % sched.checkpoint_every == 0 or step % sched.eval_every == 0:
+                                ('val_acc', metrics['val_accuracy'])])
+      if step % sched.checkpoint_every == 0:
         self.wall_var.assign(wall0 + time.time() - t0)
         self.save_checkpoint(step)
     self.wall_var.assign(wall0 + time.time() - t0)
@@ -301,38 +343,57 @@ class Trainer:
     return loss
 
   def _evaluate_and_track(self, step):
+    """Validation loss and accuracy at `step`; keeps the best state."""
     val_loss, val_acc = self.evaluate('val')
-    test_loss, test_acc = self.evaluate('test')
-    metrics = dict(step=step, val_loss=val_loss, val_accuracy=val_acc,
-                   test_loss=test_loss, test_accuracy=test_acc)
-    best = self.best.numpy()
-    if not math.isnan(val_loss) and val_loss < best[0]:
-      self.best.assign([val_loss, step, test_acc])
+    metrics = dict(step=step, val_loss=val_loss, val_accuracy=val_acc)
+    if not math.isnan(val_loss) and val_loss < self.best.numpy()[0]:
+      self.best.assign([val_loss, step])
+      self.best_state.copy_from()
     self.history.append(metrics)
-    if self.writer is not None:
-      with self.writer.as_default(step=step):
-        for k, v in metrics.items():
-          if k != 'step':
-            tf.summary.scalar(f'eval/{k}', v)
-    logging.info('step %d: val_loss %.4f val_acc %.4f test_acc %.4f', step,
-                 val_loss, val_acc, test_acc)
+    self._write_scalars(step, val_loss=val_loss, val_accuracy=val_acc)
+    logging.info('step %d: val_loss %.4f val_acc %.4f', step, val_loss,
+                 val_acc)
     for hook in self.hooks:
       hook.after_eval(self, step, metrics)
     return metrics
 
+  def _write_scalars(self, step, **values):
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        for k, v in values.items():
+          tf.summary.scalar(f'eval/{k}', v)
+
+  def _early_stop_test_accuracy(self, step, final_accuracy):
+    """Test accuracy of the state at the minimum validation loss."""
+    best_step = int(self.best.numpy()[1])
+    if best_step < 0:
+      return None
+    if best_step == step:
+      return final_accuracy
+    current = self.best_state.swap_in()
+    try:
+      return self.evaluate('test')[1]
+    finally:
+      self.best_state.restore(current)
+
   def _result(self, step):
     final = self.history[-1] if self.history and self.history[-1]['step'] == step \
         else self._evaluate_and_track(step)
+    test_loss, test_acc = self.evaluate('test')
+    early_test = self._early_stop_test_accuracy(step, test_acc)
+    self._write_scalars(step, test_loss=test_loss, test_accuracy=test_acc)
+    if early_test is not None:
+      self._write_scalars(step, early_stop_test_accuracy=early_test)
     best = self.best.numpy()
     report = masks_lib.sparsity_report(self.model)
     result = dict(
         steps=step, density=report['density'], sparsity=report['sparsity'],
         active_weights=report['active'], prunable_weights=report['params'],
-        test_accuracy=final['test_accuracy'], test_loss=final['test_loss'],
+        test_accuracy=test_acc, test_loss=test_loss,
         val_accuracy=final['val_accuracy'], val_loss=final['val_loss'],
         early_stop_step=int(best[1]) if best[1] >= 0 else None,
         early_stop_val_loss=float(best[0]) if best[1] >= 0 else None,
-        early_stop_test_accuracy=float(best[2]) if best[1] >= 0 else None,
+        early_stop_test_accuracy=early_test,
         wall_time=float(self.wall_var.numpy()),
         layer_density={k: r['density'] for k, r in report['layers'].items()})
     for hook in self.hooks:

@@ -1,0 +1,98 @@
+"""The training loop: early stopping at the best validation loss, start
+steps (late rewinding)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tf_tickets import data as data_lib
+from tf_tickets import masks as masks_lib
+from tf_tickets import models
+from tf_tickets import training
+
+
+@pytest.fixture(scope='module')
+def data():
+  return data_lib.load_dataset('fashion_mnist', idx_dir=cli.FIXTURE,
+                               validation_examples=500,
+                               max_train_examples=600)
+
+
+class Record(training.Hook):
+  """Copies the weights at every validation."""
+
+  def __init__(self):
+    self.at = {}
+
+  def after_eval(self, trainer, step, metrics):
+    assert set(metrics) == {'step', 'val_loss', 'val_accuracy'}
+    self.at[step] = (metrics['val_loss'],
+                     [v.numpy().copy() for v in trainer.model.weights])
+
+
+def test_early_stopping_keeps_the_best_state_and_tests_it_once(
+    data, tmp_path, monkeypatch):
+  model = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                     num_classes=10))
+  tt.prune_by_magnitude(model, 0.5)
+  config = training.TrainingConfig(steps=40, eval_every=5,
+                                   learning_rate=0.05)  # noisy on purpose
+  record = Record()
+  trainer = training.Trainer(model, data, config,
+                             tf.distribute.get_strategy(), str(tmp_path),
+                             hooks=[record], quiet=True)
+  splits = []
+  evaluate = trainer.evaluate
+  monkeypatch.setattr(trainer, 'evaluate',
+                      lambda split: splits.append(split) or evaluate(split))
+  result = trainer.fit()
+  assert sorted(record.at) == list(range(0, 41, 5))
+  assert splits.count('test') <= 2  # final, and at the best step
+  best = min(record.at, key=lambda s: record.at[s][0])
+  assert result['early_stop_step'] == best
+  assert result['early_stop_val_loss'] == pytest.approx(record.at[best][0])
+  final = [v.numpy() for v in model.weights]
+  for v, value in zip(model.weights, record.at[40][1]):
+    np.testing.assert_array_equal(v.numpy(), value)  # final state is kept
+  for v, value in zip(model.weights, record.at[best][1]):
+    v.assign(value)
+  assert result['early_stop_test_accuracy'] == evaluate('test')[1]
+  for v, value in zip(model.weights, final):
+    v.assign(value)
+  assert result['test_accuracy'] == evaluate('test')[1]
+  assert best != 40 or result['early_stop_test_accuracy'] == (
+      result['test_accuracy'])
+
+
+def test_start_step_continues_the_schedule_and_data(data, tmp_path):
+  """Training from step k equals the last T-k steps of a run from 0 whose
+  state at k is the start (fresh optimizer state in both)."""
+  def build():
+    m = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                   num_classes=10))
+    return m
+  config = training.TrainingConfig(steps=12, eval_every=12,
+                                   optimizer='sgd', learning_rate=0.1,
+                                   lr_schedule='step', lr_milestones=(8,))
+  a = build()
+  trainer = training.Trainer(a, data, config, tf.distribute.get_strategy(),
+                             str(tmp_path / 'a'), quiet=True, start_step=6)
+  assert trainer.lr.value(6) == pytest.approx(0.1)
+  assert trainer.lr.value(8) == pytest.approx(0.01)
+  result = trainer.fit()
+  assert result['steps'] == 12 and int(trainer.optimizer.iterations) == 6
+  # Plain SGD has no state: 6 steps from 0 then 6 from k=6 = 12 from 0.
+  b = build()
+  training.Trainer(b, data, config.replace(steps=6, lr_milestones=(100,)),
+                   tf.distribute.get_strategy(), str(tmp_path / 'b'),
+                   quiet=True).fit()
+  masks_lib.set_rewind_point(b)
+  c = build()
+  training.Trainer(c, data, config, tf.distribute.get_strategy(),
+                   str(tmp_path / 'c'), quiet=True).fit()
+  b_cont = training.Trainer(b, data, config, tf.distribute.get_strategy(),
+                            str(tmp_path / 'b2'), quiet=True, start_step=6)
+  b_cont.fit()
+  for vb, vc in zip(b.trainable_variables, c.trainable_variables):
+    np.testing.assert_allclose(vb.numpy(), vc.numpy(), rtol=1e-5, atol=1e-6)
