@@ -10,7 +10,7 @@ from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import make_strategy
 from tf_tickets.training.config import optimizer_slots
 from tf_tickets.training.config import resolve_schedule
-from tf_tickets.training.loop import Hook
+from tf_tickets.training.hook import Hook
 from tf_tickets.training.loop import Trainer
 from tf_tickets.training.loop import train_network
 from tf_tickets.training.mask_hook import MaskHook

@@ -25,7 +25,7 @@ import tensorflow as tf
 from tf_tickets import masks as masks_lib
 from tf_tickets.algorithms.base import RunSteps
 from tf_tickets.training.config import optimizer_slots
-from tf_tickets.training.loop import Hook
+from tf_tickets.training.hook import Hook
 
 
 class _State(tf.Module):

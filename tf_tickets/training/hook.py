@@ -1,0 +1,42 @@
+"""`Hook`: how algorithms and observers plug into the training loop."""
+
+
+class Hook:
+  """Called by the loop at step boundaries, in cross-replica context.
+
+  `step` is the number of completed training steps. Hooks must be
+  deterministic functions of the step and the model state, so a resumed run
+  repeats what an uninterrupted one does.
+  """
+
+  def state(self, trainer):
+    """Trackable state of the hook (e.g. a tf.Module of variables) that a
+    resumed run needs, or None. Called once when the trainer is built, in
+    the strategy scope; it is saved in every checkpoint and restored before
+    `begin`."""
+    del trainer
+    return None
+
+  def begin(self, trainer):
+    """Before the first step (also after a resume)."""
+
+  def wants_gradients(self, step):
+    """True if `after_step(step)` needs the gradients of that step."""
+    del step
+    return False
+
+  def after_step(self, trainer, step, grads):
+    """After step `step`. `grads` (dict id(variable) -> all-reduced
+    gradient of the loss for the batch of this step, taken at the weights
+    before the update; dense for prunable weights, since the forward pass
+    reads the stored masked weights) if `wants_gradients(step)`, else None."""
+
+  def on_mask_update(self, trainer, step, stats):
+    """After a hook changed masks at `step` (see `Trainer.mask_updated`)."""
+
+  def after_eval(self, trainer, step, metrics):
+    """After each validation; `metrics` has step, val_loss, val_accuracy
+    (the test set is evaluated once, at the end: see `Trainer._result`)."""
+
+  def end(self, trainer, result):
+    """After training; may add fields to `result` (the results.csv row)."""
