@@ -133,3 +133,19 @@ def test_command_line_on_a_directory_of_runs(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert '3 panel(s) from 18 rows of 4 results.csv' in proc.stdout
   assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_stability_panel_barrier_vs_k(tmp_path):
+  for seed in (0, 1):
+    write_csv(str(tmp_path / f's{seed}' / 'results.csv'), [
+        dict(k=k, level='', branch='stability', method='stability', seed=seed,
+             error_barrier=b + 0.01 * seed)
+        for k, b in ((0, 0.2), (100, 0.05), (500, 0.0))])
+  rows = plot_tickets.read_rows(plot_tickets.find_results(
+      [str(tmp_path / 's0'), str(tmp_path / 's1')]))
+  series = plot_tickets.stability_panel(rows)
+  assert set(series) == {'dense'}
+  assert [p[0] for p in series['dense']] == [0, 100, 500]
+  assert series['dense'][0][1] == pytest.approx(0.205)
+  titles = plot_tickets.plot(rows, str(tmp_path / 'st.png'))
+  assert titles == ['Instability: error barrier vs rewind step']

@@ -17,6 +17,10 @@ Only this module spells out the layout:
     RUN/branch_<name>/         a control branch: results.csv, lottery/,
                                level_<L>/ as above
     RUN/export/level_<L>/      what `tf_tickets.export` writes
+    RUN/parent/                stability analysis: the trajectory to max k
+    RUN/k_<k>/                 stability analysis at rewind step k: start/
+                               (theta_k), copy_<i>/ (networks as above),
+                               stability.json (the path; completion marker)
 
 Writes are atomic (a temporary file or directory renamed into place), so a
 killed run leaves either the old or the new file, never half of one.
@@ -93,6 +97,22 @@ def result_path(net_dir):
 
 def checkpoints_dir(net_dir):
   return os.path.join(net_dir, CHECKPOINTS)
+
+
+def parent_dir(run_dir):
+  return os.path.join(run_dir, 'parent')
+
+
+def stability_dir(run_dir, k):
+  return os.path.join(run_dir, f'k_{k}')
+
+
+def copy_dir(run_dir, k, i):
+  return os.path.join(stability_dir(run_dir, k), f'copy_{i}')
+
+
+def stability_path(run_dir, k):
+  return os.path.join(stability_dir(run_dir, k), 'stability.json')
 
 
 def export_dir(run_dir, level):

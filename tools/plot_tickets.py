@@ -193,6 +193,14 @@ def sparse_panel(rows):
   return aggregate(rows, key, '_sparsity', 'test_accuracy')
 
 
+def stability_panel(rows):
+  """Error barrier vs rewind step k, one line per network analysed."""
+  rows = [r for r in rows if r.get('method') == 'stability']
+  key = lambda r: ('dense' if r.get('level') in ('', None) else
+                   f'level {r["level"]}', r.get('k'))
+  return aggregate(rows, key, 'k', 'error_barrier')
+
+
 def plot(rows, out, error='minmax', title=None, dpi=100):
   """Draws the panels that have data into `out`; returns their titles."""
   try:
@@ -206,11 +214,12 @@ def plot(rows, out, error='minmax', title=None, dpi=100):
                      ) from None
   lottery = lottery_panels(rows)
   sparse = sparse_panel(rows)
+  stability = stability_panel(rows)
   dense = _dense_accuracy(rows)
-  n = len(lottery) + (1 if sparse else 0)
+  n = len(lottery) + (1 if sparse else 0) + (1 if stability else 0)
   if not n:
-    raise SystemExit('error: the results hold no lottery (method imp) or '
-                     'sparse-training rows to plot')
+    raise SystemExit('error: the results hold no lottery (method imp), '
+                     'sparse-training or stability rows to plot')
   cols = 2 if n == 4 else n
   rows_ = math.ceil(n / cols)
   fig, axes = plt.subplots(rows_, cols, figsize=(4.8 * cols, 3.6 * rows_),
@@ -231,6 +240,19 @@ def plot(rows, out, error='minmax', title=None, dpi=100):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     titles.append(panel_title)
+  if stability:
+    ax = axes[len(lottery)]
+    for i, (name, line) in enumerate(series_sorted(stability)):
+      seeds = max(p[5] for p in line)
+      _errorbar(ax, line, error, label=f'{name} (n={seeds})',
+                marker='os^dv'[i % 5])
+    ax.axhline(0.0, color='grey', linestyle='--', linewidth=1)
+    ax.set_xlabel('rewind step k')
+    ax.set_ylabel('error barrier (test)')
+    ax.set_title('Instability: error barrier vs rewind step', fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    titles.append('Instability: error barrier vs rewind step')
   if sparse:
     ax = axes[-1]
     for i, (method, line) in enumerate(series_sorted(sparse)):

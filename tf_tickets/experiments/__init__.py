@@ -5,7 +5,9 @@
 * 'dense': the dense network in `RUN/level_0` (`experiments.dense`);
 * 'lottery': IMP with rewinding and control branches
   (`experiments.lottery`, `experiments.branches`);
-* 'sparse_training': RigL / SET / static / GMP (`experiments.sparse`).
+* 'sparse_training': RigL / SET / static / GMP (`experiments.sparse`);
+* 'stability': instability analysis, the error barrier between two copies
+  trained from theta_k (`experiments.stability`).
 
 Every kind trains networks through `Context.train` (the one loop), one
 directory per network, and keeps `RUN/results.csv` (one row per network).
@@ -22,6 +24,7 @@ from tf_tickets.experiments import branches  # noqa: F401  (registers)
 from tf_tickets.experiments import dense  # noqa: F401  (registers)
 from tf_tickets.experiments import lottery  # noqa: F401  (registers)
 from tf_tickets.experiments import sparse  # noqa: F401  (registers)
+from tf_tickets.experiments import stability  # noqa: F401  (registers)
 from tf_tickets.experiments.context import KINDS
 from tf_tickets.experiments.context import Context
 from tf_tickets.keras import keras

@@ -45,10 +45,11 @@ class Context:
     return tf.summary.create_file_writer(net_dir)
 
   def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
-            config=None, start_step=0):
+            config=None, start_step=0, stop_step=None):
     """Trains one network in `net_dir` (resumes, never redoes finished work)."""
     return training.train_network(
         model, self.data, config or self.config, self.strategy, net_dir,
         hooks=list(hooks) + summaries.default_hooks(),
         writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
-        learning_rate=learning_rate, start_step=start_step)
+        learning_rate=learning_rate, start_step=start_step,
+        stop_step=stop_step)

@@ -83,7 +83,8 @@ class Trainer:
   """Trains a wrapped model with one compiled step, hooks and checkpoints."""
 
   def __init__(self, model, data, config, strategy, net_dir, hooks=(),
-               writer=None, quiet=False, learning_rate=None, start_step=0):
+               writer=None, quiet=False, learning_rate=None, start_step=0,
+               stop_step=None):
     self.model, self.data, self.config = model, data, config
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
@@ -93,6 +94,10 @@ class Trainer:
       self.config = config
     with strategy.scope():
       self.start_step = int(start_step)
+      # Train up to `stop_step` on the schedule of `schedule.steps` (a
+      # trajectory prefix, e.g. the parent run of the stability analysis).
+      self.stop_step = self.schedule.steps if stop_step is None else int(
+          stop_step)
       if not 0 <= self.start_step < self.schedule.steps:
         raise TicketsError(f'start step {self.start_step} is not before the '
                            f'end of training ({self.schedule.steps} steps)')
@@ -252,14 +257,14 @@ class Trainer:
       self._train_step_grads = self._build_train_step(with_grads=True)
     variables = self.model.trainable_variables
     progbar = None if self.quiet else keras.utils.Progbar(
-        sched.steps, stateful_metrics=['loss', 'val_loss', 'val_acc'])
+        self.stop_step, stateful_metrics=['loss', 'val_loss', 'val_acc'])
     t0, wall0 = time.time(), float(self.wall_var.numpy())
     step = start
     if progbar is not None and start:
       progbar.update(start)
     if start == self.start_step:
       self._evaluate_and_track(start)
-    while step < sched.steps:
+    while step < self.stop_step:
       if any(h.wants_gradients(step + 1) for h in self.hooks):
         grads = {id(v): g for v, g in
                  zip(variables, self._train_step_grads(iterator))}
@@ -269,7 +274,7 @@ class Trainer:
       step += 1
       for hook in self.hooks:
         hook.after_step(self, step, grads)
-      if step % self.config.log_every == 0 or step == sched.steps:
+      if step % self.config.log_every == 0 or step == self.stop_step:
         loss = self._read_loss()
         if self.writer is not None:
           with self.writer.as_default(step=step):
@@ -278,7 +283,7 @@ class Trainer:
                               self.lr(self.optimizer.iterations))
         if progbar is not None:
           progbar.update(step, [('loss', loss)])
-      if step % sched.eval_every == 0 or step == sched.steps:
+      if step % sched.eval_every == 0 or step == self.stop_step:
         metrics = self._evaluate_and_track(step)
         if progbar is not None:
           progbar.update(step, [('val_loss', metrics['val_loss']),
@@ -357,7 +362,7 @@ class Trainer:
 
 def train_network(model, data, config, strategy, net_dir, hooks=(),
                   writer=None, quiet=False, extra=None, learning_rate=None,
-                  start_step=0):
+                  start_step=0, stop_step=None):
   """Trains one network in `net_dir` unless it is finished already.
 
   Finished work (NET_DIR/final and NET_DIR/result.json exist) is never
@@ -381,7 +386,7 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
   os.makedirs(net_dir, exist_ok=True)
   trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
                     writer=writer, quiet=quiet, learning_rate=learning_rate,
-                    start_step=start_step)
+                    start_step=start_step, stop_step=stop_step)
   try:
     result = trainer.fit()
   finally:

@@ -1,0 +1,69 @@
+"""The instability analysis (experiment.kind = 'stability')."""
+import os
+
+import gin
+import numpy as np
+import pytest
+
+import cli
+import events
+from tf_tickets import experiments
+from tf_tickets import rundir
+
+BASE = ('training.steps = 12', 'training.eval_every = 6',
+        'dataset.max_train_examples = 600', 'stability.points = 5',
+        'stability.rewind_steps = (0, 4)', 'summaries.enabled = False')
+
+
+def run(run_dir, gin_file, *params):
+  gin.clear_config()
+  gin.add_config_file_search_path(os.path.join(cli.REPO, 'gin'))
+  gin.parse_config_files_and_bindings(
+      [os.path.join(cli.REPO, 'gin', gin_file)],
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
+  return experiments.run(str(run_dir), quiet=True)
+
+
+def test_same_data_order_gives_a_zero_barrier(tmp_path):
+  rows = run(tmp_path, 'lenet_stability.gin', 'stability.data_seeds = (1, 1)')
+  assert [r['k'] for r in rows] == [0, 4]
+  for r in rows:
+    assert r['error_barrier'] == 0.0 and len(set(r['errors'])) == 1
+
+
+def test_endpoints_are_the_trained_copies_and_results_are_written(tmp_path):
+  rows = run(tmp_path, 'lenet_stability.gin')
+  for r in rows:
+    for i, end in ((0, r['errors'][0]), (1, r['errors'][-1])):
+      copy = rundir.read_result(rundir.copy_dir(str(tmp_path), r['k'], i))
+      assert end == pytest.approx(1.0 - copy['test_accuracy'], abs=1e-7)
+      assert copy['steps'] == 12 and copy['early_stop_step'] >= r['k']
+    assert r['error_barrier'] == pytest.approx(
+        max(r['errors']) - (r['errors'][0] + r['errors'][-1]) / 2)
+  csv_rows = rundir.read_results(rundir.results_path(str(tmp_path)))
+  assert [int(r['k']) for r in csv_rows] == [0, 4]
+  scalars = events.read_scalars(str(tmp_path))
+  assert sorted(scalars['stability/error_barrier']) == [0, 4]
+  assert sorted(scalars['stability/error_along_path/k_4']) == list(range(5))
+  again = run(tmp_path, 'lenet_stability.gin')  # finished: nothing redone
+  assert [r['errors'] for r in again] == [r['errors'] for r in rows]
+
+
+def test_ticket_masks_and_batchnorm_network(tmp_path):
+  lottery_dir = tmp_path / 'lottery'
+  run(lottery_dir, 'lenet_imp.gin', 'lottery.levels = 1')
+  rows = run(tmp_path / 's', 'lenet_stability.gin', 'stability.level = 1',
+             f"stability.lottery_dir = '{lottery_dir}'")
+  copy = rundir.read_result(rundir.copy_dir(str(tmp_path / 's'), 4, 0))
+  ticket = rundir.read_result(rundir.level_dir(str(lottery_dir), 1))
+  assert copy['density'] == pytest.approx(ticket['density'])
+  assert rows[0]['level'] == 1
+  # ResNet-20 (BatchNorm): statistics recomputed at every point; the
+  # endpoints stay close to the trained copies' own errors.
+  rows = run(tmp_path / 'bn', 'lenet_stability.gin', "model.name = 'resnet20'",
+             'resnet20.width = 4', 'dataset.batch_size = 20',
+             'stability.rewind_steps = (4,)', 'stability.bn_batches = 10')
+  r = rows[0]
+  assert np.all(np.isfinite(r['errors'])) and r['error_barrier'] >= -1e-9
+  copy = rundir.read_result(rundir.copy_dir(str(tmp_path / 'bn'), 4, 0))
+  assert abs(r['errors'][0] - (1.0 - copy['test_accuracy'])) < 0.15

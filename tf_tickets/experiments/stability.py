@@ -1,0 +1,260 @@
+"""'stability': instability analysis (Frankle et al., ICML 2020, "Linear
+Mode Connectivity and the Lottery Ticket Hypothesis").
+
+For each rewind step k in `stability.rewind_steps`: the network at step k
+of one training run (theta_k; the "parent", seeded by `training.seed`) is
+trained to the end twice, by two copies that differ only in their data
+order (`stability.data_seeds`); then the error and loss are evaluated at
+`stability.points` networks on the straight line between the two final
+networks. The **error barrier** is the maximum test error on the path minus
+the mean of the two endpoints' errors (0: linearly connected, stable to SGD
+noise). The paper picks the late-rewinding step where the barrier falls to
+about 0.
+
+`stability.level = L` analyses the IMP subnetwork of level L of the lottery
+run `stability.lottery_dir` (its masks applied to theta_k of the dense
+parent), the paper's test of tickets; None analyses the dense network.
+
+BatchNorm: at every point on the path the normalisation statistics are
+recomputed on `stability.bn_batches` training batches (the mean of the
+per-batch statistics), as the paper does for its ResNets; interpolated
+moving statistics would describe neither network.
+
+Layout (`tf_tickets.rundir`): `RUN/parent/` trains the dense network to
+max k, saving theta_k into `RUN/k_<k>/start/`; `RUN/k_<k>/copy_<i>/` are
+the two copies (ordinary, resumable networks); `RUN/k_<k>/stability.json`
+holds the path and marks k as done. `results.csv`: one row per k.
+"""
+import os
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tf_tickets import data as data_lib
+from tf_tickets import masks as masks_lib
+from tf_tickets import rundir
+from tf_tickets import settings
+from tf_tickets import steps
+from tf_tickets import training
+from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import check_int
+from tf_tickets.experiments.context import KINDS
+from tf_tickets.keras import keras
+
+
+@settings.gin_settings('stability')
+class StabilitySettings(settings.Settings):
+  """Instability analysis (gin: `stability.*`).
+
+  rewind_steps: the steps k to analyse (500, '500it', '1ep' forms; scaled
+    by training.steps_multiplier like the training steps).
+  points: networks evaluated on the path between the copies (>= 3).
+  data_seeds: the data-order seeds of the two copies.
+  level: None (the dense network) or a level of `lottery_dir` whose masks
+    are analysed.
+  lottery_dir: a lottery run directory (needed with `level`).
+  bn_batches: training batches used to recompute BatchNorm statistics at
+    each point (networks without BatchNorm ignore it).
+  """
+  rewind_steps: tuple = (0, 100, 500, 2000)
+  points: int = 30
+  data_seeds: tuple = (1, 2)
+  level: int = None
+  lottery_dir: str = None
+  bn_batches: int = 20
+
+  def validate(self):
+    self.set('rewind_steps', tuple(self.rewind_steps))
+    if not self.rewind_steps:
+      raise ConfigError('stability.rewind_steps', 'give at least one step')
+    for k in self.rewind_steps:
+      steps.parse(k, 'stability.rewind_steps')
+    self.set('points', check_int('stability.points', self.points, 3))
+    seeds = tuple(self.data_seeds)
+    if len(seeds) != 2:
+      raise ConfigError('stability.data_seeds', f'expected two seeds, got '
+                        f'{self.data_seeds!r}')
+    self.set('data_seeds', tuple(check_int('stability.data_seeds', s, 0)
+                                 for s in seeds))
+    self.set('level', check_int('stability.level', self.level, 0,
+                                allow_none=True))
+    if self.level is not None and not self.lottery_dir:
+      raise ConfigError('stability.lottery_dir', 'required with '
+                        'stability.level: the lottery run whose masks to use')
+    self.set('bn_batches', check_int('stability.bn_batches', self.bn_batches,
+                                     1))
+
+
+class _Capture(training.Hook):
+  """Saves the whole network at the steps `ks` into `RUN/k_<k>/start`."""
+
+  def __init__(self, run_dir, ks):
+    self.run_dir, self.ks = run_dir, set(ks)
+
+  def _save(self, trainer, step):
+    if step in self.ks:
+      rundir.save_weights(trainer.model, rundir.start_dir(
+          rundir.stability_dir(self.run_dir, step)))
+
+  def begin(self, trainer):
+    if int(trainer.step_var.numpy()) == 0:
+      self._save(trainer, 0)
+
+  def after_step(self, trainer, step, grads):
+    self._save(trainer, step)
+
+
+def _ticket_masks(ctx, cfg):
+  """The masks of level `cfg.level` of the lottery run (None: dense)."""
+  if cfg.level is None:
+    return None
+  net_dir = rundir.level_dir(cfg.lottery_dir, cfg.level)
+  if not rundir.is_finished(net_dir):
+    raise ConfigError('stability.level', f'level {cfg.level} of '
+                      f'{cfg.lottery_dir!r} is not a finished lottery level')
+  model = ctx.build_model()
+  rundir.load_weights(model, rundir.final_dir(net_dir))
+  return masks_lib.get_masks(model)
+
+
+def _interpolate(sources, a, b, alpha):
+  """(1 - alpha) a + alpha b; exactly a at 0 and b at 1 (and a = b gives
+  a everywhere), so the endpoints are the trained networks."""
+  for v, x, y in zip(sources, a, b):
+    if alpha == 1.0:
+      v.assign(y)
+    elif x.dtype.kind != 'f':
+      v.assign(x)
+    else:
+      v.assign(x + np.asarray(alpha, x.dtype) * (y - x))
+
+
+def _recompute_batchnorm(model, data, seed, batches):
+  """Sets BatchNorm moving statistics to the mean of `batches` training
+  batches' statistics (momentum i / (i + 1) for batch i)."""
+  bns = [l for l in _layers(model)
+         if isinstance(l, keras.layers.BatchNormalization)]
+  if not bns:
+    return
+  momenta = [l.momentum for l in bns]
+  it = iter(data_lib.train_dataset(data, seed))
+  try:
+    for i in range(batches):
+      for l in bns:
+        l.momentum = i / (i + 1)
+      model(next(it)[0], training=True)
+  finally:
+    for l, m in zip(bns, momenta):
+      l.momentum = m
+
+
+def _layers(model):
+  out = []
+  for l in model.layers:
+    l = l.layer if isinstance(l, wrapper_lib.TicketWrapper) else l
+    out.extend(_layers(l) if isinstance(l, keras.Model) else [l])
+  return out
+
+
+def _path(ctx, cfg, model, finals):
+  """Error and loss at `cfg.points` networks between the two copies."""
+  variables = [v for v in model.weights
+               if id(v) not in wrapper_lib.bookkeeping(model)]
+  ends = []
+  for final in finals:
+    rundir.load_weights(model, final)
+    ends.append([v.numpy() for v in variables])
+  # Only its evaluation is used (nothing is trained or written).
+  trainer = training.Trainer(model, ctx.data, ctx.config, ctx.strategy,
+                             rundir.parent_dir(ctx.run_dir), quiet=True)
+  errors, losses = [], []
+  for alpha in np.linspace(0.0, 1.0, cfg.points):
+    _interpolate(variables, ends[0], ends[1], alpha)
+    _recompute_batchnorm(model, ctx.data, ctx.config.seed, cfg.bn_batches)
+    loss, accuracy = trainer.evaluate('test')
+    errors.append(1.0 - accuracy)
+    losses.append(loss)
+  return errors, losses
+
+
+def analyse_step(ctx, cfg, k, masks):
+  """Trains the two copies from theta_k and evaluates the path."""
+  done = rundir.stability_path(ctx.run_dir, k)
+  if os.path.exists(done):
+    return rundir.read_json(done)
+  finals = []
+  for i, seed in enumerate(cfg.data_seeds):
+    model = ctx.build_model()
+    rundir.load_weights(model, rundir.start_dir(
+        rundir.stability_dir(ctx.run_dir, k)))
+    if masks is not None:
+      masks_lib.set_masks(model, masks)
+    net_dir = rundir.copy_dir(ctx.run_dir, k, i)
+    ctx.train(model, net_dir, config=ctx.config.replace(seed=seed),
+              start_step=k, extra=dict(k=k, copy=i, data_seed=seed))
+    finals.append(rundir.final_dir(net_dir))
+  errors, losses = _path(ctx, cfg, ctx.build_model(), finals)
+  ends = (errors[0] + errors[-1]) / 2.0
+  row = dict(k=k, level=cfg.level, branch='stability', method='stability',
+             seed=ctx.config.seed, error_barrier=max(errors) - ends,
+             loss_barrier=max(losses) - (losses[0] + losses[-1]) / 2.0,
+             error_a=errors[0], error_b=errors[-1], max_error=max(errors),
+             errors=errors, losses=losses,
+             data_seeds=list(cfg.data_seeds))
+  rundir.write_json(done, row)
+  return row
+
+
+def _summaries(ctx, rows):
+  writer = tf.summary.create_file_writer(ctx.run_dir)
+  with writer.as_default():
+    for row in rows:
+      tf.summary.scalar('stability/error_barrier', row['error_barrier'],
+                        step=row['k'])
+      tf.summary.scalar('stability/loss_barrier', row['loss_barrier'],
+                        step=row['k'])
+      for i, e in enumerate(row['errors']):
+        tf.summary.scalar(f'stability/error_along_path/k_{row["k"]}', e,
+                          step=i)
+  writer.close()
+
+
+@KINDS.register('stability')
+def run(ctx):
+  cfg = StabilitySettings()
+  ks = sorted({steps.resolve(k, 'stability.rewind_steps',
+                             ctx.data.steps_per_epoch,
+                             multiplier=ctx.config.steps_multiplier)
+               for k in cfg.rewind_steps})
+  total = training.resolve_schedule(ctx.config, ctx.data.steps_per_epoch).steps
+  if ks[-1] >= total:
+    raise ConfigError('stability.rewind_steps', f'step {ks[-1]} is not before '
+                      f'the end of training ({total} steps)')
+  masks = _ticket_masks(ctx, cfg)
+  if not all(rundir.has_start(rundir.stability_dir(ctx.run_dir, k))
+             for k in ks):
+    model = ctx.build_model()
+    if ks[-1] == 0:
+      _Capture(ctx.run_dir, ks)._save(_Bare(model), 0)
+    else:
+      ctx.train(model, rundir.parent_dir(ctx.run_dir),
+                hooks=[_Capture(ctx.run_dir, ks)], stop_step=ks[-1],
+                extra=dict(branch='parent'))
+  rows = []
+  for k in ks:
+    logging.info('stability: rewind step %d', k)
+    rows.append(analyse_step(ctx, cfg, k, masks))
+    rundir.write_results(rundir.results_path(ctx.run_dir), rows)
+    logging.info('stability: k=%d error barrier %.4f', k,
+                 rows[-1]['error_barrier'])
+  _summaries(ctx, rows)
+  return rows
+
+
+class _Bare:
+  """What `_Capture._save` needs of a trainer, for k = 0 without training."""
+
+  def __init__(self, model):
+    self.model = model
