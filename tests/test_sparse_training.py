@@ -273,7 +273,7 @@ def test_rigl_counts_zero_growth_slots_and_schedule(data, tmp_path_factory):
       assert s['dropped'] == s['grown'] == u['stats'][key]['grown']
       assert s['drop_fraction'] == pytest.approx(cos(u['step']))
       if key != 'output':  # ERK makes the 10x100 output layer dense
-        assert s['grown'] == round(cos(u['step']) * start[key]) > 0
+        assert s['grown'] == math.floor(cos(u['step']) * start[key]) > 0
         # Newly active = grown - regrown (just-dropped ones come back).
         assert u['grown'][key] == s['grown'] - s['regrown']
     assert u['stats']['output']['grown'] == 0
@@ -304,19 +304,32 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
            for v in model.trainable_variables}
   before = pruning.get_masks(model)['fc2'].reshape(-1) > 0
   w = var.numpy().reshape(-1)
-  g = np.abs(grads[id(var)].numpy().reshape(-1))
   f = algorithm.drop_fraction(1)
-  k = round(f * before.sum())
+  k = math.floor(f * before.sum())
+  drop = pruning.select(np.abs(w), before, k)
+  # Make the dense gradient largest at one just-dropped connection: RigL
+  # regrows it, and it keeps its weight (never dropped, as the references).
+  g = grads[id(var)].numpy().reshape(-1)
+  g[drop[0]] = 1e6
+  grads[id(var)] = tf.constant(g.reshape(var.shape))
+  g = np.abs(g)
   hook.after_step(trainer, 1, grads)
   after = pruning.get_masks(model)['fc2'].reshape(-1) > 0
-  drop = pruning.select(np.abs(w), before, k)
   kept = before.copy()
   kept[drop] = False
   grow = pruning.select(g, ~kept, k, largest=True)
   want = kept.copy()
   want[grow] = True
   np.testing.assert_array_equal(after, want)
-  assert np.all(var.numpy().reshape(-1)[grow] == 0.0)
+  new = np.zeros_like(before)
+  new[grow] = True
+  regrown = new & before
+  new &= ~before
+  assert regrown[drop[0]] and new.sum() == k - regrown.sum()
+  now = var.numpy().reshape(-1)
+  assert np.all(now[new] == 0.0)
+  np.testing.assert_array_equal(now[regrown], w[regrown])
+  assert np.all(w[regrown] != 0.0)
 
 
 def test_rigl_deterministic_for_a_seed(data, tmp_path_factory, tmp_path):

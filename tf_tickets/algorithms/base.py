@@ -127,9 +127,11 @@ class DynamicSparse(Algorithm):
   """Drop-and-grow at a fixed number of active weights (RigL/SET template).
 
   At each update step t, in every layer with 0 < active < size: drop the
-  k = round(f(t) * active) active weights with the smallest `drop_scores`,
-  grow the k connections with the largest `grow_scores` among those inactive
-  after the drop (a just-dropped connection may be regrown).
+  k = floor(f(t) * active) active weights with the smallest `drop_scores`
+  (as the RigL TF1 code, rigl_tf2 and jaxpruner), grow the k connections
+  with the largest `grow_scores` among those inactive after the drop (a
+  just-dropped connection may be regrown; it is then treated as never
+  dropped: only newly activated connections start at zero).
   """
   tracks_growth = True
 
@@ -169,7 +171,7 @@ class DynamicSparse(Algorithm):
     new_masks, grown, stats = {}, {}, {}
     for index, (key, mask) in enumerate(masks.items()):
       active = int(np.count_nonzero(mask))
-      k = int(round(f * active)) if 0 < active < mask.size else 0
+      k = int(math.floor(f * active)) if 0 < active < mask.size else 0
       stats[key] = dict(dropped=k, grown=k, regrown=0, active=active,
                         drop_fraction=f)
       if k == 0:

@@ -4,8 +4,10 @@ At each step the algorithm wants (`Algorithm.wants_update`), in
 cross-replica context, the hook hands it the masks, weights and (when it
 needs them) the dense gradients of that step's batch as flat numpy arrays,
 writes the new masks through `masks.set_masks` (so weights stay weight *
-mask), and starts grown connections at exactly 0 with every optimizer slot
-(momentum, Adam's m and v, ...) zeroed at their positions.
+mask), and starts newly activated connections at exactly 0 with every
+optimizer slot (momentum, Adam's m and v, ...) zeroed at their positions; a
+connection dropped and regrown in the same update keeps its weight and
+slots (the references treat it as never dropped).
 
 Bookkeeping, checkpointed with the trainer (`Hook.state`), so a resumed run
 reports exactly what an uninterrupted one does: the start masks, the set of
@@ -113,15 +115,18 @@ class MaskHook(Hook):
       return
     shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()}
     if update.masks:
+      # set_masks keeps the weight where the new mask is one, so a regrown
+      # connection keeps its value; only newly activated ones are zeroed.
       masks_lib.set_masks(trainer.model, {
           k: m.reshape(shapes[k]).astype(np.float32)
           for k, m in update.masks.items()})
       for key, positions in update.grown.items():
         wr, i = entries[key]
         var = wr.prunable_weights[i]
-        _zero_at(var, positions)  # just-dropped, regrown: start at 0 too
+        new = positions & ~masks[key]
+        _zero_at(var, new)
         for slot in optimizer_slots(trainer.optimizer, var):
-          _zero_at(slot, positions)
+          _zero_at(slot, new)
       masks.update(update.masks)
     self._record(trainer, step, update, masks)
 
