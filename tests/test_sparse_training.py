@@ -255,6 +255,25 @@ def test_optimizer_slots_found_for_every_optimizer():
     slots = training.optimizer_slots(opt, v)
     assert len(slots) == n, type(opt).__name__
     assert all(s.shape == v.shape for s in slots)
+  for name in training.OPTIMIZERS:  # every optimizer training.* can build
+    config = training.TrainingConfig(optimizer=name, steps=10)
+    opt, _ = training.make_optimizer(config, training.resolve_schedule(
+        config, 1))
+    opt.build([v, b])
+    assert len(training.optimizer_slots(opt, v)) == (
+        2 if name.startswith('adam') else 1), name
+
+  class Custom(keras.optimizers.Optimizer):
+    """An optimizer that keeps its state where we cannot find it."""
+
+    def build(self, var_list):
+      super().build(var_list)
+      self._index_dict = {}
+
+  custom = Custom(name='custom')
+  custom.build([v])
+  with pytest.raises(tt.TicketsError, match='optimizer Custom'):
+    training.optimizer_slots(custom, v)
 
 
 # -- RigL ---------------------------------------------------------------------------

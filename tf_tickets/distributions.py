@@ -162,6 +162,11 @@ def erdos_renyi(shapes, sparsity, custom=None, power_scale=1.0):
   Only the last two dims of each kernel count (n_in=shape[-2],
   n_out=shape[-1]); a layer outside `custom` with fewer than 2 dims raises
   ConfigError.
+
+  Difference from the reference: google-research/rigl's
+  `get_sparsities_erdos_renyi` applies `erk_power_scale` only to ERK and
+  ignores it for ER; here it applies to both (power_scale=1, the default,
+  gives the same ER as the reference).
   """
   return _sum_over_prod(shapes, sparsity, custom, power_scale,
                         lambda shape: tuple(shape[-2:]), 'ER', 2)

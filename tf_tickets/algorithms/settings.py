@@ -25,7 +25,9 @@ class SparseTrainingSettings(settings.Settings):
   sparsity: overall sparsity of the layers not named in custom_sparsity
     (the final sparsity for 'gmp'), in [0, 1).
   distribution: 'uniform', 'er' or 'erk' (per-layer sparsities).
-  power_scale: exponent of the ER/ERK raw densities (0 = uniform).
+  power_scale: exponent of the ER/ERK raw densities (0 = uniform). The
+    rigl reference applies it to ERK only; here to ER too (the default 1
+    gives the reference's ER).
   custom_sparsity: dict layer name or weight key -> sparsity, overriding
     the distribution for those layers (e.g. {'conv1': 0.0} keeps conv1
     dense).

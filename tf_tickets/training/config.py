@@ -15,6 +15,7 @@ import tensorflow as tf
 from tf_tickets import settings
 from tf_tickets import steps as steps_lib
 from tf_tickets.errors import ConfigError
+from tf_tickets.errors import TicketsError
 from tf_tickets.errors import check_bool
 from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_int
@@ -230,11 +231,16 @@ def optimizer_slots(optimizer, variable):
              for n in optimizer.get_slot_names()]
     return [s for s in slots if s is not None and s.shape == variable.shape]
   index_dict = getattr(optimizer, '_index_dict', None)
-  if not index_dict:
-    return []
-  index = index_dict.get(optimizer._var_key(variable))  # pylint: disable=protected-access
+  index = None
+  if index_dict and hasattr(optimizer, '_var_key'):
+    index = index_dict.get(optimizer._var_key(variable))  # pylint: disable=protected-access
   if index is None:
-    return []
+    raise TicketsError(
+        f'cannot find the per-weight state of optimizer '
+        f'{type(optimizer).__name__} for {variable.name} (sparse training '
+        'zeroes it for grown connections); supported: the tf_keras '
+        'optimizers (SGD, Adam, AdamW, RMSprop, ... and their legacy '
+        'versions), built for the model\'s variables')
   own = {id(v) for v in optimizer.variables}
   slots, seen = [], set()
   for name, value in vars(optimizer).items():
