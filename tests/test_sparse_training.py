@@ -501,3 +501,51 @@ def test_cli_rigl_run_end_to_end(tmp_path):
   assert 0 < float(row['churn']) < 1 and row['grown_survival'] != ''
   assert (out / 'level_0' / 'start' / 'weights.index').exists()
   assert (out / 'level_0' / 'final').exists()
+
+
+class Snap(training.Hook):
+  """Weights after every step, and the dense gradients RigL was handed."""
+
+  def __init__(self):
+    self.weights, self.grads = {}, {}
+
+  def after_step(self, trainer, step, grads):
+    self.weights[step] = pruning.get_weights(trainer.model)
+    if grads is not None:
+      var = trainer.model.get_layer('ticket_fc1').layer.kernel
+      self.grads[step] = np.asarray(grads[id(var)])
+
+
+@pytest.mark.parametrize('skip', [True, False])
+def test_mask_update_replaces_the_weight_update(data, tmp_path, skip):
+  snap = Snap()
+  run = train(data, tmp_path, sparse_cfg(method='rigl',
+                                         skip_update_on_mask_steps=skip),
+              steps=25, hooks=[snap])
+  step = UPDATES[0]  # 10: the first drop-and-grow
+  before, after = snap.weights[step - 1], snap.weights[step]
+  moved = []
+  for key in before:
+    kept = (before[key] != 0) & (after[key] != 0)
+    moved.append(not np.array_equal(before[key][kept], after[key][kept]))
+  # Skipping: survivors keep exactly their values at the update step.
+  assert not any(moved) if skip else all(moved)
+  # Ordinary steps move them in both modes.
+  assert not np.array_equal(snap.weights[step + 1]['fc1'],
+                            snap.weights[step]['fc1'])
+  # RigL was handed the dense gradient: non-zero at inactive positions.
+  mask = before['fc1'] != 0
+  assert np.count_nonzero(snap.grads[step][~mask]) > 0.5 * (~mask).sum()
+
+
+def test_optimizer_state_stays_zero_at_pruned_positions(data, tmp_path):
+  run = train(data, tmp_path, sparse_cfg(method='static'), steps=40)
+  model, opt = run['model'], run['trainer'].optimizer
+  for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
+    mask = wr.masks[i].numpy()
+    slots = training.optimizer_slots(opt, wr.prunable_weights[i])
+    assert len(slots) == 2  # Adam's m and v
+    for slot in slots:
+      assert np.all(slot.numpy()[mask == 0] == 0.0), (key, slot.name)
+      if key != 'output':  # ERK keeps the output layer dense
+        assert np.count_nonzero(slot.numpy()[mask > 0]) > 0

@@ -91,12 +91,15 @@ class Algorithm:
   """A sparse-training method (see the module docstring).
 
   Attributes set by subclasses: `needs_gradients` (dense gradients of the
-  step's batch at update steps), `tracks_growth` (report grown-connection
+  step's batch at update steps), `replaces_step` (with
+  `sparse_training.skip_update_on_mask_steps` the update replaces the
+  weight update of its step), `tracks_growth` (report grown-connection
   survival), `starts_dense` (start from all-ones masks instead of random
   masks with the target sparsities).
   """
   name = None  # set by the registry
   needs_gradients = False
+  replaces_step = False  # the update replaces the step's weight update
   tracks_growth = False
   starts_dense = False
 
@@ -134,6 +137,7 @@ class DynamicSparse(Algorithm):
   dropped: only newly activated connections start at zero).
   """
   tracks_growth = True
+  replaces_step = True
 
   def drop_scores(self, key, index, step, weight, grad):
     """Per-entry score; the active entries with the SMALLEST are dropped."""

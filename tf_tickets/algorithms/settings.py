@@ -40,6 +40,10 @@ class SparseTrainingSettings(settings.Settings):
   drop_fraction: alpha, the drop fraction at step 0, in [0, 1).
   drop_fraction_decay: 'cosine', 'constant' or 'lr'.
   seed: seeds the initial masks and SET's growth; None: training.seed.
+  skip_update_on_mask_steps: at a drop-and-grow step (t mod ΔT = 0) the
+    mask update replaces the weight update (RigL paper Algorithm 1, the TF1
+    RigL code, jaxpruner's default); False applies the step's update too
+    (tf_tickets before 0.2).
   """
   method: str = 'rigl'
   sparsity: float = 0.9
@@ -52,6 +56,7 @@ class SparseTrainingSettings(settings.Settings):
   drop_fraction: float = 0.3
   drop_fraction_decay: str = 'cosine'
   seed: int = None
+  skip_update_on_mask_steps: bool = True
 
   def validate(self):
     METHODS.get(self.method)
@@ -82,6 +87,9 @@ class SparseTrainingSettings(settings.Settings):
                  self.drop_fraction_decay, DECAYS)
     self.set('seed', check_int('sparse_training.seed', self.seed, 0,
                                allow_none=True))
+    self.set('skip_update_on_mask_steps', check_bool(
+        'sparse_training.skip_update_on_mask_steps',
+        self.skip_update_on_mask_steps))
 
 
 @settings.gin_settings('gmp')

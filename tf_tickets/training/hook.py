@@ -25,6 +25,12 @@ class Hook:
     del step
     return False
 
+  def skips_update(self, step):
+    """True if step `step` must not update the weights (the batch's
+    gradients are still computed; RigL's mask update replaces the step)."""
+    del step
+    return False
+
   def after_step(self, trainer, step, grads):
     """After step `step`. `grads` (dict id(variable) -> all-reduced
     gradient of the loss for the batch of this step, taken at the weights

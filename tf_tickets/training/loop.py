@@ -128,9 +128,8 @@ class Trainer:
         self.checkpoint, rundir.checkpoints_dir(net_dir), max_to_keep=2)
     self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=keras.losses.Reduction.NONE)
-    self._train_step = None
+    self._step_fns = {}
     self._eval_fns = {}
-    self._train_step_grads = None
     self.history = []
 
   # -- compiled functions --------------------------------------------------
@@ -158,12 +157,31 @@ class Trainer:
       total = loss + self._regularization()
     return loss, tape.gradient(total, variables)
 
-  def _build_train_step(self, with_grads):
+  def _train_step(self, with_grads, apply=True):
+    """The compiled step: gradients of one batch, masked for the optimizer
+    (pruned entries get 0, so optimizer state never builds up there), and
+    returned dense (all-reduced) if `with_grads` (for growth scores);
+    `apply=False` skips the optimizer update (the step's iteration is still
+    counted, so the learning-rate schedule stays on the global step)."""
+    key = (with_grads, apply)
+    if key not in self._step_fns:
+      self._step_fns[key] = self._build_train_step(with_grads, apply)
+    return self._step_fns[key]
+
+  def _build_train_step(self, with_grads, apply):
     variables = self.model.trainable_variables
+    masks = {}
+    for wr in wrapper_lib.wrappers(self.model):
+      for w, m in zip(wr.prunable_weights, wr.masks):
+        masks[id(w)] = m
+    grad_masks = [masks.get(id(v)) for v in variables]
 
     def step_fn(x, y):
       loss, grads = self.gradients(x, y)
-      self.optimizer.apply_gradients(zip(grads, variables))
+      if apply:
+        self.optimizer.apply_gradients(zip(
+            [g if m is None else g * tf.cast(m, g.dtype)
+             for g, m in zip(grads, grad_masks)], variables))
       self.loss_sum.assign_add(loss)
       self.loss_count.assign_add(
           tf.constant(1.0 / self.strategy.num_replicas_in_sync))
@@ -173,6 +191,8 @@ class Trainer:
     def train_step(iterator):
       x, y = next(iterator)
       out = self.strategy.run(step_fn, args=(x, y))
+      if not apply:
+        self.optimizer.iterations.assign_add(1)
       if with_grads:
         return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
                 for g in out]
@@ -252,9 +272,6 @@ class Trainer:
       hook.begin(self)
     ds = data_lib.train_dataset(self.data, self.config.seed, start_step=start)
     iterator = iter(self.strategy.experimental_distribute_dataset(ds))
-    if self._train_step is None:
-      self._train_step = self._build_train_step(with_grads=False)
-      self._train_step_grads = self._build_train_step(with_grads=True)
     variables = self.model.trainable_variables
     progbar = None if self.quiet else keras.utils.Progbar(
         self.stop_step, stateful_metrics=['loss', 'val_loss', 'val_acc'])
@@ -265,12 +282,10 @@ class Trainer:
     if start == self.start_step:
       self._evaluate_and_track(start)
     while step < self.stop_step:
-      if any(h.wants_gradients(step + 1) for h in self.hooks):
-        grads = {id(v): g for v, g in
-                 zip(variables, self._train_step_grads(iterator))}
-      else:
-        self._train_step(iterator)
-        grads = None
+      want = any(h.wants_gradients(step + 1) for h in self.hooks)
+      skip = any(h.skips_update(step + 1) for h in self.hooks)
+      out = self._train_step(want, apply=not skip)(iterator)
+      grads = {id(v): g for v, g in zip(variables, out)} if want else None
       step += 1
       for hook in self.hooks:
         hook.after_step(self, step, grads)

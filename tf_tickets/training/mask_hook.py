@@ -90,6 +90,11 @@ class MaskHook(Hook):
   def wants_gradients(self, step):
     return self.algorithm.needs_gradients and self.algorithm.wants_update(step)
 
+  def skips_update(self, step):
+    return (self.algorithm.replaces_step
+            and self.algorithm.cfg.skip_update_on_mask_steps
+            and self.algorithm.wants_update(step))
+
   # -- updates ---------------------------------------------------------------
   def after_step(self, trainer, step, grads):
     algorithm = self.algorithm
