@@ -36,47 +36,12 @@ from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.shadow import Shadow
+from tf_tickets.training.shadow import state_variables
 
 # ------------------------------------------------------------------------------
 # The loop
 # ------------------------------------------------------------------------------
-
-
-def _state_variables(model):
-  """The variables that make up the network's state (weights, masks,
-  normalisation statistics), without theta_0 and rewind-point copies."""
-  skip = wrapper_lib.bookkeeping(model)
-  for wr in wrapper_lib.wrappers(model):
-    masks = {id(m) for m in wr.masks}
-    skip -= masks
-  return [v for v in model.weights if id(v) not in skip]
-
-
-class _Shadow(tf.Module):
-  """A checkpointed copy of some variables (the early-stopping state)."""
-
-  def __init__(self, variables):
-    super().__init__(name='best_state')
-    self._sources = variables
-    self.copies = [tf.Variable(v.read_value(), trainable=False,
-                               synchronization=tf.VariableSynchronization.ON_WRITE,
-                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                   for v in variables]
-
-  def copy_from(self):
-    for c, v in zip(self.copies, self._sources):
-      c.assign(v.read_value())
-
-  def swap_in(self):
-    """Sets the sources to the copies; returns their current values."""
-    current = [v.numpy() for v in self._sources]
-    for c, v in zip(self.copies, self._sources):
-      v.assign(c.read_value())
-    return current
-
-  def restore(self, values):
-    for v, value in zip(self._sources, values):
-      v.assign(value)
 
 
 class Trainer:
@@ -112,7 +77,7 @@ class Trainer:
       # the test set is evaluated once at the end.
       self.best = tf.Variable([np.inf, -1.0], dtype=tf.float64,
                               trainable=False)
-      self.best_state = _Shadow(_state_variables(model))
+      self.best_state = Shadow(state_variables(model))
       self.loss_sum = tf.Variable(0.0, trainable=False,
                                   aggregation=tf.VariableAggregation.SUM)
       self.loss_count = tf.Variable(0.0, trainable=False,
