@@ -67,3 +67,20 @@ def test_ticket_masks_and_batchnorm_network(tmp_path):
   assert np.all(np.isfinite(r['errors'])) and r['error_barrier'] >= -1e-9
   copy = rundir.read_result(rundir.copy_dir(str(tmp_path / 'bn'), 4, 0))
   assert abs(r['errors'][0] - (1.0 - copy['test_accuracy'])) < 0.15
+
+
+@pytest.mark.slow
+def test_command_line_on_the_resnet20_config(tmp_path):
+  """The ResNet-20 LTH config (on the fixture instead of CIFAR-10) as a
+  stability analysis from the command line."""
+  out = tmp_path / 'run'
+  proc = cli.train(('gin/resnet20_imp_rewind.gin',), (
+      "experiment.kind = 'stability'", 'resnet20.width = 4',
+      'training.steps = 8', 'training.eval_every = 8',
+      'dataset.batch_size = 20', 'dataset.max_train_examples = 200',
+      'stability.rewind_steps = (2,)', 'stability.points = 3',
+      'stability.bn_batches = 3', 'summaries.enabled = False'),
+      f'--output_dir={out}', '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  row, = rundir.read_results(rundir.results_path(str(out)))
+  assert row['k'] == '2' and float(row['error_barrier']) >= -1e-9
