@@ -454,8 +454,8 @@ def test_gmp_reaches_target_at_end_step_with_tfmot_schedule(data, tmp_path):
 
 
 @pytest.mark.parametrize('name', ['lenet_rigl', 'lenet_set', 'lenet_static',
-                                  'lenet_gmp', 'resnet20_rigl',
-                                  'mobilenet_rigl'])
+                                  'lenet_gmp', 'lenet_rigl_sgd',
+                                  'resnet20_rigl', 'mobilenet_rigl'])
 def test_gin_configs_parse_and_validate(name):
   gin.add_config_file_search_path(GIN_DIR)
   gin.parse_config_files_and_bindings([os.path.join(GIN_DIR, name + '.gin')],
