@@ -176,3 +176,10 @@ def test_a_registered_criterion_and_branch_run_end_to_end(registered,
   assert theta0[m].min() >= theta0[~m].max()
   # The toy branch starts where the ticket starts, so it trains the same.
   assert rows[2]['test_accuracy'] == rows[1]['test_accuracy']
+
+
+def test_snip_from_gin_end_to_end(tmp_path):
+  rows = _run(tmp_path, 'lenet_rigl.gin', "sparse_training.method = 'snip'")
+  row = rows[0]
+  assert row['method'] == 'snip' and row['mask_updates'] == 0
+  assert row['density'] == pytest.approx(0.1, abs=1e-4)

@@ -140,7 +140,7 @@ def equal(a, b):
 
 
 @pytest.mark.parametrize('kw,setting', [
-    (dict(method='snip'), 'sparse_training.method'),
+    (dict(method='snap'), 'sparse_training.method'),
     (dict(sparsity=1.0), 'sparse_training.sparsity'),
     (dict(distribution='normal'), 'sparse_training.distribution'),
     (dict(update_every=0), 'sparse_training.update_every'),
@@ -549,3 +549,57 @@ def test_optimizer_state_stays_zero_at_pruned_positions(data, tmp_path):
       assert np.all(slot.numpy()[mask == 0] == 0.0), (key, slot.name)
       if key != 'output':  # ERK keeps the output layer dense
         assert np.count_nonzero(slot.numpy()[mask > 0]) > 0
+
+
+# -- SNIP and a fixed scoring batch ----------------------------------------------
+
+
+def test_snip_by_hand():
+  snip = algorithms.SNIP(sparse_cfg(method='snip'), {'a': 0.5}, 0)
+  mask = np.ones(6, bool)
+  w = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 0.1], np.float32)
+  g = np.array([0.1, 0.1, 4.0, -0.2, 0.3, 10.0], np.float32)
+  up = snip.update(0, {'a': mask}, {'a': w}, {'a': g})
+  # |g * w| = 0.1, 0.2, 2.0, 0.6, 0.3, 1.0: keep the 3 largest.
+  np.testing.assert_array_equal(up.masks['a'], [0, 0, 1, 1, 0, 1])
+
+
+def test_snip_prunes_at_initialisation_by_sensitivity(data, tmp_path):
+  run = train(data, tmp_path / 'snip', sparse_cfg(method='snip'), steps=20)
+  hook = run['hook']
+  assert hook.batch[0].shape[0] == data.batch_size
+  assert run['updates'] == []  # static after the one-shot pruning
+  shapes = pruning.weight_shapes(run['model'])
+  want = distributions.nonzeros(shapes, distributions.erk(shapes, 0.9))
+  assert {k: int(m.sum()) for k, m in run['masks'].items()} == want
+  # The same selection by hand: |g * w| of the dense initial network on the
+  # hook's fixed batch.
+  model = build(data)
+  trainer = training.Trainer(model, data, training.TrainingConfig(steps=2),
+                             tf.distribute.get_strategy(),
+                             str(tmp_path / 'ref'), quiet=True)
+  grads = trainer.batch_gradients(*hook.batch)
+  for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
+    var = wr.prunable_weights[i]
+    scores = np.abs(grads[id(var)] * var.numpy()).reshape(-1)
+    chosen = pruning.select(scores, np.ones(scores.size, bool), want[key],
+                            largest=True)
+    expect = np.zeros(scores.size)
+    expect[chosen] = 1
+    np.testing.assert_array_equal(run['masks'][key].reshape(-1), expect)
+  assert run['result']['method'] == 'snip'
+
+
+def test_rigl_grow_batch_size_scores_on_a_fixed_batch(data, tmp_path):
+  run = train(data, tmp_path, sparse_cfg(method='rigl', grow_batch_size=200),
+              steps=25)
+  hook = run['hook']
+  assert hook.batch[0].shape[0] == 200
+  assert not any(hook.wants_gradients(s) for s in range(30))
+  assert [u['step'] for u in run['updates']] == [10]  # T_end = 19
+  again = train(data, tmp_path / 'again',
+                sparse_cfg(method='rigl', grow_batch_size=200), steps=25)
+  assert equal(run['masks'], again['masks'])
+  default = train(data, tmp_path / 'default', sparse_cfg(method='rigl'),
+                  steps=25)
+  assert not equal(run['masks'], default['masks'])

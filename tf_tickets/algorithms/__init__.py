@@ -1,7 +1,7 @@
 """Pruning and sparse-training algorithms: scores -> exact top-k -> masks.
 
 * `METHODS`: sparse-training methods (`sparse_training.method`): 'static',
-  'rigl', 'set', 'gmp' — `Algorithm` subclasses run by the training hook.
+  'rigl', 'set', 'gmp', 'snip' — `Algorithm` subclasses run by the training hook.
 * `CRITERIA`: IMP pruning criteria (`lottery.criterion`): 'magnitude'.
 
 Register a new one with `@METHODS.register(name)` / `@CRITERIA.register`.
@@ -15,6 +15,7 @@ from tf_tickets.algorithms.base import UpdateSchedule
 from tf_tickets.algorithms.base import target_sparsities
 from tf_tickets.algorithms.dynamic import RigL
 from tf_tickets.algorithms.dynamic import SET
+from tf_tickets.algorithms.dynamic import SNIP
 from tf_tickets.algorithms.dynamic import Static
 from tf_tickets.algorithms.gmp import GMP
 from tf_tickets.algorithms.imp import CRITERIA

@@ -100,6 +100,7 @@ class Algorithm:
   name = None  # set by the registry
   needs_gradients = False
   replaces_step = False  # the update replaces the step's weight update
+  prunes_at_start = False  # one update (step 0) before training, on a batch
   tracks_growth = False
   starts_dense = False
 

@@ -6,11 +6,15 @@
   only on update steps).
 * 'set' (Mocanu et al. 2018): grow at random, seeded by (seed, step, layer),
   so deterministic.
+* 'snip' (Lee et al., ICLR 2019): prune once at initialisation by
+  connection sensitivity |g * w|, then train static.
 """
 import numpy as np
 
+from tf_tickets import masks as masks_lib
 from tf_tickets.algorithms.base import Algorithm
 from tf_tickets.algorithms.base import DynamicSparse
+from tf_tickets.algorithms.base import MaskUpdate
 from tf_tickets.algorithms.settings import METHODS
 
 _SET_STREAM = 0x5E7  # separates SET's random streams from the mask seeds
@@ -40,3 +44,32 @@ class SET(DynamicSparse):
     rng = np.random.default_rng([self.seed, _SET_STREAM, int(step),
                                  int(index)])
     return rng.random(weight.size)
+
+
+@METHODS.register('snip')
+class SNIP(Algorithm):
+  """SNIP (Lee et al., ICLR 2019): one-shot pruning at initialisation by
+  connection sensitivity |g * w| on a batch, then static sparse training.
+
+  The batch: `sparse_training.grow_batch_size` examples (default one
+  training batch), fixed by the seed. Difference from the paper: the paper
+  keeps the top-k sensitivities over all layers together; here each layer
+  keeps its share given by `sparse_training.distribution` (the budget of
+  every other method), so SNIP changes *which* connections, not how many
+  per layer.
+  """
+  needs_gradients = True
+  starts_dense = True
+  prunes_at_start = True
+
+  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+    new_masks, stats = {}, {}
+    for key, mask in masks.items():
+      keep = int(round((1.0 - float(self.sparsities[key])) * mask.size))
+      scores = np.abs(grads[key] * weights[key])
+      new = np.zeros(mask.size, bool)
+      new[masks_lib.select(scores, mask, keep, largest=True)] = True
+      new_masks[key] = new
+      stats[key] = dict(dropped=int(mask.sum()) - keep, grown=0, regrown=0,
+                        active=keep)
+    return MaskUpdate(new_masks, {}, stats, label='snip at initialisation')

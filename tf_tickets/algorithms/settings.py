@@ -40,6 +40,10 @@ class SparseTrainingSettings(settings.Settings):
   drop_fraction: alpha, the drop fraction at step 0, in [0, 1).
   drop_fraction_decay: 'cosine', 'constant' or 'lr'.
   seed: seeds the initial masks and SET's growth; None: training.seed.
+  grow_batch_size: None (growth scores from the dense gradient of the
+    step's own batch, as the RigL paper) or N: from a fixed batch of N
+    training examples (as rigl_tf2, which scores on a fixed held batch);
+    also the batch SNIP scores on (None: one training batch).
   skip_update_on_mask_steps: at a drop-and-grow step (t mod ΔT = 0) the
     mask update replaces the weight update (RigL paper Algorithm 1, the TF1
     RigL code, jaxpruner's default); False applies the step's update too
@@ -57,6 +61,7 @@ class SparseTrainingSettings(settings.Settings):
   drop_fraction_decay: str = 'cosine'
   seed: int = None
   skip_update_on_mask_steps: bool = True
+  grow_batch_size: int = None
 
   def validate(self):
     METHODS.get(self.method)
@@ -87,6 +92,9 @@ class SparseTrainingSettings(settings.Settings):
                  self.drop_fraction_decay, DECAYS)
     self.set('seed', check_int('sparse_training.seed', self.seed, 0,
                                allow_none=True))
+    self.set('grow_batch_size', check_int('sparse_training.grow_batch_size',
+                                          self.grow_batch_size, 1,
+                                          allow_none=True))
     self.set('skip_update_on_mask_steps', check_bool(
         'sparse_training.skip_update_on_mask_steps',
         self.skip_update_on_mask_steps))

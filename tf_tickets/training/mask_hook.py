@@ -71,7 +71,14 @@ class MaskHook(Hook):
     if self._state is None:
       raise RuntimeError('the sparse-training hook must be given to the '
                          'Trainer that runs it (hooks=[...])')
-    if int(trainer.step_var.numpy()) == trainer.start_step:  # not a resume
+    self.algorithm.resolve(RunSteps(trainer.schedule.steps,
+                                    trainer.data.steps_per_epoch,
+                                    trainer.config.steps_multiplier))
+    self.batch = self._fixed_batch(trainer)
+    fresh = int(trainer.step_var.numpy()) == trainer.start_step
+    if fresh and self.algorithm.prunes_at_start:  # e.g. SNIP, before step 1
+      self._apply(trainer, 0, None)
+    if fresh:  # not a resume
       masks = masks_lib.get_masks(trainer.model)
       for v, k in zip(self._state.start_masks, self.keys):
         v.assign(masks[k])
@@ -83,12 +90,23 @@ class MaskHook(Hook):
     self.ever_grown = {k: v.numpy() > 0
                        for k, v in zip(self.keys, self._state.grown)}
     self.counters = [int(c) for c in self._state.counters.numpy()]
-    self.algorithm.resolve(RunSteps(trainer.schedule.steps,
-                                    trainer.data.steps_per_epoch,
-                                    trainer.config.steps_multiplier))
+
+  def _fixed_batch(self, trainer):
+    """The fixed scoring batch (grow_batch_size, or one training batch for
+    methods that prune at the start), None for the step's own batch."""
+    n = self.algorithm.cfg.grow_batch_size
+    if n is None and self.algorithm.prunes_at_start:
+      n = trainer.data.batch_size
+    if n is None:
+      return None
+    data = trainer.data
+    idx = np.random.default_rng([self.algorithm.seed, 0x6B]).permutation(
+        len(data.x_train))[:n]
+    return data.x_train[idx].astype(np.float32), data.y_train[idx]
 
   def wants_gradients(self, step):
-    return self.algorithm.needs_gradients and self.algorithm.wants_update(step)
+    return (self.algorithm.needs_gradients and self.batch is None
+            and self.algorithm.wants_update(step))
 
   def skips_update(self, step):
     return (self.algorithm.replaces_step
@@ -97,9 +115,16 @@ class MaskHook(Hook):
 
   # -- updates ---------------------------------------------------------------
   def after_step(self, trainer, step, grads):
+    if self.algorithm.wants_update(step):
+      applied = self._apply(trainer, step, grads)
+      if applied is not None:
+        self._record(trainer, step, *applied)
+
+  def _apply(self, trainer, step, grads):
+    """Runs the algorithm and writes its masks; (update, masks) or None."""
     algorithm = self.algorithm
-    if not algorithm.wants_update(step):
-      return
+    if algorithm.needs_gradients and self.batch is not None:
+      grads = trainer.batch_gradients(*self.batch)
     entries = masks_lib.entries_of(trainer.model)
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}
@@ -117,7 +142,7 @@ class MaskHook(Hook):
     lr_ratio = trainer.lr.value(step) / trainer.lr.base
     update = algorithm.update(step, masks, weights, flat_grads, lr_ratio)
     if update is None:
-      return
+      return None
     shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()}
     if update.masks:
       # set_masks keeps the weight where the new mask is one, so a regrown
@@ -133,7 +158,7 @@ class MaskHook(Hook):
         for slot in optimizer_slots(trainer.optimizer, var):
           _zero_at(slot, new)
       masks.update(update.masks)
-    self._record(trainer, step, update, masks)
+    return update, masks
 
   def _record(self, trainer, step, update, masks):
     """Saves the new state, tells the hooks, logs one line."""
