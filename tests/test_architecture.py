@@ -79,7 +79,7 @@ def test_layers_point_down():
        'tf_tickets.settings'},
       {'tf_tickets.data', 'tf_tickets.models', 'tf_tickets.distributions',
        'tf_tickets.wrapper', 'tf_tickets.rundir'},
-      {'tf_tickets.masks'},
+      {'tf_tickets.masks', 'tf_tickets.flops'},
       {'tf_tickets.algorithms', 'tf_tickets'},  # tf_tickets: the public API
       {'tf_tickets.training'},
       {'tf_tickets.summaries', 'tf_tickets.export'},

@@ -18,6 +18,7 @@ from tf_tickets import models
 from tf_tickets import algorithms
 from tf_tickets import masks as pruning
 from tf_tickets import training
+from tf_tickets.training import mask_hook
 from tf_tickets.experiments import sparse as sparse_exp
 from tf_tickets import wrapper as wrapper_lib
 
@@ -519,9 +520,9 @@ class Snap(training.Hook):
 @pytest.mark.parametrize('skip', [True, False])
 def test_mask_update_replaces_the_weight_update(data, tmp_path, skip):
   snap = Snap()
-  run = train(data, tmp_path, sparse_cfg(method='rigl',
-                                         skip_update_on_mask_steps=skip),
-              steps=25, hooks=[snap])
+  train(data, tmp_path, sparse_cfg(method='rigl',
+                                   skip_update_on_mask_steps=skip),
+        steps=25, hooks=[snap])
   step = UPDATES[0]  # 10: the first drop-and-grow
   before, after = snap.weights[step - 1], snap.weights[step]
   moved = []
@@ -578,7 +579,7 @@ def test_snip_prunes_at_initialisation_by_sensitivity(data, tmp_path):
   trainer = training.Trainer(model, data, training.TrainingConfig(steps=2),
                              tf.distribute.get_strategy(),
                              str(tmp_path / 'ref'), quiet=True)
-  grads = trainer.batch_gradients(*hook.batch)
+  grads = mask_hook.batch_gradients(trainer, *hook.batch)
   for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
     var = wr.prunable_weights[i]
     scores = np.abs(grads[id(var)] * var.numpy()).reshape(-1)

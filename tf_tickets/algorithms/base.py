@@ -126,6 +126,13 @@ class Algorithm:
     """Fields this method adds to the results.csv row."""
     return {}
 
+  def training_flops(self, sparse, dense):
+    """Training FLOPs per example (RigL paper, Appendix H) from the
+    inference FLOPs per weight key of the final network (`sparse`) and of
+    the dense one (`dense`)."""
+    del dense
+    return 3 * sum(sparse.values())
+
 
 class DynamicSparse(Algorithm):
   """Drop-and-grow at a fixed number of active weights (RigL/SET template).
@@ -195,6 +202,13 @@ class DynamicSparse(Algorithm):
       new_masks[key] = after
       grown[key] = positions
     return MaskUpdate(new_masks, grown, stats, drop_fraction=f)
+
+  def training_flops(self, sparse, dense):
+    f_s, f_d = sum(sparse.values()), sum(dense.values())
+    if not self.needs_gradients:
+      return 3 * f_s  # SET: no dense gradient
+    every = self.schedule.every
+    return (3 * f_s * every + 2 * f_s + f_d) / (every + 1)
 
   def result(self):
     return dict(update_every=self.schedule.every,

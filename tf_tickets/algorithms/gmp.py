@@ -29,6 +29,7 @@ class GMP(Algorithm):
 
   def resolve(self, run):
     gmp = self.gmp
+    self.total = run.total
     self.begin_step = run.resolve(gmp.begin_step, 'gmp.begin_step')
     self.end_step = run.resolve(gmp.end_step, 'gmp.end_step')
     if self.end_step > run.total:
@@ -85,6 +86,28 @@ class GMP(Algorithm):
     total = sum(m.size for m in masks.values())
     return MaskUpdate(new_masks, {}, stats,
                       label=f'sparsity={1.0 - active / total:.4f}')
+
+  def training_flops(self, sparse, dense):
+    """The mean over training of 3 f(t): each layer dense until
+    `begin_step`, then at the sparsity of its last pruning step."""
+    del sparse
+    total = self.total
+    t = np.arange(total)
+    pruned = np.zeros(total)
+    steps = sorted(set(range(self.begin_step, self.end_step + 1,
+                             self.gmp.frequency)) | {self.end_step})
+    flops = 0.0
+    for key, f_dense in dense.items():
+      if key not in self.schedules:
+        flops += f_dense * total
+        continue
+      pruned[:] = 0.0
+      for s in steps:  # pruned after step s: applies from step s on
+        target = (float(self.sparsities[key]) if s >= self.end_step
+                  else self.sparsity_at(key, s)[1])
+        pruned[t >= s] = target
+      flops += f_dense * float(np.sum(1.0 - pruned))
+    return 3 * flops / total
 
   def result(self):
     return dict(gmp_begin_step=self.begin_step, gmp_end_step=self.end_step)

@@ -51,6 +51,9 @@ def run(ctx):
                      extra=dict(level=0, branch='sparse_training',
                                 method=cfg.method, seed=seed))
   rundir.write_results(rundir.results_path(ctx.run_dir), [result])
-  logging.info('%s: final density %.4f, test accuracy %.4f', cfg.method,
-               result['density'], result['test_accuracy'])
+  logging.info('%s: final density %.4f, test accuracy %.4f, FLOPs (of '
+               'dense): inference %.4f, training %.4f', cfg.method,
+               result['density'], result['test_accuracy'],
+               result['inference_flops_fraction'],
+               result['training_flops_fraction'])
   return [result]

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tickets import data as data_lib
+from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
 from tf_tickets import wrapper as wrapper_lib
@@ -182,32 +183,6 @@ class Trainer:
 
     return eval_batch
 
-  def batch_gradients(self, x, y):
-    """Dense gradients (id(variable) -> array) of the mean training loss on
-    the batch (x, y), in training mode, without changing the model: the
-    BatchNorm moving statistics the forward pass updates are put back."""
-    if getattr(self, '_batch_grad_fn', None) is None:
-      variables = self.model.trainable_variables
-
-      @tf.function
-      def fn(x, y):
-        with tf.GradientTape() as tape:
-          logits = self.model(x, training=True)
-          loss = tf.reduce_mean(self.loss_fn(y, logits))
-        return tape.gradient(loss, variables)
-
-      self._batch_grad_fn = fn
-    stats = [v for l in self.model.submodules
-             if isinstance(l, keras.layers.BatchNormalization)
-             for v in (l.moving_mean, l.moving_variance)]
-    saved = [v.numpy() for v in stats]
-    grads = self._batch_grad_fn(tf.constant(x, tf.float32),
-                                tf.constant(y, tf.int32))
-    for v, value in zip(stats, saved):
-      v.assign(value)
-    return {id(v): g.numpy()
-            for v, g in zip(self.model.trainable_variables, grads)}
-
   def evaluate(self, split):
     """(loss, accuracy) of the model on 'val' or 'test'."""
     x, y = ((self.data.x_val, self.data.y_val) if split == 'val'
@@ -360,9 +335,14 @@ class Trainer:
         early_stop_val_loss=float(best[0]) if best[1] >= 0 else None,
         early_stop_test_accuracy=early_test,
         wall_time=float(self.wall_var.numpy()),
-        layer_density={k: r['density'] for k, r in report['layers'].items()})
+        layer_density={k: r['density'] for k, r in report['layers'].items()},
+        **flops.report(self.model))
     for hook in self.hooks:
       hook.end(self, result)
+    if self.writer is not None:
+      with self.writer.as_default(step=step):
+        for k in ('inference_flops_fraction', 'training_flops_fraction'):
+          tf.summary.scalar(f'flops/{k}', result[k])
     return result
 
 

@@ -24,9 +24,11 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets.algorithms.base import RunSteps
 from tf_tickets.training.config import optimizer_slots
+from tf_tickets.keras import keras
 from tf_tickets.training.hook import Hook
 
 
@@ -49,6 +51,33 @@ def _zero_at(variable, positions):
   """Sets `variable` to 0 where the boolean numpy array `positions` is True."""
   where = tf.constant(positions.reshape(variable.shape))
   variable.assign(tf.where(where, tf.zeros_like(variable), variable))
+
+
+def batch_gradients(trainer, x, y):
+  """Dense gradients (id(variable) -> array) of the mean training loss on
+  the batch (x, y), in training mode, without changing the model: the
+  BatchNorm moving statistics the forward pass updates are put back."""
+  if getattr(trainer, '_batch_grad_fn', None) is None:
+    variables = trainer.model.trainable_variables
+
+    @tf.function
+    def fn(x, y):
+      with tf.GradientTape() as tape:
+        logits = trainer.model(x, training=True)
+        loss = tf.reduce_mean(trainer.loss_fn(y, logits))
+      return tape.gradient(loss, variables)
+
+    trainer._batch_grad_fn = fn
+  stats = [v for l in trainer.model.submodules
+           if isinstance(l, keras.layers.BatchNormalization)
+           for v in (l.moving_mean, l.moving_variance)]
+  saved = [v.numpy() for v in stats]
+  grads = trainer._batch_grad_fn(tf.constant(x, tf.float32),
+                              tf.constant(y, tf.int32))
+  for v, value in zip(stats, saved):
+    v.assign(value)
+  return {id(v): g.numpy()
+          for v, g in zip(trainer.model.trainable_variables, grads)}
 
 
 class MaskHook(Hook):
@@ -124,7 +153,7 @@ class MaskHook(Hook):
     """Runs the algorithm and writes its masks; (update, masks) or None."""
     algorithm = self.algorithm
     if algorithm.needs_gradients and self.batch is not None:
-      grads = trainer.batch_gradients(*self.batch)
+      grads = batch_gradients(trainer, *self.batch)
     entries = masks_lib.entries_of(trainer.model)
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}
@@ -215,3 +244,6 @@ class MaskHook(Hook):
                   for k in self.keys)
       result['grown_survival'] = alive / ever if ever else None
     result.update(self.algorithm.result())
+    train = self.algorithm.training_flops(flops.by_key(trainer.model),
+                                          flops.by_key(trainer.model, True))
+    result.update(flops.report(trainer.model, train))
