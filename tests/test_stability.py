@@ -84,3 +84,21 @@ def test_command_line_on_the_resnet20_config(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   row, = rundir.read_results(rundir.results_path(str(out)))
   assert row['k'] == '2' and float(row['error_barrier']) >= -1e-9
+
+
+def test_lottery_run_of_another_network_is_refused(tmp_path):
+  from tf_tickets.experiments import stability  # pylint: disable=g-import-not-at-top
+  import tf_tickets as tt  # pylint: disable=g-import-not-at-top
+
+  class Ctx:
+    run_dir = str(tmp_path / 'ours')
+
+  base = {"training.seed": '0', "model.name": "'lenet_300_100'",
+          "dataset.name": "'fashion_mnist'", "lottery.levels": '3'}
+  rundir.write_stamp(Ctx.run_dir, dict(base, **{'lottery.levels': '0'}), 'x')
+  rundir.write_stamp(str(tmp_path / 'same'), base, 'y')
+  stability._check_same_network(Ctx, str(tmp_path / 'same'))  # accepted
+  rundir.write_stamp(str(tmp_path / 'other'), dict(base, **{
+      'training.seed': '1'}), 'z')
+  with pytest.raises(tt.ConfigError, match=r'stability\.lottery_dir.*seed'):
+    stability._check_same_network(Ctx, str(tmp_path / 'other'))

@@ -16,7 +16,10 @@ FLOPs (forward = f, backward = 2 f):
   step's sparsity (dense until pruning begins).
 
 These are the paper's definitions; they count arithmetic, not time (a
-sparse kernel that runs as dense costs the dense time).
+sparse kernel that runs as dense costs the dense time). As in the paper,
+RigL is charged a dense gradient every ΔT for the whole run (updates stop
+at T_end), and the extra pass of `sparse_training.grow_batch_size` is not
+counted; a layer called several times is counted once.
 """
 import numpy as np
 

@@ -221,8 +221,10 @@ def load_weights(model, directory):
         prefix).assert_existing_objects_matched()
   except (tf.errors.OpError, ValueError, AssertionError) as e:
     raise TicketsError(f'{directory}: cannot read saved weights '
-                       f'({first_line(e)}); the files are corrupt or from '
-                       'another model') from None
+                       f'({first_line(e)}); the files are corrupt, from '
+                       'another model, or written by a tf_tickets version '
+                       'before whole-network rewinding (start a new run '
+                       'directory)') from None
 
 
 def write_operative_config(run_dir):

@@ -237,7 +237,10 @@ def wrap(model, dense_layers=(), wrap_layer=None, _top=True):
   """Returns a copy of `model` whose prunable layers are `TicketWrapper`s.
 
   Masks start all ones and theta_0 is the model's current weights. Nested
-  models are wrapped recursively; shared layers stay shared.
+  models are wrapped recursively; shared layers stay shared. The returned
+  model keeps theta_0 / theta_k of its other variables (biases,
+  normalisation) for `rewind`: rewind that model, not a model built around
+  it later.
 
   Args:
     model: a functional or Sequential tf_keras model.

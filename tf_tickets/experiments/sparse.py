@@ -8,7 +8,9 @@ the first prunable layer dense unless `dense_first_layer=False` (as in the
 RigL paper); random masks with exact counts, seeded with
 `sparse_training.seed` (default: `training.seed`). Methods that start dense
 (GMP) start from all-ones masks and take the sparsities as final targets.
-The starting weights are written to `RUN/level_0/start/`.
+The starting weights are written to `RUN/level_0/start/` (before the
+hook's `begin`: for SNIP, which prunes there, `start/` is the dense
+initialisation it prunes).
 """
 from absl import logging
 import numpy as np

@@ -11,9 +11,14 @@ the mean of the two endpoints' errors (0: linearly connected, stable to SGD
 noise). The paper picks the late-rewinding step where the barrier falls to
 about 0.
 
-`stability.level = L` analyses the IMP subnetwork of level L of the lottery
-run `stability.lottery_dir` (its masks applied to theta_k of the dense
-parent), the paper's test of tickets; None analyses the dense network.
+`stability.level = L` analyses the masks of level L of the lottery run
+`stability.lottery_dir` applied to theta_k of the dense parent; None
+analyses the dense network. The lottery run must have the same model, data
+and training seed (checked). The paper's test of IMP tickets pairs each k
+with the IMP run rewound to that k: for it, run the lottery with
+`lottery.rewind = 'k it'` and analyse `stability.rewind_steps = (k,)`; with
+several k and one lottery run, every k gets the same mask (found with that
+run's rewinding), which is a different question.
 
 BatchNorm: at every point on the path the normalisation statistics are
 recomputed on `stability.bn_batches` training batches (the mean of the
@@ -106,10 +111,35 @@ class _Capture(training.Hook):
     self._save(trainer, step)
 
 
+_SAME = ('training.seed', 'model.', 'dataset.', 'resnet20.', 'mobilenet_v1.')
+
+
+def _check_same_network(ctx, lottery_dir):
+  """Refuses a lottery run whose model, data or seed differ from ours."""
+  theirs = rundir.read_stamp(lottery_dir)
+  ours = rundir.read_stamp(ctx.run_dir)
+  if theirs is None or ours is None:  # runs made in process, not by the CLI
+    logging.warning('stability: cannot check that %s trained the same '
+                    'network (no config.json)', lottery_dir)
+    return
+  def pick(bindings):
+    return {k.split('/')[-1]: v for k, v in bindings.items()
+            if any(k.split('/')[-1].startswith(p) for p in _SAME)
+            and k.split('/')[-1] != 'dataset.idx_dir'}
+  a, b = pick(theirs), pick(ours)
+  diff = sorted(k for k in set(a) | set(b)
+                if a.get(k) != b.get(k) and k != 'dataset.data_dir')
+  if diff:
+    raise ConfigError('stability.lottery_dir', f'{lottery_dir!r} trained a '
+                      'different network (differs in: ' + ', '.join(diff)
+                      + '); its masks do not fit this run')
+
+
 def _ticket_masks(ctx, cfg):
   """The masks of level `cfg.level` of the lottery run (None: dense)."""
   if cfg.level is None:
     return None
+  _check_same_network(ctx, cfg.lottery_dir)
   net_dir = rundir.level_dir(cfg.lottery_dir, cfg.level)
   if not rundir.is_finished(net_dir):
     raise ConfigError('stability.level', f'level {cfg.level} of '

@@ -217,7 +217,8 @@ class Trainer:
     except (tf.errors.OpError, ValueError, AssertionError) as e:
       raise TicketsError(
           f'checkpoint {latest} cannot be restored ({first_line(e)}); it is '
-          'corrupt or from a different configuration. Move it away to '
+          'corrupt, from a different configuration, or from a tf_tickets '
+          'version before whole-network rewinding. Move it away to '
           'restart this network, or use another --output_dir') from None
     return int(self.step_var.numpy())
 

@@ -179,14 +179,17 @@ class MaskHook(Hook):
       masks_lib.set_masks(trainer.model, {
           k: m.reshape(shapes[k]).astype(np.float32)
           for k, m in update.masks.items()})
+      activated = {}
       for key, positions in update.grown.items():
         wr, i = entries[key]
         var = wr.prunable_weights[i]
-        new = positions & ~masks[key]
+        new = activated[key] = positions & ~masks[key]
         _zero_at(var, new)
         for slot in optimizer_slots(trainer.optimizer, var):
           _zero_at(slot, new)
       masks.update(update.masks)
+      # Regrown connections count as never dropped in the bookkeeping too.
+      update.grown = activated
     return update, masks
 
   def _record(self, trainer, step, update, masks):
@@ -197,7 +200,8 @@ class MaskHook(Hook):
         self.ever_grown[k] |= update.grown[k].reshape(self.ever_grown[k].shape)
         v.assign(self.ever_grown[k].astype(v.dtype.as_numpy_dtype))
     self.counters[0] += 1
-    self.counters[1] += sum(s['grown'] for s in stats.values())
+    self.counters[1] += sum(s['grown'] - s.get('regrown', 0)
+                            for s in stats.values())  # newly activated
     self._state.counters.assign(self.counters)
     total, per_key = self.churn(masks)
     for k, s in stats.items():
