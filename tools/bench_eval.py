@@ -69,10 +69,7 @@ def main():
       'Command: `python tools/bench_eval.py --idx_dir '
       f'/usr/share/datasets/fashion-mnist --steps {args.steps} --repeats '
       f'{args.repeats}`']
-  text = '\n'.join(lines)
-  print(text)
-  if args.write:
-    benchlib.update_section(args.write, 'eval-overhead', text)
+  benchlib.publish(lines, args.write, 'eval-overhead')
 
 
 if __name__ == '__main__':

@@ -25,6 +25,15 @@ def update_section(path, name, body):
   os.replace(tmp, path)
 
 
+def publish(lines, path, name):
+  """Prints a result section and, if `path` is given, writes it there."""
+  text = '\n'.join(lines)
+  print(text)
+  if path:
+    update_section(path, name, text)
+  return text
+
+
 def interleaved(fns, repeats, warmup=1):
   """Times each zero-arg callable `repeats` times, interleaved round-robin
   (so a busy machine slows all of them alike); returns {name: [seconds]}."""

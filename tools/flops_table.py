@@ -58,10 +58,7 @@ def main():
             'at the FLOPs of the current sparsity. Only prunable layers '
             'count (biases and activations are left out).', '',
             'Command: `python tools/flops_table.py`']
-  text = '\n'.join(lines)
-  print(text)
-  if args.write:
-    benchlib.update_section(args.write, 'flops', text)
+  benchlib.publish(lines, args.write, 'flops')
 
 
 if __name__ == '__main__':

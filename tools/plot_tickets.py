@@ -201,6 +201,24 @@ def stability_panel(rows):
   return aggregate(rows, key, 'k', 'error_barrier')
 
 
+def _series_panel(ax, series, error, line_at, line_label, xlabel, ylabel,
+                  title):
+  """One line per series (mean and error bars), a grey reference line."""
+  for i, (name, line) in enumerate(series_sorted(series)):
+    seeds = max(p[5] for p in line)
+    _errorbar(ax, line, error, label=f'{name} (n={seeds})',
+              marker='os^dvx*'[i % 7])
+  if line_at is not None:
+    ax.axhline(line_at, color='grey', linestyle='--', linewidth=1,
+               label=line_label)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=10)
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=7)
+  return title
+
+
 def plot(rows, out, error='minmax', title=None, dpi=100):
   """Draws the panels that have data into `out`; returns their titles."""
   try:
@@ -241,33 +259,13 @@ def plot(rows, out, error='minmax', title=None, dpi=100):
     ax.legend(fontsize=7)
     titles.append(panel_title)
   if stability:
-    ax = axes[len(lottery)]
-    for i, (name, line) in enumerate(series_sorted(stability)):
-      seeds = max(p[5] for p in line)
-      _errorbar(ax, line, error, label=f'{name} (n={seeds})',
-                marker='os^dv'[i % 5])
-    ax.axhline(0.0, color='grey', linestyle='--', linewidth=1)
-    ax.set_xlabel('rewind step k')
-    ax.set_ylabel('error barrier (test)')
-    ax.set_title('Instability: error barrier vs rewind step', fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    titles.append('Instability: error barrier vs rewind step')
+    titles.append(_series_panel(
+        axes[len(lottery)], stability, error, 0.0, None, 'rewind step k',
+        'error barrier (test)', 'Instability: error barrier vs rewind step'))
   if sparse:
-    ax = axes[-1]
-    for i, (method, line) in enumerate(series_sorted(sparse)):
-      seeds = max(p[5] for p in line)
-      _errorbar(ax, line, error, label=f'{method} (n={seeds})',
-                marker='os^dvx*'[i % 7])
-    if dense is not None:
-      ax.axhline(dense, color='grey', linestyle='--', linewidth=1,
-                 label='dense')
-    ax.set_xlabel('sparsity')
-    ax.set_ylabel('test accuracy')
-    ax.set_title('Sparse training: accuracy vs sparsity', fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    titles.append('Sparse training: accuracy vs sparsity')
+    titles.append(_series_panel(
+        axes[-1], sparse, error, dense, 'dense', 'sparsity', 'test accuracy',
+        'Sparse training: accuracy vs sparsity'))
   if title:
     fig.suptitle(title, fontsize=11)
   fig.tight_layout()
