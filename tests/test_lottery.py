@@ -254,6 +254,7 @@ def assert_state_equal(start, reference):
   return checked
 
 
+@pytest.mark.slow
 def test_rewind_init_restores_every_variable(tmp_path):
   run(tmp_path / 'r', *RESNET, "lottery.rewind = 'init'")
   s0 = state(os.path.join(tmp_path, 'r', 'level_0', 'start'))
@@ -265,6 +266,7 @@ def test_rewind_init_restores_every_variable(tmp_path):
   assert_state_equal(s1, s0) > 60  # kernels, BN gamma/beta/stats, biases
 
 
+@pytest.mark.slow
 def test_late_rewinding_continues_at_step_k(tmp_path):
   run(tmp_path / 'r', *RESNET, "lottery.rewind = '10it'")
   run(tmp_path / 'ten', *RESNET, "experiment.kind = 'dense'",
@@ -278,6 +280,7 @@ def test_late_rewinding_continues_at_step_k(tmp_path):
   assert sorted(scalars['eval/val_loss']) == [10, 15, 20]
 
 
+@pytest.mark.slow
 def test_random_reinit_redraws_the_whole_network(tmp_path):
   run(tmp_path / 'r', *RESNET, "lottery.rewind = '10it'",
       "lottery.branch = 'random_reinit'")

@@ -31,6 +31,7 @@ def test_same_data_order_gives_a_zero_barrier(tmp_path):
     assert r['error_barrier'] == 0.0 and len(set(r['errors'])) == 1
 
 
+@pytest.mark.slow
 def test_endpoints_are_the_trained_copies_and_results_are_written(tmp_path):
   rows = run(tmp_path, 'lenet_stability.gin')
   for r in rows:
@@ -49,6 +50,7 @@ def test_endpoints_are_the_trained_copies_and_results_are_written(tmp_path):
   assert [r['errors'] for r in again] == [r['errors'] for r in rows]
 
 
+@pytest.mark.slow
 def test_ticket_masks_and_batchnorm_network(tmp_path):
   lottery_dir = tmp_path / 'lottery'
   run(lottery_dir, 'lenet_imp.gin', 'lottery.levels = 1')
