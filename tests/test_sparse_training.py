@@ -18,7 +18,6 @@ from tf_tickets import models
 from tf_tickets import algorithms
 from tf_tickets import masks as pruning
 from tf_tickets import training
-from tf_tickets.training import mask_hook
 from tf_tickets.experiments import sparse as sparse_exp
 from tf_tickets import wrapper as wrapper_lib
 
@@ -579,7 +578,8 @@ def test_snip_prunes_at_initialisation_by_sensitivity(data, tmp_path):
   trainer = training.Trainer(model, data, training.TrainingConfig(steps=2),
                              tf.distribute.get_strategy(),
                              str(tmp_path / 'ref'), quiet=True)
-  grads = mask_hook.batch_gradients(trainer, *hook.batch)
+  grads = training.MaskHook(run['algorithm']).batch_gradients(
+      trainer, *hook.batch)
   for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
     var = wr.prunable_weights[i]
     scores = np.abs(grads[id(var)] * var.numpy()).reshape(-1)

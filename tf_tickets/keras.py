@@ -12,7 +12,7 @@ import tf_keras as keras  # pylint: disable=g-import-not-at-top,wrong-import-pos
 
 from tf_tickets.errors import KerasVersionError  # pylint: disable=wrong-import-position
 
-__all__ = ['keras', 'check_keras_object']
+__all__ = ['keras', 'batchnorm_layers', 'check_keras_object']
 
 _HOWTO = ('tf_tickets needs tf_keras (Keras 2 API) models and layers, because '
           'tensorflow-model-optimization does not support Keras 3. Build the '
@@ -32,3 +32,10 @@ def check_keras_object(obj, what='model'):
         + _HOWTO)
   raise KerasVersionError(
       f'expected a tf_keras {what}, got {type(obj).__name__}. ' + _HOWTO)
+
+
+def batchnorm_layers(model):
+  """Every BatchNormalization layer of a model, inside wrappers and nested
+  models too, each once."""
+  return [l for l in model.submodules
+          if isinstance(l, keras.layers.BatchNormalization)]

@@ -260,6 +260,11 @@ def read_stamp(run_dir):
                        'not written by this version of tf_tickets') from None
 
 
+def differing_bindings(old, new):
+  """Sorted names of the bindings that differ between two stamps."""
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 # ------------------------------------------------------------------------------
 # results.csv
 # ------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def check_run_dir(run_dir):
   old = rundir.read_stamp(run_dir)
   if old is not None:
     new = _bindings()
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = rundir.differing_bindings(old, new)
     if diff:
       raise ConfigError(
           '--output_dir', f'{run_dir!r} holds a run with a different '

@@ -46,7 +46,7 @@ from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_int
 from tf_tickets.experiments.context import KINDS
-from tf_tickets.keras import keras
+from tf_tickets.keras import batchnorm_layers
 
 
 @settings.gin_settings('stability')
@@ -98,20 +98,21 @@ class _Capture(training.Hook):
   def __init__(self, run_dir, ks):
     self.run_dir, self.ks = run_dir, set(ks)
 
-  def _save(self, trainer, step):
+  def save(self, model, step):
     if step in self.ks:
-      rundir.save_weights(trainer.model, rundir.start_dir(
+      rundir.save_weights(model, rundir.start_dir(
           rundir.stability_dir(self.run_dir, step)))
 
   def begin(self, trainer):
     if int(trainer.step_var.numpy()) == 0:
-      self._save(trainer, 0)
+      self.save(trainer.model, 0)
 
   def after_step(self, trainer, step, grads):
-    self._save(trainer, step)
+    self.save(trainer.model, step)
 
 
 _SAME = ('training.seed', 'model.', 'dataset.', 'resnet20.', 'mobilenet_v1.')
+_WHERE_DATA_IS = ('dataset.idx_dir', 'dataset.data_dir')  # not what it is
 
 
 def _check_same_network(ctx, lottery_dir):
@@ -123,12 +124,10 @@ def _check_same_network(ctx, lottery_dir):
                     'network (no config.json)', lottery_dir)
     return
   def pick(bindings):
-    return {k.split('/')[-1]: v for k, v in bindings.items()
-            if any(k.split('/')[-1].startswith(p) for p in _SAME)
-            and k.split('/')[-1] != 'dataset.idx_dir'}
-  a, b = pick(theirs), pick(ours)
-  diff = sorted(k for k in set(a) | set(b)
-                if a.get(k) != b.get(k) and k != 'dataset.data_dir')
+    named = {k.split('/')[-1]: v for k, v in bindings.items()}
+    return {k: v for k, v in named.items()
+            if k.startswith(_SAME) and k not in _WHERE_DATA_IS}
+  diff = rundir.differing_bindings(pick(theirs), pick(ours))
   if diff:
     raise ConfigError('stability.lottery_dir', f'{lottery_dir!r} trained a '
                       'different network (differs in: ' + ', '.join(diff)
@@ -164,8 +163,7 @@ def _interpolate(sources, a, b, alpha):
 def _recompute_batchnorm(model, data, seed, batches):
   """Sets BatchNorm moving statistics to the mean of `batches` training
   batches' statistics (momentum i / (i + 1) for batch i)."""
-  bns = [l for l in _layers(model)
-         if isinstance(l, keras.layers.BatchNormalization)]
+  bns = batchnorm_layers(model)
   if not bns:
     return
   momenta = [l.momentum for l in bns]
@@ -178,14 +176,6 @@ def _recompute_batchnorm(model, data, seed, batches):
   finally:
     for l, m in zip(bns, momenta):
       l.momentum = m
-
-
-def _layers(model):
-  out = []
-  for l in model.layers:
-    l = l.layer if isinstance(l, wrapper_lib.TicketWrapper) else l
-    out.extend(_layers(l) if isinstance(l, keras.Model) else [l])
-  return out
 
 
 def _path(ctx, cfg, model, finals):
@@ -267,7 +257,7 @@ def run(ctx):
              for k in ks):
     model = ctx.build_model()
     if ks[-1] == 0:
-      _Capture(ctx.run_dir, ks)._save(_Bare(model), 0)
+      _Capture(ctx.run_dir, ks).save(model, 0)
     else:
       ctx.train(model, rundir.parent_dir(ctx.run_dir),
                 hooks=[_Capture(ctx.run_dir, ks)], stop_step=ks[-1],
@@ -282,9 +272,3 @@ def run(ctx):
   _summaries(ctx, rows)
   return rows
 
-
-class _Bare:
-  """What `_Capture._save` needs of a trainer, for k = 0 without training."""
-
-  def __init__(self, model):
-    self.model = model

@@ -28,7 +28,7 @@ from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets.algorithms.base import RunSteps
 from tf_tickets.training.config import optimizer_slots
-from tf_tickets.keras import keras
+from tf_tickets.keras import batchnorm_layers
 from tf_tickets.training.hook import Hook
 
 
@@ -53,33 +53,6 @@ def _zero_at(variable, positions):
   variable.assign(tf.where(where, tf.zeros_like(variable), variable))
 
 
-def batch_gradients(trainer, x, y):
-  """Dense gradients (id(variable) -> array) of the mean training loss on
-  the batch (x, y), in training mode, without changing the model: the
-  BatchNorm moving statistics the forward pass updates are put back."""
-  if getattr(trainer, '_batch_grad_fn', None) is None:
-    variables = trainer.model.trainable_variables
-
-    @tf.function
-    def fn(x, y):
-      with tf.GradientTape() as tape:
-        logits = trainer.model(x, training=True)
-        loss = tf.reduce_mean(trainer.loss_fn(y, logits))
-      return tape.gradient(loss, variables)
-
-    trainer._batch_grad_fn = fn
-  stats = [v for l in trainer.model.submodules
-           if isinstance(l, keras.layers.BatchNormalization)
-           for v in (l.moving_mean, l.moving_variance)]
-  saved = [v.numpy() for v in stats]
-  grads = trainer._batch_grad_fn(tf.constant(x, tf.float32),
-                              tf.constant(y, tf.int32))
-  for v, value in zip(stats, saved):
-    v.assign(value)
-  return {id(v): g.numpy()
-          for v, g in zip(trainer.model.trainable_variables, grads)}
-
-
 class MaskHook(Hook):
   """Runs `algorithm` (an `algorithms.Algorithm`) during training."""
 
@@ -87,6 +60,7 @@ class MaskHook(Hook):
     self.algorithm = algorithm
     self.method = algorithm.name
     self._state = None
+    self._grad_fn = None
 
   # -- state ---------------------------------------------------------------
   def state(self, trainer):
@@ -133,6 +107,30 @@ class MaskHook(Hook):
         len(data.x_train))[:n]
     return data.x_train[idx].astype(np.float32), data.y_train[idx]
 
+  def batch_gradients(self, trainer, x, y):
+    """Dense gradients (id(variable) -> array) of the mean training loss on
+    the batch (x, y), in training mode, without changing the model: the
+    BatchNorm moving statistics the forward pass updates are put back."""
+    model = trainer.model
+    if self._grad_fn is None:
+      variables = model.trainable_variables
+
+      @tf.function
+      def fn(x, y):
+        with tf.GradientTape() as tape:
+          loss = tf.reduce_mean(trainer.loss_fn(y, model(x, training=True)))
+        return tape.gradient(loss, variables)
+
+      self._grad_fn = fn
+    stats = [v for l in batchnorm_layers(model)
+             for v in (l.moving_mean, l.moving_variance)]
+    saved = [v.numpy() for v in stats]
+    grads = self._grad_fn(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
+    for v, value in zip(stats, saved):
+      v.assign(value)
+    return {id(v): g.numpy()
+            for v, g in zip(model.trainable_variables, grads)}
+
   def wants_gradients(self, step):
     return (self.algorithm.needs_gradients and self.batch is None
             and self.algorithm.wants_update(step))
@@ -153,7 +151,7 @@ class MaskHook(Hook):
     """Runs the algorithm and writes its masks; (update, masks) or None."""
     algorithm = self.algorithm
     if algorithm.needs_gradients and self.batch is not None:
-      grads = batch_gradients(trainer, *self.batch)
+      grads = self.batch_gradients(trainer, *self.batch)
     entries = masks_lib.entries_of(trainer.model)
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}
