@@ -54,6 +54,10 @@ def main():
                                args.repeats)
   every = benchlib.median(times['every 100 steps'])
   end = benchlib.median(times['at the end only'])
+  ratios = sorted(a / b for a, b in zip(times['every 100 steps'],
+                                        times['at the end only']))
+  spread = lambda v: f'{min(v):.2f}–{max(v):.2f}'
+
   lines = [
       '## Early-stopping evaluation overhead (LeNet-300-100, Fashion-MNIST)',
       '',
@@ -61,11 +65,14 @@ def main():
       f'{args.repeats} interleaved runs each (whole `Trainer.fit`, tracing '
       'included):',
       '',
-      '| validation | seconds | ratio |', '|---|---|---|',
-      f'| every 100 steps | {every:.2f} | {every / end:.3f} |',
-      f'| at the end only | {end:.2f} | 1.000 |', '',
+      '| validation | seconds (median) | seconds (min–max) |',
+      '|---|---|---|',
+      f'| every 100 steps | {every:.2f} | {spread(times["every 100 steps"])} |',
+      f'| at the end only | {end:.2f} | {spread(times["at the end only"])} |',
+      '',
       f'Overhead of validating every 100 steps: {100 * (every / end - 1):.1f}%'
-      ' of training time (target: at most 20%).', '',
+      ' of training time (ratio of medians; per-repetition paired ratios '
+      f'{", ".join(f"{r:.3f}" for r in ratios)}; target: at most 20%).', '',
       'Command: `python tools/bench_eval.py --idx_dir '
       f'/usr/share/datasets/fashion-mnist --steps {args.steps} --repeats '
       f'{args.repeats}`']
