@@ -23,7 +23,9 @@ Only this module spells out the layout:
                                stability.json (the path; completion marker)
 
 Writes are atomic (a temporary file or directory renamed into place), so a
-killed run leaves either the old or the new file, never half of one.
+killed run leaves either the old or the new file, never half of one. Files
+and directories get the permissions the umask gives (0644 / 0755 under
+umask 022), like files written by any other tool.
 """
 
 import csv
@@ -36,6 +38,8 @@ import tempfile
 
 import gin
 import tensorflow as tf
+
+from absl import logging
 
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
@@ -51,6 +55,8 @@ CHECKPOINTS = 'checkpoints'
 LOTTERY_SUMMARIES = 'lottery'
 EXPORT = 'export'
 _LEVEL_RE = re.compile(r'level_(\d+)')
+_CKPT_RE = re.compile(r'ckpt-(\d+)\.index')
+_CKPT_FILE_RE = re.compile(r'ckpt-(\d+)\.(index|data-\d+-of-\d+)')
 
 # Columns first in results.csv; per-layer densities follow as density/<key>.
 RESULT_COLUMNS = (
@@ -142,8 +148,35 @@ def has_start(net_dir):
   return os.path.exists(start_dir(net_dir))
 
 
+def checkpoint_prefixes(net_dir):
+  """Prefixes `.../checkpoints/ckpt-<step>` of the in-progress checkpoints,
+  newest first (found from the files, not from the `checkpoint` state file,
+  which may itself be damaged)."""
+  directory = checkpoints_dir(net_dir)
+  if not os.path.isdir(directory):
+    return []
+  steps = []
+  for name in os.listdir(directory):
+    match = _CKPT_RE.fullmatch(name)
+    if match:
+      steps.append(int(match.group(1)))
+  return [os.path.join(directory, f'ckpt-{s}') for s in sorted(steps)[::-1]]
+
+
 def has_checkpoint(net_dir):
-  return tf.train.latest_checkpoint(checkpoints_dir(net_dir)) is not None
+  return bool(checkpoint_prefixes(net_dir))
+
+
+def set_aside_checkpoints(net_dir, newer_than):
+  """Sets aside the checkpoint files newer than `newer_than` (the newest one
+  that reads) and the state file, so that the checkpoint manager continues
+  from it."""
+  keep = int(newer_than.rsplit('-', 1)[1])
+  directory = checkpoints_dir(net_dir)
+  for name in sorted(os.listdir(directory)):
+    match = _CKPT_FILE_RE.fullmatch(name)
+    if name == 'checkpoint' or (match and int(match.group(1)) > keep):
+      set_aside(os.path.join(directory, name), 'damaged checkpoint')
 
 
 def finished_levels(run_dir):
@@ -158,7 +191,7 @@ def finished_levels(run_dir):
       continue
     try:
       out[int(match.group(1))] = read_json(result_path(net_dir))
-    except (OSError, ValueError):
+    except TicketsError:
       continue
   return out
 
@@ -172,12 +205,36 @@ def read_result(net_dir):
 # ------------------------------------------------------------------------------
 
 
+def _umask():
+  """The process umask (read without changing it where /proc allows)."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('Umask:'):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError, IndexError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def make_temp_dir(parent, prefix='.tmp-'):
+  """A temporary directory in `parent` with the umask's permissions
+  (`tempfile.mkdtemp` makes it 0700), to be renamed into place."""
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=prefix)
+  os.chmod(tmp, 0o777 & ~_umask())
+  return tmp
+
+
 def atomic_write_text(path, text):
   """Writes `text` to `path` so that readers see the old or the new file."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
   try:
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
     with os.fdopen(fd, 'w') as f:
       f.write(text)
       f.flush()
@@ -194,16 +251,19 @@ def write_json(path, value):
 
 
 def read_json(path):
-  with open(path) as f:
-    return json.load(f)
+  """The JSON value in `path`; TicketsError naming it if it does not read."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise TicketsError(f'{path} is unreadable ({type(e).__name__}: '
+                       f'{first_line(e)})') from None
 
 
 def save_weights(model, directory):
   """Writes all model variables (masks, theta_0, rewind point included) to
   `directory` atomically: a temporary directory is renamed into place."""
-  parent = os.path.dirname(os.path.abspath(directory))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.tmp-')
+  tmp = make_temp_dir(os.path.dirname(os.path.abspath(directory)))
   tf.train.Checkpoint(model=model).write(os.path.join(tmp, 'weights'))
   if os.path.exists(directory):
     shutil.rmtree(directory)
@@ -211,7 +271,9 @@ def save_weights(model, directory):
 
 
 def load_weights(model, directory):
-  """Restores what `save_weights` wrote; corrupt files raise TicketsError."""
+  """Restores what `save_weights` wrote. Missing, truncated or corrupt files
+  raise TicketsError naming the directory (never a traceback); the model's
+  variables may then hold a mix of old and read values."""
   prefix = os.path.join(directory, 'weights')
   if not tf.io.gfile.exists(prefix + '.index'):
     raise TicketsError(f'{directory}: no saved weights there (expected '
@@ -219,12 +281,24 @@ def load_weights(model, directory):
   try:
     tf.train.Checkpoint(model=model).read(
         prefix).assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    # A truncated file raises IndexError, a corrupt one OpError or
+    # ValueError, another model AssertionError: all mean "unreadable".
     raise TicketsError(f'{directory}: cannot read saved weights '
-                       f'({first_line(e)}); the files are corrupt, from '
-                       'another model, or written by a tf_tickets version '
-                       'before whole-network rewinding (start a new run '
-                       'directory)') from None
+                       f'({type(e).__name__}: {first_line(e)}); the files '
+                       'are damaged, from another model, or written by a '
+                       'tf_tickets version before whole-network rewinding '
+                       '(start a new run directory)') from None
+
+
+def set_aside(path, why):
+  """Renames a damaged file or directory to `<path>.damaged-<n>` (kept for
+  inspection, out of the way of a rerun) and logs a warning."""
+  n = 0
+  while os.path.exists(f'{path}.damaged-{n}'):
+    n += 1
+  os.replace(path, f'{path}.damaged-{n}')
+  logging.warning('%s: %s; moved to %s.damaged-%d', path, why, path, n)
 
 
 def write_operative_config(run_dir):
@@ -253,11 +327,11 @@ def read_stamp(run_dir):
   path = config_json_path(run_dir)
   if not os.path.exists(path):
     return None
-  try:
-    return read_json(path)['bindings']
-  except (ValueError, KeyError, OSError) as e:
-    raise TicketsError(f'{path} is unreadable ({e}); this directory was '
-                       'not written by this version of tf_tickets') from None
+  stamp = read_json(path)
+  if not isinstance(stamp, dict) or 'bindings' not in stamp:
+    raise TicketsError(f'{path} holds no bindings; this directory was not '
+                       'written by this version of tf_tickets')
+  return stamp['bindings']
 
 
 def differing_bindings(old, new):

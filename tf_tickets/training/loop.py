@@ -207,20 +207,35 @@ class Trainer:
 
   # -- the loop ----------------------------------------------------------------
   def restore(self):
-    """Restores the latest checkpoint; returns the step it holds (the start
-    step if there is none)."""
-    latest = self.manager.latest_checkpoint
-    if latest is None:
-      return self.start_step
-    try:
-      self.checkpoint.read(latest).assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as e:
+    """Restores the newest checkpoint that reads; returns the step it holds
+    (the start step if there is none). A damaged checkpoint (truncated,
+    corrupt) is set aside with a warning and the previous one is tried; if
+    none reads, TicketsError names the newest."""
+    found = rundir.checkpoint_prefixes(self.net_dir)
+    for prefix in found:
+      try:
+        self.checkpoint.read(prefix).assert_existing_objects_matched()
+      except Exception as e:  # pylint: disable=broad-except
+        # Truncated files raise IndexError, corrupt ones OpError/ValueError,
+        # another configuration AssertionError.
+        logging.warning('checkpoint %s cannot be restored (%s: %s); trying '
+                        'the previous one', prefix, type(e).__name__,
+                        first_line(e))
+        continue
+      if prefix != found[0]:
+        rundir.set_aside_checkpoints(self.net_dir, newer_than=prefix)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, rundir.checkpoints_dir(self.net_dir),
+            max_to_keep=2)
+      return int(self.step_var.numpy())
+    if found:
       raise TicketsError(
-          f'checkpoint {latest} cannot be restored ({first_line(e)}); it is '
-          'corrupt, from a different configuration, or from a tf_tickets '
-          'version before whole-network rewinding. Move it away to '
-          'restart this network, or use another --output_dir') from None
-    return int(self.step_var.numpy())
+          f'checkpoint {found[0]} cannot be restored and no earlier one '
+          'reads: the files are damaged, from a different configuration, or '
+          'from a tf_tickets version before whole-network rewinding. Move '
+          f'{rundir.checkpoints_dir(self.net_dir)} away to restart this '
+          'network, or use another --output_dir')
+    return self.start_step
 
   def save_checkpoint(self, step):
     self.step_var.assign(step)
@@ -368,8 +383,9 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
     the result dict (what result.json holds).
   """
   if rundir.is_finished(net_dir):
-    rundir.load_weights(model, rundir.final_dir(net_dir))
-    return rundir.read_result(net_dir)
+    finished = _load_finished(model, net_dir)
+    if finished is not None:
+      return finished
   os.makedirs(net_dir, exist_ok=True)
   trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
                     writer=writer, quiet=quiet, learning_rate=learning_rate,
@@ -385,3 +401,23 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
   # The trained weights are in final/; in-progress checkpoints are not needed.
   shutil.rmtree(rundir.checkpoints_dir(net_dir), ignore_errors=True)
   return result
+
+
+def _load_finished(model, net_dir):
+  """The saved result of a finished network, its final weights loaded into
+  `model`; None (after setting the damaged files aside with a warning and
+  putting `model` back as it was) if final/ or result.json does not read,
+  so that the network is trained again from its checkpoints or its start
+  (deterministic: the same weights again)."""
+  before = [v.numpy() for v in model.variables]
+  try:
+    result = rundir.read_result(net_dir)
+    rundir.load_weights(model, rundir.final_dir(net_dir))
+    return result
+  except TicketsError as e:
+    for v, value in zip(model.variables, before):
+      v.assign(value)
+    for path in (rundir.final_dir(net_dir), rundir.result_path(net_dir)):
+      rundir.set_aside(path, f'unreadable ({first_line(e)})')
+    logging.warning('%s: training this network again', net_dir)
+    return None
