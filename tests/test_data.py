@@ -317,3 +317,40 @@ def test_invalid_settings(kw, setting):
   with pytest.raises(ConfigError) as e:
     _load(**kw)
   assert e.value.setting == setting
+
+
+def test_tfds_offline_without_data_dir_fails_within_seconds(
+    tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  real = tfds.builder
+  monkeypatch.setattr(tfds, 'builder',
+                      lambda name: real(name, data_dir=str(tmp_path)))
+  monkeypatch.setitem(data_lib.DOWNLOAD_URLS, 'mnist',
+                      'https://tf-tickets-offline.invalid/mnist/')
+  t = time.time()
+  with pytest.raises(ConfigError) as e:
+    data_lib.load_dataset(name='mnist')
+  assert time.time() - t < 20
+  msg = str(e.value).splitlines()[0]  # gin appends where it was called
+  assert e.value.setting == 'dataset.name'
+  assert 'tf-tickets-offline.invalid cannot be reached' in msg
+  assert 'dataset.idx_dir' in msg and 'dataset.data_dir' in msg
+
+
+def test_idx_files_of_the_other_dataset_are_refused():
+  with pytest.raises(ConfigError) as e:
+    data_lib.load_dataset(name='mnist', idx_dir=FIXTURE,
+                          validation_examples=500)
+  assert e.value.setting == 'dataset.idx_dir'
+  assert "look like 'fashion_mnist'" in str(e.value)
+  data_lib.load_dataset(name='fashion_mnist', idx_dir=FIXTURE,
+                        validation_examples=500)
+
+
+def test_idx_source_files_are_logged(caplog):
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)
+  with caplog.at_level('INFO'):
+    data_lib.load_dataset(name='fashion_mnist', idx_dir=FIXTURE,
+                          validation_examples=500)
+  assert 'train-images-idx3-ubyte.gz' in caplog.text

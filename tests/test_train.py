@@ -199,6 +199,25 @@ def test_bad_input_one_line_error(tmp_path, capsys, params, expect):
   assert status == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert err and err[-1].startswith('error: ') and expect in err[-1]
+  assert not (tmp_path / 'run').exists()  # validated before it is created
+
+
+def test_a_run_failing_before_training_leaves_nothing(tmp_path, capsys):
+  """A check only the experiment makes (a stability level without its
+  lottery run) fails after the run directory was created: it is removed;
+  an existing empty directory is emptied again, not removed."""
+  from tf_tickets import train  # pylint: disable=g-import-not-at-top
+  params = list(cli.FIXTURE_PARAMS + FAST + (
+      'stability.level = 2', f"stability.lottery_dir = '{tmp_path / 'x'}'"))
+  gin_file = os.path.join(cli.REPO, 'gin', 'lenet_stability.gin')
+  assert train.execute([gin_file], params, str(tmp_path / 'run'),
+                       quiet=True) == 1
+  assert 'error: ' in capsys.readouterr().err
+  assert not (tmp_path / 'run').exists()
+  (tmp_path / 'mine').mkdir()
+  assert train.execute([gin_file], params, str(tmp_path / 'mine'),
+                       quiet=True) == 1
+  assert os.listdir(tmp_path / 'mine') == []
 
 
 @pytest.mark.slow

@@ -179,6 +179,17 @@ def set_aside_checkpoints(net_dir, newer_than):
       set_aside(os.path.join(directory, name), 'damaged checkpoint')
 
 
+def has_training_state(run_dir):
+  """True if anything below `run_dir` holds trained weights (a checkpoint or
+  a final/ directory): a run directory worth keeping after a failure."""
+  if not os.path.isdir(run_dir):
+    return False
+  for _, dirs, files in os.walk(run_dir):
+    if FINAL in dirs or any(_CKPT_RE.fullmatch(f) for f in files):
+      return True
+  return False
+
+
 def finished_levels(run_dir):
   """{level: result dict} of the finished networks `RUN/level_<L>`."""
   out = {}

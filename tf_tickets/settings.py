@@ -40,11 +40,31 @@ class Settings:
     return dataclasses.asdict(self)
 
 
+_BY_NAMESPACE = {}
+
+
 def gin_settings(namespace):
   """Class decorator: a frozen dataclass configurable as `namespace.*`."""
   def decorate(cls):
-    return gin.configurable(namespace)(dataclasses.dataclass(frozen=True)(cls))
+    cls = gin.configurable(namespace)(dataclasses.dataclass(frozen=True)(cls))
+    _BY_NAMESPACE[namespace] = cls
+    return cls
   return decorate
+
+
+def bound_namespaces():
+  """The namespaces that the parsed gin config binds parameters of."""
+  config = gin.config._CONFIG  # pylint: disable=protected-access
+  return sorted({selector.split('.')[-1] for _, selector in config})
+
+
+def validate_bound():
+  """Validates every settings class whose namespace the config binds (so a
+  bad value fails before anything is written, whichever part of the run
+  reads it); unbound ones keep their valid defaults."""
+  for namespace in bound_namespaces():
+    if namespace in _BY_NAMESPACE:
+      _BY_NAMESPACE[namespace]()
 
 
 class Registry:

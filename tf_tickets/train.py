@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging as std_logging
 import os
+import shutil
 import sys
 
 from absl import app
@@ -139,9 +140,13 @@ def start_run(run_dir):
 def execute(gin_files, gin_params, output_dir=None, quiet=False):
   """Runs the configured experiment; returns the exit status.
 
-  Known errors (TicketsError: bad settings, data, run directories,
-  checkpoints) print one final line `error: ...` and return 1.
+  The whole configuration (settings, data, model) is validated before the
+  run directory is created, and a new run directory is removed again if
+  the run fails before it trained anything. Known errors (TicketsError:
+  bad settings, data, run directories, checkpoints) print one final line
+  `error: ...` and return 1.
   """
+  run_dir, created, existed = None, False, False
   try:
     if not gin_files and not gin_params:
       raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
@@ -149,11 +154,13 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     parse_config(gin_files, gin_params)
     run_dir = output_dir or default_run_dir(gin_files)
     check_run_dir(run_dir)
-    print(f'run directory: {run_dir}', flush=True)
-    start_run(run_dir)
     with gin.unlock_config():
       ctx = experiments.context(
           run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
+      existed = os.path.isdir(run_dir)
+      created = not existed or not os.listdir(run_dir)
+      print(f'run directory: {run_dir}', flush=True)
+      start_run(run_dir)
       rows = experiments.execute(ctx)
       export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
     rundir.write_operative_config(run_dir)
@@ -163,9 +170,25 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     return 0
   except TicketsError as e:
     sys.stderr.flush()
+    if created and not rundir.has_training_state(run_dir):
+      _remove(run_dir, keep_dir=existed)  # nothing worth keeping
     # gin appends 'In call to configurable ...' lines; the first line says it.
     print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
     return 1
+
+
+def _remove(run_dir, keep_dir):
+  """Removes what a failed run wrote (the directory too unless it existed
+  before, empty)."""
+  if not keep_dir:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return
+  for name in os.listdir(run_dir):
+    path = os.path.join(run_dir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      os.remove(path)
 
 
 def main(argv):

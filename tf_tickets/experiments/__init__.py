@@ -43,16 +43,23 @@ class ExperimentSettings(settings.Settings):
 
 
 def context(run_dir, quiet=False):
-  """Validates the settings, loads the data; the `Context` of a run."""
+  """The `Context` of a run, after validating the whole configuration:
+  every bound settings namespace, the experiment kind, the data (loaded)
+  and the model (built once and discarded). Nothing is written, so a bad
+  configuration fails before the run directory exists."""
+  settings.validate_bound()
+  ExperimentSettings()
   config = training.TrainingConfig()
   strategy = training.make_strategy(config.strategy)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  keras.utils.set_random_seed(config.seed)
   data = data_lib.load_dataset()
   training.resolve_schedule(config, data.steps_per_epoch)  # validate early
-  return Context(run_dir=run_dir, data=data, config=config, strategy=strategy,
-                 quiet=quiet)
+  ctx = Context(run_dir=run_dir, data=data, config=config, strategy=strategy,
+                quiet=quiet)
+  ctx.check_model()
+  keras.utils.set_random_seed(config.seed)
+  return ctx
 
 
 def run(run_dir, quiet=False):

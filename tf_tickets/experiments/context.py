@@ -17,6 +17,7 @@ from tf_tickets import settings
 from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.keras import keras
 
 KINDS = settings.Registry('experiment.kind')
 
@@ -40,6 +41,17 @@ class Context:
       wrapped = wrapper_lib.wrap(model, dense_layers=dense_layers)
     rundir.write_operative_config_once(self.run_dir)  # complete at the end
     return wrapped
+
+  def check_model(self):
+    """Builds and wraps the configured model once, to validate `model.*`
+    before anything is written; the Keras session is cleared afterwards so
+    that layer names and seeds are as if it had never been built."""
+    with self.strategy.scope():
+      wrapper_lib.wrap(models.build_model(
+          input_shape=self.data.input_shape,
+          num_classes=self.data.num_classes, mean=self.data.mean,
+          std=self.data.std, seed=self.config.seed))
+    keras.backend.clear_session()
 
   def writer(self, net_dir):
     return tf.summary.create_file_writer(net_dir)
