@@ -12,6 +12,7 @@ from tf_tickets.keras import keras  # noqa: F401  (before tensorflow)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
 from tf_tickets import data as data_lib
+from tf_tickets import sources
 from tf_tickets.errors import ConfigError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'data', 'fashion_mnist_small')
@@ -125,7 +126,7 @@ def test_augment_auto_and_cifar_via_stubbed_tfds(monkeypatch):
             rng.randint(0, 256, (40, 32, 32, 3)).astype(np.uint8),
             rng.randint(0, k, 40).astype(np.int64))
 
-  monkeypatch.setattr(data_lib, '_load_tfds', fake_tfds)
+  monkeypatch.setattr(sources, 'load_tfds', fake_tfds)
   d = data_lib.load_dataset('cifar10', validation_examples=20, batch_size=10)
   assert d.augment is True
   assert d.input_shape == (32, 32, 3)
@@ -271,7 +272,7 @@ def test_missing_idx_files(tmp_path):
 
 
 def test_bad_idx_magic(tmp_path):
-  for f in data_lib.IDX_FILES:
+  for f in sources.IDX_FILES:
     shutil.copy(os.path.join(FIXTURE, f), tmp_path)
   with gzip.open(tmp_path / 't10k-labels-idx1-ubyte.gz', 'wb') as f:
     f.write(b'\x00\x00\x08\x03' + bytes(20))  # image magic in a label file
@@ -325,7 +326,7 @@ def test_tfds_offline_without_data_dir_fails_within_seconds(
   real = tfds.builder
   monkeypatch.setattr(tfds, 'builder',
                       lambda name: real(name, data_dir=str(tmp_path)))
-  monkeypatch.setitem(data_lib.DOWNLOAD_URLS, 'mnist',
+  monkeypatch.setitem(sources.DOWNLOAD_URLS, 'mnist',
                       'https://tf-tickets-offline.invalid/mnist/')
   t = time.time()
   with pytest.raises(ConfigError) as e:

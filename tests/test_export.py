@@ -16,7 +16,7 @@ import tf_tickets as tt
 from tf_tickets import data as data_lib
 from tf_tickets import export
 from tf_tickets import rundir
-from tf_tickets import train as train_cli
+from tf_tickets import runner as train_cli
 from tf_tickets import models
 from tf_tickets import wrapper
 from tf_tickets.errors import ConfigError

@@ -191,7 +191,7 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
 def test_bad_input_one_line_error(tmp_path, capsys, params, expect):
   """The entrypoint's own code path, in process (the CLI tests below cover
   the process exit status)."""
-  from tf_tickets import train  # pylint: disable=g-import-not-at-top
+  from tf_tickets import runner as train  # pylint: disable=g-import-not-at-top
   status = train.execute(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
       list(cli.FIXTURE_PARAMS + FAST + params), str(tmp_path / 'run'),
@@ -206,7 +206,7 @@ def test_a_run_failing_before_training_leaves_nothing(tmp_path, capsys):
   """A check only the experiment makes (a stability level without its
   lottery run) fails after the run directory was created: it is removed;
   an existing empty directory is emptied again, not removed."""
-  from tf_tickets import train  # pylint: disable=g-import-not-at-top
+  from tf_tickets import runner as train  # pylint: disable=g-import-not-at-top
   params = list(cli.FIXTURE_PARAMS + FAST + (
       'stability.level = 2', f"stability.lottery_dir = '{tmp_path / 'x'}'"))
   gin_file = os.path.join(cli.REPO, 'gin', 'lenet_stability.gin')

@@ -1,212 +1,71 @@
-"""Entrypoint: `python -m tf_tickets.train --gin_file=gin/lenet_imp.gin`.
+"""`python -m tf_tickets.train`: the command line of training runs.
 
-Flags: --gin_file (repeatable), --gin_param (repeatable), --output_dir,
---quiet. Without --output_dir the run goes to
-`runs/<gin file stem>-<hash of the config>`, so the same command resumes
-the same run. `lottery.levels` (and other settings that only extend or
-display a run, see RESUMABLE) do not enter the hash: raising `levels`
-extends a finished lottery run in place.
-
-Known errors end with one final line `error: ...` and exit status 1; an
-existing run directory is never modified before the configuration is
-known to match it.
+Only flags are parsed here; TensorFlow and the package are loaded after
+that (`--help` and flag errors answer at once), with TensorFlow's native
+start-up noise kept off the console. The work is in `tf_tickets.runner`.
 """
-
-import hashlib
-import json
-import logging as std_logging
-import os
-import shutil
 import sys
 
-from absl import app
 from absl import flags
-from absl import logging
 
-import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import gin
-import tensorflow as tf
+from tf_tickets import console
 
-from tf_tickets import experiments
-from tf_tickets import export
-from tf_tickets import rundir
-from tf_tickets.errors import ConfigError
-from tf_tickets.errors import TicketsError
-from tf_tickets.errors import first_line
+USAGE = """\
+Trains what a gin configuration describes: lottery tickets (IMP with
+rewinding and control branches), dense baselines, sparse training (RigL,
+SET, static, GMP, SNIP) or an instability analysis.
+
+usage: python -m tf_tickets.train --gin_file=gin/lenet_imp.gin
+           [--gin_file=...] [--gin_param='lottery.levels = 3' ...]
+           [--output_dir=DIR] [--quiet]
+
+Without --output_dir the run goes to runs/<gin file stem>-<config hash>, so
+the same command resumes the same run (kill it at any time); a different
+configuration is refused rather than mixed into an existing directory.
+
+Settings (bind them in a gin file or with --gin_param; README.md "The gin
+surface" and the gin/ files document them):
+  experiment.*       kind: 'lottery', 'dense', 'sparse_training', 'stability'
+  dataset.*          name, idx_dir (offline IDX files), data_dir, batch_size
+  model.*            name: lenet_300_100, conv2/4/6, resnet20, vgg16, ...
+  training.*         steps, optimizer, learning_rate, schedule, eval_every,
+                     strategy, seed
+  lottery.*          levels, pruning_fraction, scope, rewind, branch
+  sparse_training.*  method, sparsity, distribution, update_every
+  gmp.*              gradual magnitude pruning schedule
+  stability.*        rewind_steps, points, level, lottery_dir
+  summaries.*        TensorBoard summaries
+  export.*           formats and quantisation exported after the run
+Errors end with one line `error: ...` and exit status 1."""
+
 
 def _define_flags():
-  """Flags of the entrypoint, defined when it runs (not on import, so other
-  absl programs and tests can import this module)."""
-  flags.DEFINE_multi_string('gin_file', [], 'gin files with the configuration.')
+  """The flags, defined when the command runs (not on import)."""
+  flags.DEFINE_multi_string('gin_file', [], 'gin file with the configuration')
   flags.DEFINE_multi_string('gin_param', [],
-                            "gin bindings, e.g. 'lottery.levels = 3'.")
+                            "gin binding, e.g. 'lottery.levels = 3'")
   flags.DEFINE_string('output_dir', None, 'run directory (default: runs/'
-                      '<gin file stem>-<config hash>).')
-  flags.DEFINE_bool('quiet', False, 'no progress bar, warnings only.')
-
-
-FLAGS = flags.FLAGS
-
-# Settings that may differ between invocations on the same run directory:
-# they extend a run or only change how it is shown or exported.
-RESUMABLE = {
-    ('lottery', 'levels'), ('training', 'log_every'), ('experiment', 'quiet'),
-    ('export', 'formats'), ('export', 'quantize'), ('summaries', 'every'),
-    ('summaries', 'enabled'), ('summaries', 'histograms'),
-    ('summaries', 'mask_images'), ('summaries', 'image_every'),
-    ('summaries', 'image_size'),
-    ('lottery', 'branch'), ('lottery', 'branch_seed'),
-}
-
-
-def _bindings():
-  """gin's parsed bindings as {'selector.param': repr(value)}."""
-  out = {}
-  for (scope, selector), params in gin.config._CONFIG.items():  # pylint: disable=protected-access
-    name = selector.split('.')[-1]
-    for param, value in params.items():
-      if (name, param) in RESUMABLE:
-        continue
-      key = f'{scope + "/" if scope else ""}{selector}.{param}'
-      out[key] = repr(value)
-  return out
-
-
-def fingerprint():
-  """A short hash of the configuration, without RESUMABLE settings."""
-  blob = json.dumps(_bindings(), sort_keys=True)
-  return hashlib.sha256(blob.encode()).hexdigest()[:8]
-
-
-def parse_config(gin_files, gin_params):
-  """Parses gin files and bindings; errors name the culprit."""
-  for path in gin_files:
-    if not os.path.isfile(path):
-      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
-                        'file')
-    try:
-      with open(path) as f:
-        f.read()
-    except OSError as e:
-      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
-  # gin's package-resource reader logs a spurious error for every search
-  # path a relative include is not found in before the one it is found in.
-  std_logging.getLogger().addFilter(
-      lambda record: not record.getMessage().startswith('Path not found'))
-  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
-    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
-  try:
-    gin.parse_config_files_and_bindings(gin_files, gin_params,
-                                        finalize_config=False)
-  except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
-          NameError) as e:
-    where = ', '.join(list(gin_files) + [f'--gin_param {p!r}'
-                                         for p in gin_params])
-    msg = str(e).strip().replace('\n', ' ')
-    raise ConfigError('gin config', f'{msg} (in {where})') from None
-
-
-def default_run_dir(gin_files):
-  stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
-          if gin_files else 'run')
-  return os.path.join('runs', f'{stem}-{fingerprint()}')
-
-
-def check_run_dir(run_dir):
-  """Refuses a directory that holds a different run or is not a directory."""
-  if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-    raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
-                      'directory')
-  old = rundir.read_stamp(run_dir)
-  if old is not None:
-    new = _bindings()
-    diff = rundir.differing_bindings(old, new)
-    if diff:
-      raise ConfigError(
-          '--output_dir', f'{run_dir!r} holds a run with a different '
-          f'configuration (differs in: {", ".join(diff[:6])}'
-          f'{", ..." if len(diff) > 6 else ""}); use another --output_dir')
-  elif os.path.isdir(run_dir) and os.listdir(run_dir):
-    raise ConfigError('--output_dir', f'{run_dir!r} is not empty and holds no '
-                      'tf_tickets run (no config.json); use an empty or new '
-                      'directory')
-
-
-def start_run(run_dir):
-  rundir.write_stamp(run_dir, _bindings(), fingerprint())
-
-
-def execute(gin_files, gin_params, output_dir=None, quiet=False):
-  """Runs the configured experiment; returns the exit status.
-
-  The whole configuration (settings, data, model) is validated before the
-  run directory is created, and a new run directory is removed again if
-  the run fails before it trained anything. Known errors (TicketsError:
-  bad settings, data, run directories, checkpoints) print one final line
-  `error: ...` and return 1.
-  """
-  run_dir, created, existed = None, False, False
-  try:
-    if not gin_files and not gin_params:
-      raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
-                        '--gin_file=gin/lenet_imp.gin')
-    parse_config(gin_files, gin_params)
-    run_dir = output_dir or default_run_dir(gin_files)
-    check_run_dir(run_dir)
-    with gin.unlock_config():
-      ctx = experiments.context(
-          run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
-      existed = os.path.isdir(run_dir)
-      created = not existed or not os.listdir(run_dir)
-      print(f'run directory: {run_dir}', flush=True)
-      start_run(run_dir)
-      rows = experiments.execute(ctx)
-      export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
-    rundir.write_operative_config(run_dir)
-    results = rundir.results_path(run_dir)
-    logging.info('done: %d network(s); results in %s', len(rows), results)
-    print(f'results: {results}', flush=True)
-    return 0
-  except TicketsError as e:
-    sys.stderr.flush()
-    if created and not rundir.has_training_state(run_dir):
-      _remove(run_dir, keep_dir=existed)  # nothing worth keeping
-    # gin appends 'In call to configurable ...' lines; the first line says it.
-    print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
-    return 1
-
-
-def _remove(run_dir, keep_dir):
-  """Removes what a failed run wrote (the directory too unless it existed
-  before, empty)."""
-  if not keep_dir:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return
-  for name in os.listdir(run_dir):
-    path = os.path.join(run_dir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path, ignore_errors=True)
-    else:
-      os.remove(path)
+                      '<gin file stem>-<config hash>)')
+  flags.DEFINE_bool('quiet', False, 'no progress lines, warnings only')
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if FLAGS.quiet:
-    logging.set_verbosity(logging.WARNING)
-  # TensorFlow's checkpoint saver logs every save at INFO through absl.
-  logging.get_absl_logger().addFilter(
-      lambda record: 'functional_saver' not in record.pathname)
-  tf.get_logger().setLevel('ERROR')
-  sys.exit(execute(FLAGS.gin_file, FLAGS.gin_param, FLAGS.output_dir,
-                   FLAGS.quiet))
+    print(f'error: unexpected arguments {argv[1:]}; see --help',
+          file=sys.stderr)
+    sys.exit(2)
+  with console.native_noise_filtered():
+    # Loaded after the flags are parsed, so that --help and flag errors do
+    # not wait for TensorFlow.
+    from tf_tickets import runner  # pylint: disable=g-import-not-at-top
+    runner.init_devices()
+  f = flags.FLAGS
+  sys.exit(runner.main(f.gin_file, f.gin_param, f.output_dir, f.quiet))
 
 
-def run():
+def run(argv=None):
   _define_flags()
-  app.run(main)
+  console.run(main, USAGE, __name__, argv)
 
 
 if __name__ == '__main__':

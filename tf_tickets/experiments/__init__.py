@@ -77,3 +77,11 @@ def execute(ctx):
                len(ctx.data.x_val), len(ctx.data.x_test),
                ctx.strategy.num_replicas_in_sync)
   return KINDS.get(cfg.kind)(ctx)
+
+
+def table(rows):
+  """The console summary of a results.csv: the levels table of the
+  TensorBoard text dashboard, or the error barrier per k (stability)."""
+  if ExperimentSettings().kind == 'stability':
+    return stability.table(rows)
+  return summaries.levels_table(rows)

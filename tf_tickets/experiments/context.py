@@ -30,6 +30,10 @@ class Context:
   config: training.TrainingConfig
   strategy: tf.distribute.Strategy
   quiet: bool = False
+  # What this invocation did: the results.csv files written (path -> rows,
+  # in writing order) and how many networks it trained (not just loaded).
+  results: dict = dataclasses.field(default_factory=dict)
+  trained: int = 0
 
   def build_model(self, dense_layers=()):
     """The configured model (gin `model.*`), wrapped, in strategy scope."""
@@ -59,9 +63,17 @@ class Context:
   def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
             config=None, start_step=0, stop_step=None):
     """Trains one network in `net_dir` (resumes, never redoes finished work)."""
+    self.trained += not rundir.is_finished(net_dir)
     return training.train_network(
         model, self.data, config or self.config, self.strategy, net_dir,
         hooks=list(hooks) + summaries.default_hooks(),
         writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
         learning_rate=learning_rate, start_step=start_step,
         stop_step=stop_step)
+
+  def write_results(self, rows, branch=None):
+    """Writes the results.csv of the run (or of a control branch)."""
+    path = rundir.results_path(self.run_dir, branch)
+    rundir.write_results(path, rows)
+    self.results.pop(path, None)
+    self.results[path] = list(rows)

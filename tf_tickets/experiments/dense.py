@@ -9,5 +9,5 @@ def run(ctx):
   result = ctx.train(model, rundir.level_dir(ctx.run_dir, 0),
                      extra=dict(level=0, branch='dense', method='dense',
                                 seed=ctx.config.seed))
-  rundir.write_results(rundir.results_path(ctx.run_dir), [result])
+  ctx.write_results([result])
   return [result]

@@ -215,7 +215,7 @@ def _train_levels(ctx, cfg, model, levels, prepare, branch=None):
     sums.before(model, net_dir)
     rows.append(train_level(ctx, model, cfg, level, net_dir, branch))
     sums.after(model, rows[-1], rows)
-    rundir.write_results(rundir.results_path(ctx.run_dir, branch), rows)
+    ctx.write_results(rows, branch)
   return rows
 
 

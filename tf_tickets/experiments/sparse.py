@@ -52,7 +52,7 @@ def run(ctx):
   result = ctx.train(model, net_dir, hooks=[training.MaskHook(algorithm)],
                      extra=dict(level=0, branch='sparse_training',
                                 method=cfg.method, seed=seed))
-  rundir.write_results(rundir.results_path(ctx.run_dir), [result])
+  ctx.write_results([result])
   logging.info('%s: final density %.4f, test accuracy %.4f, FLOPs (of '
                'dense): inference %.4f, training %.4f', cfg.method,
                result['density'], result['test_accuracy'],

@@ -241,6 +241,17 @@ def _summaries(ctx, rows):
   writer.close()
 
 
+def table(rows):
+  """A markdown table of the error barrier per rewind step k."""
+  lines = ['| k | error barrier | loss barrier | error A | error B |',
+           '|---|---|---|---|---|']
+  for r in rows:
+    lines.append(f'| {r["k"]} | {r["error_barrier"]:.4f} '
+                 f'| {r["loss_barrier"]:.4f} | {r["error_a"]:.4f} '
+                 f'| {r["error_b"]:.4f} |')
+  return '\n'.join(lines)
+
+
 @KINDS.register('stability')
 def run(ctx):
   cfg = StabilitySettings()
@@ -266,7 +277,7 @@ def run(ctx):
   for k in ks:
     logging.info('stability: rewind step %d', k)
     rows.append(analyse_step(ctx, cfg, k, masks))
-    rundir.write_results(rundir.results_path(ctx.run_dir), rows)
+    ctx.write_results(rows)
     logging.info('stability: k=%d error barrier %.4f', k,
                  rows[-1]['error_barrier'])
   _summaries(ctx, rows)

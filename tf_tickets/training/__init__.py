@@ -12,5 +12,5 @@ from tf_tickets.training.config import optimizer_slots
 from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.hook import Hook
 from tf_tickets.training.loop import Trainer
-from tf_tickets.training.loop import train_network
+from tf_tickets.training.network import train_network
 from tf_tickets.training.mask_hook import MaskHook

@@ -20,7 +20,6 @@ through `TicketWrapper.set_masks`.
 
 import math
 import os
-import shutil
 import time
 
 from absl import logging
@@ -37,6 +36,7 @@ from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.progress import Progress
 from tf_tickets.training.shadow import Shadow
 from tf_tickets.training.shadow import state_variables
 
@@ -243,26 +243,40 @@ class Trainer:
 
   def fit(self):
     """Trains to `schedule.steps` (resuming if possible) and evaluates."""
-    sched = self.schedule
     start = self.restore()
     if callable(self.writer):  # created only once the checkpoint is good
       self.writer = self.writer()
     if start > self.start_step:
       logging.info('%s: resuming at step %d of %d', self.net_dir, start,
-                   sched.steps)
+                   self.schedule.steps)
     for hook in self.hooks:
       hook.begin(self)
+    progress = None if self.quiet else Progress(
+        os.path.join(*os.path.normpath(self.net_dir).split(os.sep)[-2:]),
+        start, self.stop_step)
+    try:
+      step = self._loop(start, progress)
+    finally:
+      if progress is not None:
+        progress.close()
+    if progress is not None:
+      progress.done(step)
+    return self._result(step)
+
+  def _loop(self, start, progress):
+    """Steps `start`..`stop_step` with hooks, evaluations and checkpoints;
+    returns the last step."""
+    sched = self.schedule
+    variables = self.model.trainable_variables
     ds = data_lib.train_dataset(self.data, self.config.seed, start_step=start)
     iterator = iter(self.strategy.experimental_distribute_dataset(ds))
-    variables = self.model.trainable_variables
-    progbar = None if self.quiet else keras.utils.Progbar(
-        self.stop_step, stateful_metrics=['loss', 'val_loss', 'val_acc'])
     t0, wall0 = time.time(), float(self.wall_var.numpy())
-    step = start
-    if progbar is not None and start:
-      progbar.update(start)
+    step, shown = start, {}
     if start == self.start_step:
-      self._evaluate_and_track(start)
+      metrics = self._evaluate_and_track(start)
+      if progress is not None:
+        progress.update(start, val_loss=metrics['val_loss'],
+                        val_acc=metrics['val_accuracy'])
     while step < self.stop_step:
       want = any(h.wants_gradients(step + 1) for h in self.hooks)
       skip = any(h.skips_update(step + 1) for h in self.hooks)
@@ -278,18 +292,19 @@ class Trainer:
             tf.summary.scalar('train/loss', loss)
             tf.summary.scalar('train/learning_rate',
                               self.lr(self.optimizer.iterations))
-        if progbar is not None:
-          progbar.update(step, [('loss', loss)])
+        shown['loss'] = loss
       if step % sched.eval_every == 0 or step == self.stop_step:
         metrics = self._evaluate_and_track(step)
-        if progbar is not None:
-          progbar.update(step, [('val_loss', metrics['val_loss']),
-                                ('val_acc', metrics['val_accuracy'])])
+        shown.update(val_loss=metrics['val_loss'],
+                     val_acc=metrics['val_accuracy'])
+      if shown and progress is not None:
+        progress.update(step, **shown)
+        shown = {}
       if step % sched.checkpoint_every == 0:
         self.wall_var.assign(wall0 + time.time() - t0)
         self.save_checkpoint(step)
     self.wall_var.assign(wall0 + time.time() - t0)
-    return self._result(step)
+    return step
 
   def _read_loss(self):
     count = float(self.loss_count.numpy())
@@ -307,8 +322,8 @@ class Trainer:
       self.best_state.copy_from()
     self.history.append(metrics)
     self._write_scalars(step, val_loss=val_loss, val_accuracy=val_acc)
-    logging.info('step %d: val_loss %.4f val_acc %.4f', step, val_loss,
-                 val_acc)
+    logging.debug('step %d: val_loss %.4f val_acc %.4f', step, val_loss,
+                  val_acc)
     for hook in self.hooks:
       hook.after_eval(self, step, metrics)
     return metrics
@@ -360,64 +375,3 @@ class Trainer:
         for k in ('inference_flops_fraction', 'training_flops_fraction'):
           tf.summary.scalar(f'flops/{k}', result[k])
     return result
-
-
-def train_network(model, data, config, strategy, net_dir, hooks=(),
-                  writer=None, quiet=False, extra=None, learning_rate=None,
-                  start_step=0, stop_step=None):
-  """Trains one network in `net_dir` unless it is finished already.
-
-  Finished work (NET_DIR/final and NET_DIR/result.json exist) is never
-  redone: the saved weights are loaded into `model` and the saved result is
-  returned. Otherwise training resumes from the latest checkpoint, if any.
-
-  Args:
-    model: a wrapped model built in `strategy.scope()`, holding the starting
-      weights and masks (ignored when a checkpoint exists).
-    extra: dict of fields added to the result (e.g. level).
-    start_step: the global step training starts at (late rewinding: a level
-      rewound to theta_k trains steps k..T with the LR schedule and the data
-      order of steps k..T).
-
-  Returns:
-    the result dict (what result.json holds).
-  """
-  if rundir.is_finished(net_dir):
-    finished = _load_finished(model, net_dir)
-    if finished is not None:
-      return finished
-  os.makedirs(net_dir, exist_ok=True)
-  trainer = Trainer(model, data, config, strategy, net_dir, hooks=hooks,
-                    writer=writer, quiet=quiet, learning_rate=learning_rate,
-                    start_step=start_step, stop_step=stop_step)
-  try:
-    result = trainer.fit()
-  finally:
-    if trainer.writer is not None and not callable(trainer.writer):
-      trainer.writer.close()
-  result.update(extra or {})
-  rundir.save_weights(model, rundir.final_dir(net_dir))
-  rundir.write_json(rundir.result_path(net_dir), result)
-  # The trained weights are in final/; in-progress checkpoints are not needed.
-  shutil.rmtree(rundir.checkpoints_dir(net_dir), ignore_errors=True)
-  return result
-
-
-def _load_finished(model, net_dir):
-  """The saved result of a finished network, its final weights loaded into
-  `model`; None (after setting the damaged files aside with a warning and
-  putting `model` back as it was) if final/ or result.json does not read,
-  so that the network is trained again from its checkpoints or its start
-  (deterministic: the same weights again)."""
-  before = [v.numpy() for v in model.variables]
-  try:
-    result = rundir.read_result(net_dir)
-    rundir.load_weights(model, rundir.final_dir(net_dir))
-    return result
-  except TicketsError as e:
-    for v, value in zip(model.variables, before):
-      v.assign(value)
-    for path in (rundir.final_dir(net_dir), rundir.result_path(net_dir)):
-      rundir.set_aside(path, f'unreadable ({first_line(e)})')
-    logging.warning('%s: training this network again', net_dir)
-    return None

@@ -1,0 +1,206 @@
+"""What `python -m tf_tickets.train` does once its flags are parsed: parse
+the gin config, validate it, pick and check the run directory, run the
+experiment, export, report.
+
+Without --output_dir the run goes to `runs/<gin file stem>-<hash of the
+config>`, so the same command resumes the same run. `lottery.levels` (and
+other settings that only extend or display a run, see RESUMABLE) do not
+enter the hash: raising `levels` extends a finished lottery run in place.
+
+Known errors end with one final line `error: ...` and exit status 1; an
+existing run directory is never modified before the configuration is
+known to match it.
+"""
+
+import hashlib
+import json
+import logging as std_logging
+import os
+import shutil
+import sys
+
+from absl import logging
+
+import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import gin
+import tensorflow as tf
+
+from tf_tickets import experiments
+from tf_tickets import export
+from tf_tickets import rundir
+from tf_tickets.errors import ConfigError
+from tf_tickets.errors import TicketsError
+from tf_tickets.errors import first_line
+
+# Settings that may differ between invocations on the same run directory:
+# they extend a run or only change how it is shown or exported.
+RESUMABLE = {
+    ('lottery', 'levels'), ('training', 'log_every'), ('experiment', 'quiet'),
+    ('export', 'formats'), ('export', 'quantize'), ('summaries', 'every'),
+    ('summaries', 'enabled'), ('summaries', 'histograms'),
+    ('summaries', 'mask_images'), ('summaries', 'image_every'),
+    ('summaries', 'image_size'),
+    ('lottery', 'branch'), ('lottery', 'branch_seed'),
+}
+
+
+def _bindings():
+  """gin's parsed bindings as {'selector.param': repr(value)}."""
+  out = {}
+  for (scope, selector), params in gin.config._CONFIG.items():  # pylint: disable=protected-access
+    name = selector.split('.')[-1]
+    for param, value in params.items():
+      if (name, param) in RESUMABLE:
+        continue
+      key = f'{scope + "/" if scope else ""}{selector}.{param}'
+      out[key] = repr(value)
+  return out
+
+
+def fingerprint():
+  """A short hash of the configuration, without RESUMABLE settings."""
+  blob = json.dumps(_bindings(), sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def parse_config(gin_files, gin_params):
+  """Parses gin files and bindings; errors name the culprit."""
+  for path in gin_files:
+    if not os.path.isfile(path):
+      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
+                        'file')
+    try:
+      with open(path) as f:
+        f.read()
+    except OSError as e:
+      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
+  # gin's package-resource reader logs a spurious error for every search
+  # path a relative include is not found in before the one it is found in.
+  std_logging.getLogger().addFilter(
+      lambda record: not record.getMessage().startswith('Path not found'))
+  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
+    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+  try:
+    gin.parse_config_files_and_bindings(gin_files, gin_params,
+                                        finalize_config=False)
+  except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
+          NameError) as e:
+    where = ', '.join(list(gin_files) + [f'--gin_param {p!r}'
+                                         for p in gin_params])
+    msg = str(e).strip().replace('\n', ' ')
+    raise ConfigError('gin config', f'{msg} (in {where})') from None
+
+
+def default_run_dir(gin_files):
+  stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
+          if gin_files else 'run')
+  return os.path.join('runs', f'{stem}-{fingerprint()}')
+
+
+def check_run_dir(run_dir):
+  """Refuses a directory that holds a different run or is not a directory."""
+  if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
+                      'directory')
+  old = rundir.read_stamp(run_dir)
+  if old is not None:
+    new = _bindings()
+    diff = rundir.differing_bindings(old, new)
+    if diff:
+      raise ConfigError(
+          '--output_dir', f'{run_dir!r} holds a run with a different '
+          f'configuration (differs in: {", ".join(diff[:6])}'
+          f'{", ..." if len(diff) > 6 else ""}); use another --output_dir')
+  elif os.path.isdir(run_dir) and os.listdir(run_dir):
+    raise ConfigError('--output_dir', f'{run_dir!r} is not empty and holds no '
+                      'tf_tickets run (no config.json); use an empty or new '
+                      'directory')
+
+
+def start_run(run_dir):
+  rundir.write_stamp(run_dir, _bindings(), fingerprint())
+
+
+def execute(gin_files, gin_params, output_dir=None, quiet=False):
+  """Runs the configured experiment; returns the exit status.
+
+  The whole configuration (settings, data, model) is validated before the
+  run directory is created, and a new run directory is removed again if
+  the run fails before it trained anything. Known errors (TicketsError:
+  bad settings, data, run directories, checkpoints) print one final line
+  `error: ...` and return 1.
+  """
+  run_dir, created, existed = None, False, False
+  try:
+    if not gin_files and not gin_params:
+      raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
+                        '--gin_file=gin/lenet_imp.gin')
+    parse_config(gin_files, gin_params)
+    run_dir = output_dir or default_run_dir(gin_files)
+    check_run_dir(run_dir)
+    with gin.unlock_config():
+      ctx = experiments.context(
+          run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
+      existed = os.path.isdir(run_dir)
+      created = not existed or not os.listdir(run_dir)
+      print(f'run directory: {run_dir}', flush=True)
+      start_run(run_dir)
+      rows = experiments.execute(ctx)
+      export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
+    rundir.write_operative_config(run_dir)
+    report(ctx, rows)
+    return 0
+  except TicketsError as e:
+    sys.stderr.flush()
+    if created and not rundir.has_training_state(run_dir):
+      _remove(run_dir, keep_dir=existed)  # nothing worth keeping
+    # gin appends 'In call to configurable ...' lines; the first line says it.
+    print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
+    return 1
+
+
+def report(ctx, rows):
+  """The end of a run on the console: a table per results.csv, whether
+  anything was trained, and the results file (the branch's, if any) last."""
+  sys.stderr.flush()
+  for path, table_rows in ctx.results.items():
+    print(f'\n{path}:\n{experiments.table(table_rows)}', flush=True)
+  if not ctx.trained:
+    print(f'\nnothing to do: the {len(rows)} network(s) of this run were '
+          'finished already (raise lottery.levels to extend a lottery run)',
+          flush=True)
+  last = list(ctx.results)[-1] if ctx.results else rundir.results_path(
+      ctx.run_dir)
+  print(f'results: {last}', flush=True)
+
+
+def _remove(run_dir, keep_dir):
+  """Removes what a failed run wrote (the directory too unless it existed
+  before, empty)."""
+  if not keep_dir:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return
+  for name in os.listdir(run_dir):
+    path = os.path.join(run_dir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      os.remove(path)
+
+
+def init_devices():
+  """Makes TensorFlow find its devices now (inside the caller's
+  `console.native_noise_filtered()`)."""
+  tf.config.list_physical_devices()
+
+
+def main(gin_files, gin_params, output_dir=None, quiet=False):
+  """Sets up logging and runs `execute`; returns the exit status."""
+  if quiet:
+    logging.set_verbosity(logging.WARNING)
+  # TensorFlow's checkpoint saver logs every save at INFO through absl.
+  logging.get_absl_logger().addFilter(
+      lambda record: 'functional_saver' not in record.pathname)
+  tf.get_logger().setLevel('ERROR')
+  return execute(gin_files, gin_params, output_dir, quiet)
