@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import cli
 import tf_tickets as tt
+from tf_tickets import algorithms
 from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
 from tf_tickets import models
@@ -96,3 +97,83 @@ def test_start_step_continues_the_schedule_and_data(data, tmp_path):
   b_cont.fit()
   for vb, vc in zip(b.trainable_variables, c.trainable_variables):
     np.testing.assert_allclose(vb.numpy(), vc.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _rigl_run(data, path, **config_changes):
+  """A short RigL run (mask updates every 7 steps) from a fixed start; the
+  final weights and masks."""
+  model = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                     num_classes=10, seed=1))
+  cfg = algorithms.SparseTrainingSettings(method='rigl', sparsity=0.8,
+                                          update_every=7, end_step=0.8)
+  algorithm = algorithms.make(cfg, algorithms.target_sparsities(model, cfg),
+                              0)
+  tt.init_masks(model, algorithm.sparsities, seed=0)
+  config = training.TrainingConfig(steps=45, eval_every=20, log_every=9,
+                                   checkpoint_every=100).replace(
+                                       **config_changes)
+  trainer = training.Trainer(model, data, config,
+                             tf.distribute.get_strategy(), str(path),
+                             hooks=[training.MaskHook(algorithm)], quiet=True)
+  result = trainer.fit()
+  return trainer, result, [v.numpy() for v in model.variables]
+
+
+def test_steps_per_loop_does_not_change_the_run(data, tmp_path):
+  """Several steps per compiled call, with mask updates, logs and
+  evaluations on their own steps: bitwise the run of one step per call."""
+  _, one, a = _rigl_run(data, tmp_path / 'one', steps_per_loop=1)
+  _, many, b = _rigl_run(data, tmp_path / 'many', steps_per_loop=100)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  assert one['test_accuracy'] == many['test_accuracy']
+  assert one['early_stop_step'] == many['early_stop_step']
+
+
+class Events(training.Hook):
+  """Events at steps 5 and 11; records the steps after_step sees."""
+
+  def __init__(self):
+    self.seen = []
+
+  def next_event(self, step):
+    return 5 if step < 5 else (11 if step < 11 else step + 1000)
+
+  def after_step(self, trainer, step, grads):
+    self.seen.append(step)
+
+
+def test_the_loop_stops_on_every_hook_event(data, tmp_path):
+  events = Events()
+  model = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                     num_classes=10))
+  config = training.TrainingConfig(steps=30, eval_every=30, log_every=30,
+                                   checkpoint_every=30, steps_per_loop=100)
+  training.Trainer(model, data, config, tf.distribute.get_strategy(),
+                   str(tmp_path), hooks=[events], quiet=True).fit()
+  assert events.seen == [5, 11, 30]
+
+
+def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
+    data, tmp_path, monkeypatch):
+  real = training.Trainer._train_steps
+
+  def fails_under_xla(self):
+    fn = real(self)
+    if not self.jit_compile:
+      return fn
+
+    def call(iterator, n):
+      next(iterator)  # the batch is consumed before compilation fails
+      raise tf.errors.InvalidArgumentError(
+          None, None, 'Detected unsupported operations when trying to '
+          'compile graph with XLA')
+    return call
+
+  monkeypatch.setattr(training.Trainer, '_train_steps', fails_under_xla)
+  trainer, _, fell_back = _rigl_run(data, tmp_path / 'a')
+  assert not trainer.jit_compile
+  monkeypatch.undo()
+  _, _, plain = _rigl_run(data, tmp_path / 'b', jit_compile=False)
+  for x, y in zip(fell_back, plain):
+    np.testing.assert_array_equal(x, y)

@@ -39,3 +39,10 @@ def batchnorm_layers(model):
   models too, each once."""
   return [l for l in model.submodules
           if isinstance(l, keras.layers.BatchNormalization)]
+
+
+def __getattr__(name):
+  """`tf_tickets.keras.<name>` is tf_keras's `<name>` (e.g.
+  `tt.keras.layers`): the package exports tf_keras as `tt.keras`, and once
+  this module is imported the package attribute `keras` is this module."""
+  return getattr(keras, name)

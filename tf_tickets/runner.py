@@ -42,6 +42,7 @@ RESUMABLE = {
     ('summaries', 'mask_images'), ('summaries', 'image_every'),
     ('summaries', 'image_size'),
     ('lottery', 'branch'), ('lottery', 'branch_seed'),
+    ('training', 'steps_per_loop'),  # boundaries fall on the same steps
 }
 
 

@@ -51,6 +51,12 @@ class TrainingConfig(settings.Settings):
   checkpoint_every: checkpoint interval in steps (also at each eval).
   log_every: interval of progress and loss summaries.
   deterministic: enable TF op determinism (bitwise-reproducible runs).
+  jit_compile: compile the training step with XLA (falls back to the
+    uncompiled step, with a warning, where XLA cannot compile it).
+  steps_per_loop: at most this many training steps per call into the
+    compiled loop; hooks, evaluations, checkpoints and loss logging run at
+    call boundaries, which are placed on the steps they need, so results
+    do not depend on it (1: one step per call).
   """
   steps: object = '50000it'
   seed: int = 0
@@ -68,6 +74,8 @@ class TrainingConfig(settings.Settings):
   checkpoint_every: object = 1000
   log_every: int = 100
   deterministic: bool = True
+  jit_compile: bool = True
+  steps_per_loop: int = 100
 
   def validate(self):
     self.set('seed', check_int('training.seed', self.seed, 0))
@@ -86,6 +94,10 @@ class TrainingConfig(settings.Settings):
     self.set('log_every', check_int('training.log_every', self.log_every, 1))
     self.set('deterministic', check_bool('training.deterministic',
                                          self.deterministic))
+    self.set('jit_compile', check_bool('training.jit_compile',
+                                       self.jit_compile))
+    self.set('steps_per_loop', check_int('training.steps_per_loop',
+                                         self.steps_per_loop, 1))
     steps_lib.parse(self.steps, 'training.steps')
     for m in self.lr_milestones:
       steps_lib.parse(m, 'training.lr_milestones')

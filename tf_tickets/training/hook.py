@@ -20,8 +20,17 @@ class Hook:
   def begin(self, trainer):
     """Before the first step (also after a resume)."""
 
+  def next_event(self, step):
+    """The first step after `step` at which this hook needs `after_step`
+    (and may want gradients or skip the update). The loop runs the steps in
+    between as one compiled call (`training.steps_per_loop`) and calls
+    `after_step` at least at every event; the default, `step + 1`, asks
+    for every step."""
+    return step + 1
+
   def wants_gradients(self, step):
-    """True if `after_step(step)` needs the gradients of that step."""
+    """True if `after_step(step)` needs the gradients of that step (only at
+    an event step, see `next_event`)."""
     del step
     return False
 
@@ -32,7 +41,8 @@ class Hook:
     return False
 
   def after_step(self, trainer, step, grads):
-    """After step `step`. `grads` (dict id(variable) -> all-reduced
+    """After step `step`: at every event step (`next_event`) and possibly
+    at other steps. `grads` (dict id(variable) -> all-reduced
     gradient of the loss for the batch of this step, taken at the weights
     before the update; dense for prunable weights, since the forward pass
     reads the stored masked weights) if `wants_gradients(step)`, else None."""

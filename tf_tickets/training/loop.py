@@ -26,14 +26,13 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tf_tickets import data as data_lib
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
-from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
+from tf_tickets.training.compiled import CompiledSteps
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.progress import Progress
@@ -45,7 +44,7 @@ from tf_tickets.training.shadow import state_variables
 # ------------------------------------------------------------------------------
 
 
-class Trainer:
+class Trainer(CompiledSteps):
   """Trains a wrapped model with one compiled step, hooks and checkpoints."""
 
   def __init__(self, model, data, config, strategy, net_dir, hooks=(),
@@ -54,6 +53,7 @@ class Trainer:
     self.model, self.data, self.config = model, data, config
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
+    self.jit_compile = config.jit_compile
     self.schedule = resolve_schedule(config, data.steps_per_epoch)
     if learning_rate is not None:
       config = config.replace(learning_rate=learning_rate)
@@ -97,107 +97,6 @@ class Trainer:
     self._step_fns = {}
     self._eval_fns = {}
     self.history = []
-
-  # -- compiled functions --------------------------------------------------
-  def _loss(self, x, y, training):
-    logits = self.model(x, training=training)
-    per_example = self.loss_fn(y, logits)
-    loss = tf.nn.compute_average_loss(
-        per_example, global_batch_size=self.data.batch_size)
-    return logits, loss
-
-  def _regularization(self):
-    terms = list(self.model.losses)
-    if self.config.weight_decay > 0 and self.config.optimizer != 'adamw':
-      terms.append(0.5 * self.config.weight_decay * tf.add_n(
-          [tf.reduce_sum(tf.square(v)) for v in self.model.trainable_variables]))
-    if not terms:
-      return 0.0
-    return tf.nn.scale_regularization_loss(tf.add_n(terms))
-
-  def gradients(self, x, y):
-    """Per-replica gradients of the training loss (replica context)."""
-    variables = self.model.trainable_variables
-    with tf.GradientTape() as tape:
-      _, loss = self._loss(x, y, training=True)
-      total = loss + self._regularization()
-    return loss, tape.gradient(total, variables)
-
-  def _train_step(self, with_grads, apply=True):
-    """The compiled step: gradients of one batch, masked for the optimizer
-    (pruned entries get 0, so optimizer state never builds up there), and
-    returned dense (all-reduced) if `with_grads` (for growth scores);
-    `apply=False` skips the optimizer update (the step's iteration is still
-    counted, so the learning-rate schedule stays on the global step)."""
-    key = (with_grads, apply)
-    if key not in self._step_fns:
-      self._step_fns[key] = self._build_train_step(with_grads, apply)
-    return self._step_fns[key]
-
-  def _build_train_step(self, with_grads, apply):
-    variables = self.model.trainable_variables
-    masks = {}
-    for wr in wrapper_lib.wrappers(self.model):
-      for w, m in zip(wr.prunable_weights, wr.masks):
-        masks[id(w)] = m
-    grad_masks = [masks.get(id(v)) for v in variables]
-
-    def step_fn(x, y):
-      loss, grads = self.gradients(x, y)
-      if apply:
-        self.optimizer.apply_gradients(zip(
-            [g if m is None else g * tf.cast(m, g.dtype)
-             for g, m in zip(grads, grad_masks)], variables))
-      self.loss_sum.assign_add(loss)
-      self.loss_count.assign_add(
-          tf.constant(1.0 / self.strategy.num_replicas_in_sync))
-      return grads if with_grads else None
-
-    @tf.function
-    def train_step(iterator):
-      x, y = next(iterator)
-      out = self.strategy.run(step_fn, args=(x, y))
-      if not apply:
-        self.optimizer.iterations.assign_add(1)
-      if with_grads:
-        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
-                for g in out]
-      return None
-
-    return train_step
-
-  def _eval_fn(self):
-    def step_fn(x, y):
-      logits = self.model(x, training=False)
-      loss = tf.reduce_sum(self.loss_fn(y, logits))
-      correct = tf.reduce_sum(tf.cast(
-          tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                   tf.cast(y, tf.int32)), tf.float32))
-      count = tf.cast(tf.shape(y)[0], tf.float32)
-      return tf.stack([loss, correct, count])
-
-    @tf.function
-    def eval_batch(x, y):
-      out = self.strategy.run(step_fn, args=(x, y))
-      return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
-
-    return eval_batch
-
-  def evaluate(self, split):
-    """(loss, accuracy) of the model on 'val' or 'test'."""
-    x, y = ((self.data.x_val, self.data.y_val) if split == 'val'
-            else (self.data.x_test, self.data.y_test))
-    if len(x) == 0:
-      return float('nan'), float('nan')
-    if split not in self._eval_fns:
-      ds = data_lib.eval_dataset(x, y)
-      self._eval_fns[split] = (
-          self.strategy.experimental_distribute_dataset(ds), self._eval_fn())
-    ds, fn = self._eval_fns[split]
-    total = np.zeros(3)
-    for x_batch, y_batch in ds:
-      total += fn(x_batch, y_batch).numpy()
-    return total[0] / total[2], total[1] / total[2]
 
   def mask_updated(self, step, stats):
     """Tells every hook that masks changed at `step` (stats: per-weight key
@@ -268,8 +167,7 @@ class Trainer:
     returns the last step."""
     sched = self.schedule
     variables = self.model.trainable_variables
-    ds = data_lib.train_dataset(self.data, self.config.seed, start_step=start)
-    iterator = iter(self.strategy.experimental_distribute_dataset(ds))
+    iterator = self._iterator(start)
     t0, wall0 = time.time(), float(self.wall_var.numpy())
     step, shown = start, {}
     if start == self.start_step:
@@ -278,11 +176,26 @@ class Trainer:
         progress.update(start, val_loss=metrics['val_loss'],
                         val_acc=metrics['val_accuracy'])
     while step < self.stop_step:
-      want = any(h.wants_gradients(step + 1) for h in self.hooks)
-      skip = any(h.skips_update(step + 1) for h in self.hooks)
-      out = self._train_step(want, apply=not skip)(iterator)
+      nxt = self._next_stop(step)
+      want = any(h.wants_gradients(nxt) for h in self.hooks)
+      skip = any(h.skips_update(nxt) for h in self.hooks)
+      try:
+        out = self._run_to(iterator, step, nxt, want, skip)
+      except (tf.errors.InvalidArgumentError,
+              tf.errors.UnimplementedError) as e:
+        if not self.jit_compile or 'XLA' not in str(e) + type(e).__name__:
+          raise
+        # Compilation fails at the first call, before any update: retry
+        # the same steps uncompiled, from the same batch.
+        logging.warning('XLA cannot compile the training step (%s); '
+                        'training without it (training.jit_compile = '
+                        'False)', first_line(e))
+        self.jit_compile = False
+        self._step_fns.clear()
+        iterator = self._iterator(step)
+        out = self._run_to(iterator, step, nxt, want, skip)
       grads = {id(v): g for v, g in zip(variables, out)} if want else None
-      step += 1
+      step = nxt
       for hook in self.hooks:
         hook.after_step(self, step, grads)
       if step % self.config.log_every == 0 or step == self.stop_step:
@@ -305,6 +218,16 @@ class Trainer:
         self.save_checkpoint(step)
     self.wall_var.assign(wall0 + time.time() - t0)
     return step
+
+  def _next_stop(self, step):
+    """The next step the host must see: a hook event, a log, evaluation or
+    checkpoint step, the end, or `steps_per_loop` steps on."""
+    sched, every = self.schedule, self.config.log_every
+    stops = [self.stop_step, step + self.config.steps_per_loop]
+    stops += [(step // n + 1) * n for n in (every, sched.eval_every,
+                                            sched.checkpoint_every)]
+    stops += [h.next_event(step) for h in self.hooks]
+    return max(step + 1, min(stops))
 
   def _read_loss(self):
     count = float(self.loss_count.numpy())

@@ -31,6 +31,8 @@ from tf_tickets.training.config import optimizer_slots
 from tf_tickets.keras import batchnorm_layers
 from tf_tickets.training.hook import Hook
 
+_HORIZON = 10000  # steps `next_event` looks ahead for a mask update
+
 
 class _State(tf.Module):
   """Checkpointed state of a `MaskHook`."""
@@ -58,6 +60,7 @@ class MaskHook(Hook):
 
   def __init__(self, algorithm):
     self.algorithm = algorithm
+    self._next = None  # cached `next_event`
     self.method = algorithm.name
     self._state = None
     self._grad_fn = None
@@ -130,6 +133,16 @@ class MaskHook(Hook):
       v.assign(value)
     return {id(v): g.numpy()
             for v, g in zip(model.trainable_variables, grads)}
+
+  def next_event(self, step):
+    """The next mask-update step (scanned up to `_HORIZON` steps ahead)."""
+    if self._next is None or not step < self._next <= step + _HORIZON:
+      self._next = step + _HORIZON + 1
+      for s in range(step + 1, step + _HORIZON + 1):
+        if self.algorithm.wants_update(s):
+          self._next = s
+          break
+    return self._next
 
   def wants_gradients(self, step):
     return (self.algorithm.needs_gradients and self.batch is None

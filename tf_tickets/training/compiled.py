@@ -1,0 +1,162 @@
+"""What runs on the device: the compiled training step, the compiled loop
+of plain steps, evaluation. `CompiledSteps` is the device half of
+`Trainer` (it uses the trainer's model, data, config, strategy, optimizer
+and loss variables).
+
+XLA (`training.jit_compile`): on one replica the whole step (forward,
+backward, masked optimizer update) is compiled; with several replicas only
+the forward and backward pass, since the update's cross-replica
+aggregation cannot be compiled into the replica function.
+"""
+import numpy as np
+import tensorflow as tf
+
+from tf_tickets import data as data_lib
+from tf_tickets import wrapper as wrapper_lib
+
+
+class CompiledSteps:
+  """Device-side methods of `Trainer`."""
+
+  def _loss(self, x, y, training):
+    logits = self.model(x, training=training)
+    per_example = self.loss_fn(y, logits)
+    loss = tf.nn.compute_average_loss(
+        per_example, global_batch_size=self.data.batch_size)
+    return logits, loss
+
+  def _regularization(self):
+    terms = list(self.model.losses)
+    if self.config.weight_decay > 0 and self.config.optimizer != 'adamw':
+      terms.append(0.5 * self.config.weight_decay * tf.add_n(
+          [tf.reduce_sum(tf.square(v)) for v in self.model.trainable_variables]))
+    if not terms:
+      return 0.0
+    return tf.nn.scale_regularization_loss(tf.add_n(terms))
+
+  def gradients(self, x, y):
+    """Per-replica gradients of the training loss (replica context)."""
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      _, loss = self._loss(x, y, training=True)
+      total = loss + self._regularization()
+    return loss, tape.gradient(total, variables)
+
+  def _train_step(self, with_grads, apply=True):
+    """The compiled step: gradients of one batch, masked for the optimizer
+    (pruned entries get 0, so optimizer state never builds up there), and
+    returned dense (all-reduced) if `with_grads` (for growth scores);
+    `apply=False` skips the optimizer update (the step's iteration is still
+    counted, so the learning-rate schedule stays on the global step)."""
+    key = (with_grads, apply)
+    if key not in self._step_fns:
+      self._step_fns[key] = self._build_train_step(with_grads, apply)
+    return self._step_fns[key]
+
+  def _replica_step(self, with_grads, apply):
+    """One step on one replica: forward, backward, masked update."""
+    variables = self.model.trainable_variables
+    masks = {}
+    for wr in wrapper_lib.wrappers(self.model):
+      for w, m in zip(wr.prunable_weights, wr.masks):
+        masks[id(w)] = m
+    grad_masks = [masks.get(id(v)) for v in variables]
+
+    # XLA: the whole step on one replica; with several replicas only the
+    # forward and backward pass (the update's cross-replica aggregation
+    # cannot be compiled into the replica function).
+    whole = self.jit_compile and self.strategy.num_replicas_in_sync == 1
+    gradients = (tf.function(self.gradients, jit_compile=True)
+                 if self.jit_compile and not whole else self.gradients)
+
+    def step_fn(x, y):
+      loss, grads = gradients(x, y)
+      if apply:
+        self.optimizer.apply_gradients(zip(
+            [g if m is None else g * tf.cast(m, g.dtype)
+             for g, m in zip(grads, grad_masks)], variables))
+      self.loss_sum.assign_add(loss)
+      self.loss_count.assign_add(
+          tf.constant(1.0 / self.strategy.num_replicas_in_sync))
+      return grads if with_grads else None
+
+    return tf.function(step_fn, jit_compile=True) if whole else step_fn
+
+  def _build_train_step(self, with_grads, apply):
+    step_fn = self._replica_step(with_grads, apply)
+
+    @tf.function
+    def train_step(iterator):
+      x, y = next(iterator)
+      out = self.strategy.run(step_fn, args=(x, y))
+      if not apply:
+        self.optimizer.iterations.assign_add(1)
+      if with_grads:
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
+                for g in out]
+      return None
+
+    return train_step
+
+  def _train_steps(self):
+    """The compiled loop of `n` plain steps (no gradients returned)."""
+    if 'loop' not in self._step_fns:
+      step_fn = self._replica_step(False, True)
+
+      @tf.function
+      def train_steps(iterator, n):
+        for _ in tf.range(n):
+          x, y = next(iterator)
+          self.strategy.run(step_fn, args=(x, y))
+
+      self._step_fns['loop'] = train_steps
+    return self._step_fns['loop']
+
+  def _eval_fn(self):
+    def step_fn(x, y):
+      logits = self.model(x, training=False)
+      loss = tf.reduce_sum(self.loss_fn(y, logits))
+      correct = tf.reduce_sum(tf.cast(
+          tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                   tf.cast(y, tf.int32)), tf.float32))
+      count = tf.cast(tf.shape(y)[0], tf.float32)
+      return tf.stack([loss, correct, count])
+
+    @tf.function
+    def eval_batch(x, y):
+      out = self.strategy.run(step_fn, args=(x, y))
+      return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
+
+    return eval_batch
+
+  def evaluate(self, split):
+    """(loss, accuracy) of the model on 'val' or 'test'."""
+    x, y = ((self.data.x_val, self.data.y_val) if split == 'val'
+            else (self.data.x_test, self.data.y_test))
+    if len(x) == 0:
+      return float('nan'), float('nan')
+    if split not in self._eval_fns:
+      ds = data_lib.eval_dataset(x, y)
+      self._eval_fns[split] = (
+          self.strategy.experimental_distribute_dataset(ds), self._eval_fn())
+    ds, fn = self._eval_fns[split]
+    total = np.zeros(3)
+    for x_batch, y_batch in ds:
+      total += fn(x_batch, y_batch).numpy()
+    return total[0] / total[2], total[1] / total[2]
+
+  def _iterator(self, step):
+    """The distributed training batches from global step `step` on."""
+    ds = data_lib.train_dataset(self.data, self.config.seed, start_step=step)
+    return iter(self.strategy.experimental_distribute_dataset(ds))
+
+  def _run_to(self, iterator, step, nxt, want, skip):
+    """Steps step+1..nxt: the plain ones in one compiled call, the last one
+    apart if it returns gradients (`want`) or skips the update (`skip`);
+    returns the gradients of step nxt if `want`."""
+    plain = nxt - step - (1 if want or skip else 0)
+    if plain:
+      self._train_steps()(iterator, tf.constant(plain))
+    if want or skip:
+      return self._train_step(want, apply=not skip)(iterator)
+    return None

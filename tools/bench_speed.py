@@ -1,0 +1,301 @@
+"""Training speed: our loop against a hand-written TensorFlow loop and a
+jitted JAX/optax loop of the same masked MLP, interleaved in one process.
+
+LeNet-300-100 on Fashion-MNIST, batch 60, Adam 1.2e-3, ERK 90% masks (the
+same masks and initial weights in every arm):
+
+* ours/static, ours/set, ours/rigl: `tf_tickets.training.Trainer` with the
+  sparse-training hook (update every 100 steps), as `python -m
+  tf_tickets.train` runs it, with its default settings;
+* tf/hand: a minimal masked MLP + Adam written in TensorFlow,
+  `tf.function(jit_compile=True)` running 100 steps per call on data held
+  on the device: the TensorFlow limit;
+* jax/optax: the same masked MLP with `optax.adam`, one `jax.jit` step per
+  Python call fed numpy batches (the loop jaxpruner's examples run): the
+  peer reference (`pip install -e '.[bench]'`).
+
+Each arm trains `--steps` steps per repetition; only steps after `--warmup`
+are timed (tracing and compilation excluded). Repetitions are interleaved
+round-robin so that a busy machine slows all arms alike; the table reports
+the median steps/s and the paired per-repetition ratios. `--startup` also
+times the command line to the first training step (a one-step run).
+
+    python tools/bench_speed.py --steps 3000 --repeats 5 --startup \
+        --write docs/benchmarks.md
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+
+import tf_tickets as tt
+from tf_tickets import algorithms
+from tf_tickets import data as data_lib
+from tf_tickets import masks as masks_lib
+from tf_tickets import models
+from tf_tickets import training
+from tf_tickets import wrapper as wrapper_lib
+import tensorflow as tf
+from tools import benchlib
+
+FMNIST = '/usr/share/datasets/fashion-mnist'
+LR = 1.2e-3
+BATCH = 60
+UPDATE_EVERY = 100
+
+
+class _Clock(training.Hook):
+  """Times steps (warmup, steps]; its events make the loop stop there."""
+
+  def __init__(self, warmup, steps):
+    self.warmup, self.steps, self.t0, self.t1 = warmup, steps, None, None
+
+  def next_event(self, step):
+    return self.warmup if step < self.warmup else self.steps
+
+  def after_step(self, trainer, step, grads):
+    if step == self.warmup:
+      self.t0 = time.perf_counter()
+    elif step == self.steps:
+      self.t1 = time.perf_counter()
+
+
+def _sparse_model(data, method, sparsity):
+  model = tt.wrap(models.build_model(
+      'lenet_300_100', input_shape=data.input_shape,
+      num_classes=data.num_classes, mean=data.mean, std=data.std, seed=0))
+  cfg = algorithms.SparseTrainingSettings(
+      method=method, sparsity=sparsity, distribution='erk',
+      update_every=UPDATE_EVERY, end_step=0.75)
+  algorithm = algorithms.make(cfg, algorithms.target_sparsities(model, cfg), 0)
+  masks_lib.init_masks(model, algorithm.sparsities, seed=0)
+  return model, algorithm
+
+
+def ours(data, method, sparsity, warmup, steps):
+  model, algorithm = _sparse_model(data, method, sparsity)
+  config = training.TrainingConfig(
+      steps=steps, optimizer='adam', learning_rate=LR, eval_every=steps,
+      checkpoint_every=10 * steps, deterministic=False)
+
+  def run():
+    clock = _Clock(warmup, steps)
+    with tempfile.TemporaryDirectory() as d:
+      training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
+                       hooks=[training.MaskHook(algorithm), clock],
+                       quiet=True).fit()
+    return (steps - warmup) / (clock.t1 - clock.t0)
+  return run
+
+
+def _mlp_arrays(data, sparsity):
+  """Initial weights (masked), masks and normalisation of the same network."""
+  model, _ = _sparse_model(data, 'static', sparsity)
+  weights, masks = [], []
+  for wr in wrapper_lib.wrappers(model):
+    (kernel,), (mask,) = wr.prunable_weights, wr.masks
+    m = mask.numpy().astype(np.float32)
+    weights += [kernel.numpy() * m, wr.layer.bias.numpy()]
+    masks.append(m)
+  return weights, masks, np.float32(data.mean[0]), np.float32(data.std[0])
+
+
+def _batches(data, steps, seed=0):
+  """Index batches of `steps` steps: epoch permutations, remainder dropped."""
+  n = len(data.x_train)
+  spe = n // BATCH
+  rng = np.random.RandomState(seed)
+  out = []
+  while len(out) < steps:
+    perm = rng.permutation(n)
+    out += [perm[i * BATCH:(i + 1) * BATCH] for i in range(spe)]
+  return np.stack(out[:steps])
+
+
+def tf_hand(data, sparsity, warmup, steps, per_call=100):
+  """Masked MLP + Adam in TensorFlow, XLA-compiled, `per_call` steps/call."""
+  weights, masks, mean, std = _mlp_arrays(data, sparsity)
+  x_all = tf.constant(data.x_train.reshape(len(data.x_train), -1), tf.float32)
+  y_all = tf.constant(data.y_train.astype(np.int32))
+  idx = tf.constant(_batches(data, steps), tf.int32)
+  params = [tf.Variable(w) for w in weights]
+  mask_t = [tf.constant(m) for m in masks]
+  m_slots = [tf.Variable(tf.zeros_like(w)) for w in weights]
+  v_slots = [tf.Variable(tf.zeros_like(w)) for w in weights]
+  t_var = tf.Variable(0.0)
+  b1, b2, eps = 0.9, 0.999, 1e-7
+
+  def forward(x):
+    h = (x - mean) / std
+    for i in range(0, len(params), 2):
+      h = tf.matmul(h, params[i]) + params[i + 1]
+      if i + 2 < len(params):
+        h = tf.nn.relu(h)
+    return h
+
+  @tf.function(jit_compile=True)
+  def run_steps(start):
+    for s in tf.range(start, start + per_call):
+      b = idx[s]
+      x, y = tf.gather(x_all, b), tf.gather(y_all, b)
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            y, forward(x)))
+      grads = tape.gradient(loss, params)
+      t_var.assign_add(1.0)
+      t = t_var.read_value()
+      lr = LR * tf.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+      for i, (p, g) in enumerate(zip(params, grads)):
+        mask = mask_t[i // 2] if i % 2 == 0 else None
+        if mask is not None:
+          g = g * mask
+        m_slots[i].assign(b1 * m_slots[i] + (1 - b1) * g)
+        v_slots[i].assign(b2 * v_slots[i] + (1 - b2) * g * g)
+        new = p - lr * m_slots[i] / (tf.sqrt(v_slots[i]) + eps)
+        p.assign(new * mask if mask is not None else new)
+    return t_var.read_value()
+
+  def run():
+    for w, p in zip(weights, params):
+      p.assign(w)
+    step = 0
+    while step < warmup:
+      run_steps(tf.constant(step)).numpy()
+      step += per_call
+    t0 = time.perf_counter()
+    while step < steps:
+      run_steps(tf.constant(step)).numpy()
+      step += per_call
+    return (steps - warmup) / (time.perf_counter() - t0)
+  return run
+
+
+def jax_optax(data, sparsity, warmup, steps):
+  """The same masked MLP with optax.adam, one jitted step per call."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  weights, masks, mean, std = _mlp_arrays(data, sparsity)
+  x_all = data.x_train.reshape(len(data.x_train), -1).astype(np.float32)
+  y_all = data.y_train.astype(np.int32)
+  idx = _batches(data, steps)
+  opt = optax.adam(LR)
+  mask_tree = [jnp.asarray(masks[i // 2]) if i % 2 == 0 else None
+               for i in range(len(weights))]
+
+  def loss_fn(params, x, y):
+    h = (x - mean) / std
+    for i in range(0, len(params), 2):
+      h = h @ params[i] + params[i + 1]
+      if i + 2 < len(params):
+        h = jax.nn.relu(h)
+    return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
+
+  @jax.jit
+  def step_fn(params, opt_state, x, y):
+    grads = jax.grad(loss_fn)(params, x, y)
+    grads = [g if m is None else g * m for g, m in zip(grads, mask_tree)]
+    updates, opt_state = opt.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    params = [p if m is None else p * m for p, m in zip(params, mask_tree)]
+    return params, opt_state
+
+  def run():
+    params = [jnp.asarray(w) for w in weights]
+    opt_state = opt.init(params)
+    t0 = None
+    for s in range(steps):
+      if s == warmup:
+        jax.block_until_ready(params)
+        t0 = time.perf_counter()
+      b = idx[s]
+      params, opt_state = step_fn(params, opt_state, x_all[b], y_all[b])
+    jax.block_until_ready(params)
+    return (steps - warmup) / (time.perf_counter() - t0)
+  return run
+
+
+def startup_seconds(repeats=3):
+  """Seconds from the command to the end of a one-step run (an upper bound
+  of the time to the first training step)."""
+  cmd = [sys.executable, '-m', 'tf_tickets.train',
+         f'--gin_file={os.path.join(REPO, "gin", "lenet_imp.gin")}',
+         "--gin_param=dataset.name='fashion_mnist'",
+         f"--gin_param=dataset.idx_dir='{FMNIST}'",
+         '--gin_param=lottery.levels=0', '--gin_param=training.steps=1',
+         '--gin_param=summaries.enabled=False', '--quiet']
+  times = []
+  for _ in range(repeats):
+    with tempfile.TemporaryDirectory() as d:
+      t = time.perf_counter()
+      subprocess.run(cmd + [f'--output_dir={d}/run'], check=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      times.append(time.perf_counter() - t)
+  return benchlib.median(times)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument('--steps', type=int, default=3000)
+  p.add_argument('--warmup', type=int, default=100)
+  p.add_argument('--repeats', type=int, default=5)
+  p.add_argument('--sparsity', type=float, default=0.9)
+  p.add_argument('--idx_dir', default=FMNIST)
+  p.add_argument('--startup', action='store_true')
+  p.add_argument('--no_jax', action='store_true')
+  p.add_argument('--write', default=None, help='benchmarks.md to update')
+  args = p.parse_args()
+  data = data_lib.load_dataset('fashion_mnist', idx_dir=args.idx_dir,
+                               batch_size=BATCH)
+  w, s, r = args.warmup, args.steps, args.sparsity
+  arms = {f'ours/{m}': ours(data, m, r, w, s) for m in ('static', 'set',
+                                                         'rigl')}
+  arms['tf/hand (XLA, 100 steps/call)'] = tf_hand(data, r, w, s)
+  if not args.no_jax:
+    arms['jax/optax (jit)'] = jax_optax(data, r, w, s)
+  rates = {k: [] for k in arms}
+  for fn in arms.values():
+    fn()  # compile
+  for _ in range(args.repeats):
+    for k, fn in arms.items():
+      rates[k].append(fn())
+  ref = 'jax/optax (jit)' if 'jax/optax (jit)' in arms else (
+      'tf/hand (XLA, 100 steps/call)')
+  lines = [
+      f'LeNet-300-100, Fashion-MNIST, batch {BATCH}, Adam {LR}, ERK '
+      f'{r:.0%}, steps {w + 1}-{s} timed, {args.repeats} interleaved '
+      f'repetitions, {os.cpu_count()} CPU cores.', '',
+      f'| arm | steps/s (median) | ratio to {ref} (paired, per repetition) |',
+      '|---|---|---|']
+  for k, v in rates.items():
+    ratios = [a / b for a, b in zip(v, rates[ref])]
+    lines.append(f'| {k} | {benchlib.median(v):.0f} | '
+                 f'{benchlib.median(ratios):.2f} '
+                 f'({min(ratios):.2f}-{max(ratios):.2f}) |')
+  static = rates['ours/static']
+  rigl = [a / b for a, b in zip(static, rates['ours/rigl'])]
+  lines += ['', f'RigL cost (static steps/s / RigL steps/s, paired): median '
+            f'{benchlib.median(rigl):.2f} ({min(rigl):.2f}-{max(rigl):.2f}).']
+  hand = [a / b for a, b in zip(static, rates['tf/hand (XLA, 100 steps/call)'])]
+  lines += [f'ours/static vs tf/hand (paired): median '
+            f'{benchlib.median(hand):.2f} ({min(hand):.2f}-{max(hand):.2f}).']
+  if args.startup:
+    lines += [f'Command to the end of a one-step run (median of 3): '
+              f'{startup_seconds():.1f} s.']
+  lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
+                                  sys.argv[1:])]
+  benchlib.publish(lines, args.write, 'speed')
+
+
+if __name__ == '__main__':
+  main()
