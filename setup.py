@@ -21,6 +21,8 @@ EXTRAS = {
     'test': ['pytest>=8.0', 'matplotlib>=3.8', 'ai-edge-litert>=2.0'],
     'edge': ['ai-edge-litert>=2.0'],
     'plots': ['matplotlib>=3.8'],
+    # tools/bench_speed.py's peer reference (a jitted JAX/optax loop).
+    'bench': ['jax>=0.4.30', 'optax>=0.2.3'],
 }
 
 setuptools.setup(
