@@ -15,11 +15,16 @@ INSTALL_REQUIRES = [
     'gin-config>=0.5.0',
     'tensorboard>=2.21.0',
     'numpy>=1.26',
+    # The export loads and runs every .tflite it writes on LiteRT's
+    # interpreter, as apps do (tf.lite.Interpreter is deprecated).
+    'ai-edge-litert>=2.0',
 ]
 
 EXTRAS = {
-    'test': ['pytest>=8.0', 'matplotlib>=3.8', 'ai-edge-litert>=2.0'],
-    'edge': ['ai-edge-litert>=2.0'],
+    'test': ['pytest>=8.0', 'matplotlib>=3.8'],
+    # LiteRT is a core dependency; the extra stays so that
+    # `pip install 'tf_tickets[edge]'` keeps working.
+    'edge': [],
     'plots': ['matplotlib>=3.8'],
     # tools/bench_speed.py's peer reference (a jitted JAX/optax loop).
     'bench': ['jax>=0.4.30', 'optax>=0.2.3'],

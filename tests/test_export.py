@@ -117,14 +117,108 @@ def test_zoo_round_trip(tmp_path, name, shape, bindings):
       [None] + list(shape)
   np.testing.assert_allclose(sig(pixels=tf.constant(pixels))['logits'],
                              reference, rtol=1e-4, atol=1e-4)
-  with open(out / 'float32.tflite', 'rb') as f:
-    logits, runtime, _ = export.run_tflite(f.read(), pixels)
-  assert runtime == 'xnnpack'
+  logits, runtime, errors = export.run_tflite(str(out / 'float32.tflite'),
+                                              pixels)
+  assert (runtime, errors) == ('default', {})
   scale = max(1.0, np.abs(reference).max())
   assert np.abs(logits - reference).max() <= 1e-4 * scale
   np.testing.assert_array_equal(logits.argmax(-1), reference.argmax(-1))
   with open(out / 'report.json') as f:
     assert json.load(f)['passed']
+  # float32 runs on LiteRT with the defaults (XNNPack), sparse or not.
+  assert assert_files_run_on_litert(out, report) == {}
+  assert {a['runtime'] for a in (dense, sparse)} == {'xnnpack'}
+
+
+def _load_and_invoke(path, **options):
+  """Loads a .tflite as an app does - LiteRT's Interpreter(model_path=...)
+  with the given runtime options (none: its defaults) - and invokes it."""
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  it = litert.Interpreter(model_path=str(path), **options)
+  it.allocate_tensors()
+  inp = it.get_input_details()[0]
+  it.set_tensor(inp['index'], np.full(inp['shape'], 128, np.float32))
+  it.invoke()
+  return np.array(it.get_tensor(it.get_output_details()[0]['index']))
+
+
+def _options(text):
+  """A report's 'experimental_op_resolver_type=OpResolverType.NAME' as
+  Interpreter keyword arguments."""
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  key, value = text.split('=')
+  enum, member = value.split('.')
+  assert enum == 'OpResolverType'
+  return {key: getattr(litert.OpResolverType, member)}
+
+
+def assert_files_run_on_litert(out, report):
+  """Every .tflite in `out` loads and runs in LiteRT with its defaults, or
+  the report (report.json and the printed text) names the runtime option it
+  needs and it runs with that option. Returns report['runtime_options']."""
+  need = report['runtime_options']
+  text = export.format_report(report)
+  assert 'not met' not in text and 'target' not in text
+  names = sorted(f for f in os.listdir(out) if f.endswith('.tflite'))
+  assert names and set(need) <= set(names)
+  for name in names:
+    entry = next(a for a in report['artifacts'] if a['name'] == name)
+    try:
+      _load_and_invoke(os.path.join(out, name))
+    except RuntimeError:
+      assert need.get(name), (name, need)
+      assert not entry['runs_with_defaults'] and entry['runtime'] == 'builtin'
+      assert entry['litert_errors']['default']
+      _load_and_invoke(os.path.join(out, name), **_options(need[name]))
+      line = next(l for l in text.splitlines()
+                  if l.startswith(f'  needs {need[name]}: '))
+      assert name in line.split(': ', 1)[1].split(', ')
+    else:
+      assert name not in need
+      assert entry['runs_with_defaults'] and entry['runtime'] == 'xnnpack'
+  return need
+
+
+def test_quantised_files_name_the_litert_option_they_need(tmp_path,
+                                                        monkeypatch):
+  data = _synthetic((12, 12, 1))
+  model = tt.wrap(models.build_model('lenet_300_100', input_shape=(12, 12, 1),
+                                     num_classes=10, mean=data.mean,
+                                     std=data.std, seed=1))
+  tt.prune_randomly(model, {k: 0.8 for k in wrapper.prunable_entries(model)},
+                    seed=3)
+  out = tmp_path / 'export'
+  report = export.export_network(
+      model, data, str(out), quantize=('dynamic', 'int8', 'float16'),
+      formats=('tflite', 'c_array'), num_examples=64, quiet=True)
+  assert report['passed'], report['failures']
+  need = assert_files_run_on_litert(out, report)
+  # Float files run on XNNPack; LiteRT 2.x's XNNPack delegate cannot prepare
+  # a quantised FULLY_CONNECTED whose int8 kernel is stored sparse, so those
+  # files are checked (parity included) on the builtin kernels instead.
+  assert set(need) <= {'dynamic.tflite', 'int8.tflite'}
+  arts = {a['name']: a for a in report['artifacts']}
+  for name, option in need.items():
+    assert option == ('experimental_op_resolver_type='
+                      'OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES')
+    assert arts[name]['parity']['passed']
+  with open(out / 'report.json') as f:
+    assert json.load(f)['runtime_options'] == need
+  # The C arrays hold the dense-storage models, and say why.
+  header = (out / 'int8_dense.h').read_text()
+  assert 'TFLite Micro has no sparse tensor' in header
+  assert 'dense-storage model' in header
+  assert 'C arrays hold the dense-storage models' in export.format_report(
+      report)
+
+  # A file that runs under no runtime option fails the export.
+  if need:
+    monkeypatch.delitem(export.RUNTIMES, 'builtin')
+    with pytest.raises(TicketsError, match=r'does not run on LiteRT'):
+      export.export_network(model, data, str(tmp_path / 'no_option'),
+                            quantize=sorted(need)[0].split('.')[0],
+                            formats=('tflite',), num_examples=16, quiet=True)
+    assert (tmp_path / 'no_option.failed' / 'report.json').exists()
 
 
 def test_densify_decodes_csr_and_blocks():
@@ -256,6 +350,11 @@ def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
       cc = f.read()
     with open(os.path.join(out, stem + '.tflite'), 'rb') as f:
       assert parse_c_array(cc) == f.read()
+  # Every written file runs on LiteRT as reported (int8 and dynamic with
+  # sparse int8 kernels on the builtin kernels, the others on XNNPack).
+  need = assert_files_run_on_litert(out, report)
+  assert set(need) <= {'dynamic.tflite', 'int8.tflite'}
+  assert arts['int8_dense.tflite']['runs_with_defaults']
   targets = benchmark_tflite.size_targets(report)
   assert [t['artifact'] for t in targets] == ['float32.tflite', 'int8.tflite']
 
@@ -293,6 +392,9 @@ def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
   assert good.returncode == 0, good.stderr[-2000:]
   assert 'export passed' in good.stdout
   assert 'float32.tflite' in good.stdout and 'kernel sparsity' in good.stdout
+  assert ('runs with the defaults (XNNPack delegate): float32_dense.tflite, '
+          'float32.tflite' in good.stdout)
+  assert 'not met' not in good.stdout and 'target' not in good.stdout
   with open(os.path.join(out, 'report.json')) as f:
     report = json.load(f)
   assert report['source']['level'] == 0 and report['passed']

@@ -14,15 +14,14 @@ int8.tflite <= 0.09x the dense float32 .tflite) and prints one line per
 target; with .tflite files or --mobilenet it then times them as well.
 
 Every (model, threads, kernels) combination gets its own interpreter in this
-one process (LiteRT's `ai_edge_litert.interpreter.Interpreter`, or
-`tf.lite.Interpreter` without LiteRT), and the timed `invoke()` calls are
-interleaved round-robin - each round runs every combination once, in an
-order rotated from round to round - so load from other processes on a
-shared CPU hits all of them alike. Reported per combination: median, p10 and
-p90 latency over `--runs` rounds, and the speed-up over the first model at
-the same threads and kernels, as the ratio of medians and as the median of
-the per-round ratios (more robust on a busy machine). All models get the same
-input (uniform random raw pixels 0..255).
+one process (LiteRT's `ai_edge_litert.interpreter.Interpreter`), and the
+timed `invoke()` calls are interleaved round-robin - each round runs every
+combination once, in an order rotated from round to round - so load from
+other processes on a shared CPU hits all of them alike. Reported per
+combination: median, p10 and p90 latency over `--runs` rounds, and the
+speed-up over the first model at the same threads and kernels, as the ratio
+of medians and as the median of the per-round ratios (more robust on a busy
+machine). All models get the same input (uniform random raw pixels 0..255).
 
 `--kernels`: 'xnnpack' (the default op resolver: XNNPack delegate on, as in
 apps), 'builtin' (BUILTIN_WITHOUT_DEFAULT_DELEGATES: TFLite's own kernels),
@@ -140,17 +139,13 @@ def _cpu_name():
 
 
 def interpreter_module():
-  """(Interpreter class, OpResolverType, name). LiteRT is imported without
-  TensorFlow, so timing .tflite files also works where TensorFlow cannot be
-  imported (e.g. under `qemu-x86_64 -cpu Nehalem`, a CPU without AVX)."""
-  try:
-    # pylint: disable-next=g-import-not-at-top
-    from ai_edge_litert import interpreter as litert
-    return litert.Interpreter, litert.OpResolverType, 'ai_edge_litert'
-  except ImportError:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return (tf.lite.Interpreter, tf.lite.experimental.OpResolverType,
-            'tf.lite')
+  """(Interpreter class, OpResolverType, name) of LiteRT, a core dependency.
+  LiteRT is imported without TensorFlow, so timing .tflite files also works
+  where TensorFlow cannot be imported (e.g. under `qemu-x86_64 -cpu
+  Nehalem`, a CPU without AVX)."""
+  # pylint: disable-next=g-import-not-at-top
+  from ai_edge_litert import interpreter as litert
+  return litert.Interpreter, litert.OpResolverType, 'ai_edge_litert'
 
 
 def load_interpreter(content, threads, kernels):

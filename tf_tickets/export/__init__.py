@@ -25,8 +25,10 @@ else in the run directory is touched):
     float16.tflite         --quantize=float16: float16 weights, sparse storage
     *.cc / *.h             --c_array: TFLite Micro C arrays of the models
                            with dense storage (float32_dense and, with int8,
-                           int8_dense.tflite); see `micro`
-    report.json            sizes, ratios, parity, sparsity (also printed)
+                           int8_dense.tflite): TFLite Micro has no sparse
+                           tensor support; see `micro`
+    report.json            sizes, ratios, parity, sparsity, LiteRT runtime
+                           options (also printed)
 
 Input contract (every artifact): float32 raw pixels in 0..255 with the
 dataset's shape (H, W, C) - the models normalise in their first layer, so
@@ -46,10 +48,19 @@ Every export checks itself on the first `num_examples` test images (parity
 with the Keras model, pruned weights still zero in every artifact; see
 `checks` and CHECKS). A failed check raises `TicketsError` (the CLI prints
 one final line `error: ...` and exits 1); the artifacts are then left in
-`OUT.failed/` and OUT is not replaced. The checks run on LiteRT's
-interpreter with its XNNPack delegate; a model the delegate refuses is
-checked on the builtin kernels and the report says so (an app must then
-disable XNNPack for it).
+`OUT.failed/` and OUT is not replaced.
+
+Every .tflite is loaded from its file the way an app does, with LiteRT's
+`ai_edge_litert.interpreter.Interpreter(model_path=...)` and its defaults
+(XNNPack delegate). A file that does not load or run so is checked under
+the runtime option it needs (`interpreter.RUNTIMES`; builtin kernels:
+`experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`),
+and report.json (`runtime_options`; per artifact `litert_runtime`,
+`litert_options`) and the printed report name it. LiteRT 2.3's XNNPack
+delegate cannot prepare quantised FULLY_CONNECTED (and dynamic-range
+CONV_2D) kernels stored sparse, so dynamic.tflite and int8.tflite need that
+option (see `interpreter`). A file that runs under no option fails the
+export.
 
 The training entrypoint calls `after_run` at the end of a run: it exports
 when gin sets `export.formats` (see `ExportSettings`).
@@ -57,41 +68,45 @@ when gin sets `export.formats` (see `ExportSettings`).
 Modules: settings (gin `export.*`), run (reading a finished run), converter
 (SavedModel, TFLite), interpreter, decode (TFLite tensors back to arrays),
 checks, micro (C arrays), report, outdir (OUT, written atomically), core
-(export_network, export_run, after_run), cli.
+(export_network, export_run, after_run), cli. The names below are loaded
+on first use (PEP 562), so that `--help` answers without TensorFlow; the
+gin settings `export.*` are registered on import.
 """
-from tf_tickets.export.checks import CHECKS
-from tf_tickets.export.checks import parity
-from tf_tickets.export.cli import define_flags
-from tf_tickets.export.cli import main
-from tf_tickets.export.converter import convert
-from tf_tickets.export.converter import save_saved_model
-from tf_tickets.export.core import after_run
-from tf_tickets.export.core import export_network
-from tf_tickets.export.core import export_run
-from tf_tickets.export.decode import densify
-from tf_tickets.export.decode import model_structure
-from tf_tickets.export.interpreter import interpreter_module
-from tf_tickets.export.interpreter import make_interpreter
-from tf_tickets.export.interpreter import run_tflite
-from tf_tickets.export.micro import c_array
-from tf_tickets.export.outdir import check_output_dir
-from tf_tickets.export.report import REPORT_FORMAT
-from tf_tickets.export.report import format_report
-from tf_tickets.export.run import check_run_dir
-from tf_tickets.export.run import load_network
-from tf_tickets.export.run import load_run_config
-from tf_tickets.export.run import pick_level
+import importlib
+
 from tf_tickets.export.settings import ExportSettings
 from tf_tickets.export.settings import FORMATS
 from tf_tickets.export.settings import QUANTIZATIONS
 from tf_tickets.export.settings import parse_formats
 from tf_tickets.export.settings import parse_quantize
 
-__all__ = [
-    'CHECKS', 'ExportSettings', 'FORMATS', 'QUANTIZATIONS', 'REPORT_FORMAT',
-    'after_run', 'c_array', 'check_output_dir', 'check_run_dir', 'convert',
-    'define_flags', 'densify', 'export_network', 'export_run',
-    'format_report', 'interpreter_module', 'load_network', 'load_run_config',
-    'main', 'make_interpreter', 'model_structure', 'parity', 'parse_formats',
-    'parse_quantize', 'pick_level', 'run_tflite', 'save_saved_model',
-]
+# Public name -> the module of tf_tickets.export that defines it.
+_API = {
+    'CHECKS': 'checks', 'parity': 'checks',
+    'define_flags': 'cli', 'main': 'cli',
+    'convert': 'converter', 'save_saved_model': 'converter',
+    'after_run': 'core', 'export_network': 'core', 'export_run': 'core',
+    'densify': 'decode', 'model_structure': 'decode',
+    'RUNTIMES': 'interpreter', 'interpreter_name': 'interpreter',
+    'make_interpreter': 'interpreter', 'run_tflite': 'interpreter',
+    'c_array': 'micro',
+    'check_output_dir': 'outdir',
+    'REPORT_FORMAT': 'report', 'format_report': 'report',
+    'check_run_dir': 'run', 'load_network': 'run', 'load_run_config': 'run',
+    'pick_level': 'run',
+}
+
+__all__ = sorted(set(_API) | {'ExportSettings', 'FORMATS', 'QUANTIZATIONS',
+                              'parse_formats', 'parse_quantize'})
+
+
+def __getattr__(name):
+  if name not in _API:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  value = getattr(importlib.import_module(f'{__name__}.{_API[name]}'), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_API))

@@ -126,8 +126,8 @@ def export_network(model, data, output_dir, quantize=('none',),
     raise TicketsError('export check failed: ' + '; '.join(report['failures'])
                        + f' (artifacts and report.json left in {failed})')
   out = outdir.publish(tmp, output_dir)
-  print(f'export: {out}' if quiet else report_lib.format_report(report),
-        flush=True)
+  print(report_lib.summary_line(report, out) if quiet
+        else report_lib.format_report(report), flush=True)
   return report
 
 
@@ -140,6 +140,27 @@ def _variants(quantize, formats):
   if 'c_array' in formats and 'int8' in quantize:
     variants.append(('int8_dense', 'int8', False, 'int8'))
   return variants
+
+
+def _run_on_litert(entry, path, pixels, reference, labels, kind):
+  """Runs the written .tflite on LiteRT under the first runtime option that
+  works (see `interpreter`), records it in `entry` with the parity against
+  the Keras model; returns the failures."""
+  name = os.path.basename(path)
+  logits, runtime, errors = interpreter.run_tflite(path, pixels)
+  entry['litert_runtime'] = runtime
+  entry['runs_with_defaults'] = runtime == 'default'
+  entry['litert_errors'] = errors
+  if runtime is None:
+    entry['runtime'] = 'none'
+    entry['parity'] = None
+    return [f'{name}: does not run on LiteRT\'s interpreter under any '
+            'option tried: ' + '; '.join(f'{k}: {v}' for k, v in
+                                         errors.items())]
+  entry['litert_options'] = interpreter.RUNTIMES[runtime][0]
+  entry['runtime'] = interpreter.RUNTIMES[runtime][1]
+  entry['parity'] = checks.parity(reference, logits, labels, kind)
+  return [f'{name}: {f}' for f in entry['parity']['failures']]
 
 
 def _export_into(out, model, data, quantize, formats, num_examples,
@@ -176,7 +197,8 @@ def _export_into(out, model, data, quantize, formats, num_examples,
     for stem, q, sparse, kind in _variants(quantize, formats):
       logging.info('converting %s', stem)
       content = converter.convert(sm_dir, q, sparse, calibration, setting)
-      with open(os.path.join(out, stem + '.tflite'), 'wb') as f:
+      path = os.path.join(out, stem + '.tflite')
+      with open(path, 'wb') as f:
         f.write(content)
       tflite[stem] = content
       if stem == 'float32_dense':
@@ -185,15 +207,7 @@ def _export_into(out, model, data, quantize, formats, num_examples,
                                   dense_bytes, dense_gzip)
       entry.update(kind='tflite', quantization=q,
                    storage='sparse' if sparse else 'dense')
-      logits, runtime, note = interpreter.run_tflite(content, pixels)
-      entry['runtime'] = runtime
-      if note:
-        entry['xnnpack_error'] = note
-        notes.append(f'{stem}.tflite: the XNNPack delegate refused it '
-                     f'({note}); checked on the builtin kernels - an app must '
-                     'disable XNNPack for it')
-      entry['parity'] = checks.parity(reference, logits, y, kind)
-      failures += [f'{stem}.tflite: {f}' for f in entry['parity']['failures']]
+      failures += _run_on_litert(entry, path, pixels, reference, y, kind)
       structure = decode.model_structure(content)
       entry['ops'] = sorted(set(structure['ops']))
       entry['densify_ops'] = structure['densify']
@@ -221,7 +235,7 @@ def _export_into(out, model, data, quantize, formats, num_examples,
 
   return report_lib.assemble(
       model_name=stripped.name, data=data, source=source, quantize=quantize,
-      formats=formats, interpreter=interpreter.interpreter_module()[2],
+      formats=formats, interpreter=interpreter.interpreter_name(),
       reference=reference, labels=y, artifacts=artifacts,
       checks=check_results, sparsity=sparsity, notes=notes,
       failures=failures)

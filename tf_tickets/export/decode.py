@@ -12,7 +12,7 @@ def model_structure(content):
   constants=[(name, shape, dense float64 array, is_sparse)]) where sparse
   constants are decoded and quantised ones dequantised.
   """
-  it = make_interpreter(content, xnnpack=False)
+  it = make_interpreter(content, 'builtin')
   it.allocate_tensors()
   ops = it._get_ops_details()  # pylint: disable=protected-access
   # Constants: op inputs that no op produces and that are not model inputs

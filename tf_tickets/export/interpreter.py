@@ -1,44 +1,98 @@
-"""Running TFLite bytes: LiteRT's interpreter (tf.lite's without LiteRT).
+"""Running .tflite files on LiteRT (`ai_edge_litert`), as an app does.
 
-The default op resolver applies the XNNPack delegate, as apps do. If the
-delegate refuses a model (LiteRT 2.3's XNNPack fails to prepare
-FULLY_CONNECTED nodes fed by sparse int8 weights, for instance), the model
-runs on the builtin kernels and the caller gets the delegate's error.
+Every written .tflite is checked the way an app loads it:
+`ai_edge_litert.interpreter.Interpreter(model_path=...)` with its defaults
+(the default op resolver, which applies the XNNPack delegate),
+`allocate_tensors()` and `invoke()` at the file's own input shape, then the
+parity images in batches. A file that fails with the defaults is tried with
+the next runtime option of RUNTIMES; the report names the option each file
+needs, and an export whose file runs under no option fails.
+
+Why a file may need an option: LiteRT's XNNPack delegate densifies a
+sparse kernel (the input of a DENSIFY op) when it takes the graph over, but
+its quantised kernels - FULLY_CONNECTED in 'dynamic' and 'int8', CONV_2D in
+'dynamic' - take their int8 weights from the DENSIFY op's output tensor,
+which holds no data at that point (ai-edge-litert 2.3;
+`VisitFullyConnectedNode` in LiteRT's xnnpack_delegate.cc). Defining the
+node fails, the delegate "failed to prepare" and `allocate_tensors()`
+raises. Per-tensor and per-channel scales fail alike; float32 and float16
+kernels stored sparse and int8 kernels stored dense are delegated. Such a
+file runs on TFLite's builtin kernels (RUNTIMES 'builtin').
 """
+import re
 import warnings
 
 import numpy as np
-import tensorflow as tf
 
+from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 
+# Runtime options in the order they are tried: name -> (the keyword
+# arguments of `Interpreter` besides model_path, as an app writes them;
+# the kernels that run).
+RUNTIMES = {
+    'default': ('', 'xnnpack'),
+    'builtin': ('experimental_op_resolver_type='
+                'OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES', 'builtin'),
+}
 
-def interpreter_module():
-  """(Interpreter class, OpResolverType, name): LiteRT, else tf.lite."""
+
+def litert():
+  """LiteRT's `ai_edge_litert.interpreter` module (a core dependency)."""
   try:
     # pylint: disable-next=g-import-not-at-top
-    from ai_edge_litert import interpreter as litert
-    return litert.Interpreter, litert.OpResolverType, 'ai_edge_litert'
-  except ImportError:
-    return (tf.lite.Interpreter, tf.lite.experimental.OpResolverType,
-            'tf.lite')
+    from ai_edge_litert import interpreter as module
+  except ImportError as e:
+    raise TicketsError('the export checks its .tflite files on LiteRT, which '
+                       f'does not import ({e}); install it with '
+                       '`pip install ai-edge-litert`') from None
+  return module
 
 
-def make_interpreter(content, xnnpack=True, num_threads=None):
-  """An interpreter for TFLite bytes; `xnnpack=False`: builtin kernels only."""
-  interpreter_cls, resolver, _ = interpreter_module()
-  kind = (resolver.AUTO if xnnpack
-          else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+def interpreter_name():
+  """'ai_edge_litert <version>' of the interpreter the checks use."""
+  module = litert()
+  try:
+    # pylint: disable-next=g-import-not-at-top
+    from importlib import metadata
+    return f'ai_edge_litert {metadata.version("ai-edge-litert")}'
+  except Exception:  # pylint: disable=broad-except
+    return 'ai_edge_litert ' + getattr(module, '__version__', '')
+
+
+def runtime_kwargs(runtime):
+  """The `Interpreter` keyword arguments of a RUNTIMES name."""
+  if runtime == 'default':
+    return {}
+  if runtime == 'builtin':
+    resolver = litert().OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return dict(experimental_op_resolver_type=resolver)
+  raise ValueError(f'unknown runtime {runtime!r}; valid: {list(RUNTIMES)}')
+
+
+def make_interpreter(model, runtime='default'):
+  """A LiteRT interpreter of a .tflite path (str) or its bytes."""
+  kwargs = runtime_kwargs(runtime)
+  if isinstance(model, (bytes, bytearray)):
+    kwargs['model_content'] = bytes(model)
+  else:
+    kwargs['model_path'] = str(model)
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
-    return interpreter_cls(model_content=content, num_threads=num_threads,
-                           experimental_op_resolver_type=kind)
+    return litert().Interpreter(**kwargs)
 
 
-def _invoke_all(content, images, xnnpack, batch_size):
-  it = make_interpreter(content, xnnpack=xnnpack)
+def _logits(model, images, runtime, batch_size):
+  """Loads `model` as an app does, invokes it once at its own input shape,
+  then returns its logits on `images`."""
+  it = make_interpreter(model, runtime)
+  it.allocate_tensors()
   inp = it.get_input_details()[0]
   out = it.get_output_details()[0]
+  first = np.asarray(images[:1], np.float32)
+  if list(inp['shape']) == list(first.shape):
+    it.set_tensor(inp['index'], first)
+  it.invoke()
   outputs, current = [], None
   for start in range(0, len(images), batch_size):
     x = np.asarray(images[start:start + batch_size], np.float32)
@@ -53,24 +107,28 @@ def _invoke_all(content, images, xnnpack, batch_size):
   return np.concatenate(outputs).astype(np.float32)
 
 
-def run_tflite(content, images, batch_size=100):
-  """Logits of a float-I/O model on `images`; (logits, runtime, note).
+def run_tflite(model, images, batch_size=100):
+  """Logits of a float-I/O .tflite (path or bytes) on `images`, under the
+  first RUNTIMES option it runs with.
 
-  Runs with the default XNNPack delegate; if the delegate refuses the model,
-  with the builtin kernels (runtime 'builtin') and the delegate's error as
-  note.
+  Returns (logits, runtime, errors): `runtime` the RUNTIMES name that ran
+  (None, and logits None, if none did) and `errors` {runtime: first line of
+  the error} of the options that failed before it.
   """
-  try:
-    return _invoke_all(content, images, True, batch_size), 'xnnpack', None
-  except (RuntimeError, ValueError) as e:
-    note = first_line(e, 400)
-  logits = _invoke_all(content, images, False, batch_size)
-  return logits, 'builtin', note
+  errors = {}
+  for runtime in RUNTIMES:
+    try:
+      return _logits(model, images, runtime, batch_size), runtime, errors
+    except (RuntimeError, ValueError) as e:
+      # LiteRT runs two messages together: '... node #4Node number 8 ...'.
+      errors[runtime] = re.sub(r'(#\d+)(Node number)', r'\1; \2',
+                               first_line(e, 400))
+  return None, None, errors
 
 
-def int8_input_quantization(content):
+def int8_input_quantization(model):
   """{scale, zero_point} of an int8 model's input QUANTIZE op, or None."""
-  it = make_interpreter(content, xnnpack=False)
+  it = make_interpreter(model, 'builtin')
   for t in it.get_tensor_details():
     if t['dtype'] == np.int8 and t['name'] == 'tfl.quantize':
       scale, zero = t['quantization']

@@ -1,7 +1,9 @@
 """C arrays of .tflite models for TFLite Micro (`xxd -i` style).
 
-TFLite Micro has no DENSIFY kernel, so only models with dense storage are
-embedded: float32_dense and, with int8, int8_dense. It has no kernels for
+TFLite Micro has no sparse tensor support (no DENSIFY kernel, no sparse
+kernels), so the C arrays hold the models with dense storage: float32_dense
+and, with int8, int8_dense - the same weights as float32.tflite and
+int8.tflite, pruned weights stored as zeros. It has no kernels for
 dynamic-range (hybrid) or float16-weight models, so those get no C array.
 """
 import os
@@ -40,7 +42,11 @@ def write_c_arrays(out, tflite, input_shape):
                'TFLite Micro; written by tf_tickets.export.\n'
                'Input: float32 raw pixels 0..255, shape (1, '
                + ', '.join(str(d) for d in input_shape)
-               + '); output: float32 logits.')
+               + '); output: float32 logits.\n'
+               'Dense storage (pruned weights stored as zeros): TFLite Micro '
+               'has no sparse tensor\nsupport, so the C array is written '
+               'from the dense-storage model, not from\n'
+               f'{stem.replace("_dense", "")}.tflite.')
     cc, h = c_array(tflite[stem], symbol, stem + '.h', comment)
     with open(os.path.join(out, stem + '.cc'), 'w') as f:
       f.write(cc)

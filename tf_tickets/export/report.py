@@ -68,11 +68,62 @@ def assemble(*, model_name, data, source, quantize, formats, interpreter,
                   shape=[None, data.num_classes]),
       quantize=list(quantize), formats=list(formats),
       dense_kernels_per_tensor=True,
-      interpreter=interpreter, checks_config=CHECKS,
+      interpreter=interpreter, runtime_options=runtime_options(artifacts),
+      checks_config=CHECKS,
       keras_test_accuracy=float(np.mean(reference.argmax(-1) == labels)),
       check_examples=int(len(labels)), artifacts=artifacts, checks=checks,
       sparsity=_jsonable(sparsity), notes=notes, failures=failures,
       passed=not failures)
+
+
+def runtime_options(artifacts):
+  """{file: the `Interpreter` keyword arguments it needs} for every .tflite
+  that does not run on LiteRT with the defaults (None: under no option)."""
+  return {a['name']: a.get('litert_options') for a in artifacts
+          if a.get('kind') == 'tflite' and not a.get('runs_with_defaults')}
+
+
+def _runtime_lines(report):
+  """How to load each .tflite on LiteRT, and why C arrays are dense."""
+  tfl = [a for a in report['artifacts'] if a['kind'] == 'tflite']
+  if not tfl:
+    return []
+  need = report.get('runtime_options') or {}
+  lines = ['', f'LiteRT ({report["interpreter"]}), '
+           'ai_edge_litert.interpreter.Interpreter(model_path=...):']
+  ok = [a['name'] for a in tfl if a['name'] not in need]
+  lines.append('  runs with the defaults (XNNPack delegate): '
+               + (', '.join(ok) or 'none'))
+  for option in dict.fromkeys(need.values()):
+    names = [n for n, o in need.items() if o == option]
+    lines.append(f'  needs {option}: ' if option else
+                 '  runs under no option tried: ')
+    lines[-1] += ', '.join(names)
+  for a in tfl:
+    error = (a.get('litert_errors') or {}).get('default')
+    if a['name'] in need and error:
+      lines.append(f'    {a["name"]} with the defaults: {error}')
+  if any(a.get('quantization') in ('dynamic', 'int8')
+         and a.get('storage') == 'sparse' for a in tfl if a['name'] in need):
+    lines.append('  (LiteRT\'s XNNPack delegate cannot prepare quantised '
+                 'kernels whose int8 weights are stored sparse; in dense '
+                 'storage they run with the defaults)')
+  if any(a['kind'] == 'c_array' for a in report['artifacts']):
+    lines.append('C arrays hold the dense-storage models: TFLite Micro has no '
+                 'sparse tensor support (no DENSIFY kernel).')
+  return lines
+
+
+def summary_line(report, out):
+  """The one line of a quiet export: OUT, and the files that need a LiteRT
+  runtime option."""
+  need = report.get('runtime_options') or {}
+  by_option = {}
+  for name, option in need.items():
+    by_option.setdefault(option, []).append(name)
+  return f'export: {out}' + ''.join(
+      f'; {", ".join(names)} need{"s" if len(names) == 1 else ""} LiteRT\'s '
+      f'{option}' for option, names in by_option.items())
 
 
 def _parity_text(p):
@@ -154,6 +205,7 @@ def format_report(report):
   lines += _artifact_lines(report)
   if sp:
     lines += _sparsity_lines(report)
+  lines += _runtime_lines(report)
   for a in report['artifacts']:
     q = a.get('int8_input_quantization')
     if q:
