@@ -359,6 +359,22 @@ def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
   assert [t['artifact'] for t in targets] == ['float32.tflite', 'int8.tflite']
 
 
+def test_help_lists_its_flags_and_exits_0():
+  for arg in ('--help', '-h'):
+    proc = cli.run('tf_tickets.export', (), (), arg, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert 'usage: python -m tf_tickets.export --run_dir=RUN' in out
+    for flag in ('run_dir', 'level', 'output_dir', 'quantize', 'c_array',
+                 'gin_param', 'num_examples', 'calibration_examples',
+                 'quiet', 'helpfull'):
+      assert f'\n  --{flag}' in out, flag
+    # Points to the gin settings and the README instead of an essay.
+    assert 'export.formats' in out and 'export.quantize' in out
+    assert 'README.md' in out
+    assert len(out.splitlines()) <= 30 and 'Modules:' not in out
+
+
 def _cli_in_process(args, capsys):
   """Runs the export CLI's main in this process; (exit code, last stderr
   line)."""

@@ -1,25 +1,37 @@
 """The command line: `python -m tf_tickets.export --run_dir=RUN ...`.
 
-Known errors end the process with one final line `error: ...` on stderr and
-exit code 1.
+Only flags are parsed here; TensorFlow and the export are loaded after that
+(`--help` and flag errors answer at once). Known errors end the process with
+one final line `error: ...` on stderr and exit code 1.
 """
-import importlib
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
+from tf_tickets import console
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
-from tf_tickets.export.core import export_run
-from tf_tickets.export.run import check_run_dir
-from tf_tickets.export.run import pick_level
 from tf_tickets.export.settings import parse_quantize
 
 FLAGS = flags.FLAGS
-_HELP_ARGS = ('--help', '--helpshort', '-?')
+_HELP_ARGS = console.HELP_ARGS + ('--helpshort',)
+
+USAGE = """\
+Exports a finished run's network for edge devices: SavedModel, TFLite with
+sparse weight storage (and quantised variants), TFLite Micro C arrays, each
+checked against the Keras model and on LiteRT's interpreter.
+
+usage: python -m tf_tickets.export --run_dir=RUN [--level=N]
+           [--output_dir=OUT] [--quantize=dynamic,int8,float16] [--c_array]
+
+Writes into OUT (default RUN/export/level_<N>) and prints the report (also
+OUT/report.json): sizes, parity, sparsity, and the LiteRT runtime option a
+.tflite needs when it does not run with the interpreter's defaults.
+To export at the end of a training run instead, bind the gin settings
+export.formats and export.quantize (README.md "Export").
+Errors end with one line `error: ...` and exit status 1."""
 
 
 def define_flags():
@@ -38,8 +50,8 @@ def define_flags():
        'quantised variants: none, dynamic, int8, float16 (repeat the flag or '
        'use commas).'),
       (flags.DEFINE_bool, 'c_array', False,
-       'also write TFLite Micro C arrays (float32 and, with int8, int8 - '
-       'dense storage).'),
+       'also write TFLite Micro C arrays of the dense-storage float32 and '
+       '(with int8) int8 models: TFLite Micro has no sparse tensors.'),
       (flags.DEFINE_multi_string, 'gin_param', [],
        'overrides of the run\'s config, e.g. '
        '"dataset.idx_dir=\'/data/mnist\'" when the data moved.'),
@@ -58,27 +70,35 @@ def main(argv):
   """Exports `--run_dir` as the flags say (flags defined and parsed)."""
   if FLAGS.quiet:
     logging.set_verbosity(logging.WARNING)
-  tf.get_logger().setLevel('ERROR')
   logging.get_absl_logger().addFilter(
       lambda record: 'functional_saver' not in record.pathname)
   try:
     if len(argv) > 1:
       raise ConfigError('command line', f'unexpected arguments {argv[1:]}; '
-                        'use --run_dir=...')
+                        'use --run_dir=... (see --help)')
     if FLAGS.num_examples < 1:
       raise ConfigError('--num_examples', 'must be >= 1')
     if FLAGS.calibration_examples < 1:
       raise ConfigError('--calibration_examples', 'must be >= 1')
     quantize = parse_quantize(FLAGS.quantize, '--quantize')
-    check_run_dir(FLAGS.run_dir)
-    level = pick_level(FLAGS.run_dir, FLAGS.level)
+    with console.native_noise_filtered():
+      # Loaded after the flags are parsed: --help and flag errors do not
+      # wait for TensorFlow.
+      # pylint: disable=g-import-not-at-top
+      import tensorflow as tf
+      from tf_tickets.export import core
+      from tf_tickets.export import run as run_lib
+    tf.get_logger().setLevel('ERROR')
+    run_lib.check_run_dir(FLAGS.run_dir)
+    level = run_lib.pick_level(FLAGS.run_dir, FLAGS.level)
     formats = ('saved_model', 'tflite') + (('c_array',) if FLAGS.c_array
                                             else ())
-    export_run(FLAGS.run_dir, level=level, output_dir=FLAGS.output_dir,
-               quantize=quantize, formats=formats, gin_params=FLAGS.gin_param,
-               num_examples=FLAGS.num_examples,
-               calibration_examples=FLAGS.calibration_examples,
-               quiet=FLAGS.quiet)
+    core.export_run(FLAGS.run_dir, level=level, output_dir=FLAGS.output_dir,
+                    quantize=quantize, formats=formats,
+                    gin_params=FLAGS.gin_param,
+                    num_examples=FLAGS.num_examples,
+                    calibration_examples=FLAGS.calibration_examples,
+                    quiet=FLAGS.quiet)
   except TicketsError as e:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -89,11 +109,10 @@ def main(argv):
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, except that --help prints the package overview and
-  this command's flags and exits 0 (absl's --help exits 1)."""
+  """absl's flag parsing, except that --help prints USAGE and this
+  command's flags and exits 0 (absl's --help exits 1)."""
   if any(a in _HELP_ARGS for a in argv[1:]):
-    overview = importlib.import_module('tf_tickets.export').__doc__
-    print(f'{overview}\nflags:\n{FLAGS.module_help(__name__)}', flush=True)
+    print(console.help_text(USAGE, __name__), flush=True)
     sys.exit(0)
   return app.parse_flags_with_usage(argv)
 
