@@ -355,3 +355,20 @@ def test_idx_source_files_are_logged(caplog):
     data_lib.load_dataset(name='fashion_mnist', idx_dir=FIXTURE,
                           validation_examples=500)
   assert 'train-images-idx3-ubyte.gz' in caplog.text
+
+
+@pytest.mark.parametrize('augment', [False, True])
+def test_device_batches_equal_the_dataset_bitwise(augment):
+  data = data_lib.load_dataset('fashion_mnist', idx_dir=FIXTURE,
+                               validation_examples=500, batch_size=100,
+                               augment=augment)
+  spe = len(data.x_train) // 100
+  batches = data_lib.DeviceBatches(data, seed=7)
+  fn = tf.function(batches.batch, jit_compile=True)
+  it = iter(data_lib.train_dataset(data, 7, start_step=spe - 2))
+  for step in range(spe - 2, spe + 3):  # across an epoch boundary
+    batches.prepare(step)
+    x, y = fn(tf.constant(step, tf.int64))
+    xd, yd = next(it)
+    np.testing.assert_array_equal(x.numpy(), xd.numpy())
+    np.testing.assert_array_equal(y.numpy(), yd.numpy())

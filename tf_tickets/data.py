@@ -177,11 +177,16 @@ def _augment(x, seed):
   """
   shape = tf.shape(x)
   b, h, w = shape[0], shape[1], shape[2]
+  # Integer draws from Philox only: they are the same under XLA (float
+  # draws and 'auto_select' are not), and `DeviceBatches` must give the
+  # dataset's batches bitwise.
   crop_seed, flip_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 2))
+      tf.random.experimental.stateless_split(seed, 2, alg='philox'))
   offsets = tf.random.stateless_uniform(
-      [b, 2], crop_seed, minval=0, maxval=2 * _PAD + 1, dtype=tf.int32)
-  flip = tf.random.stateless_uniform([b], flip_seed) < 0.5
+      [b, 2], crop_seed, minval=0, maxval=2 * _PAD + 1, dtype=tf.int32,
+      alg='philox')
+  flip = tf.random.stateless_uniform([b], flip_seed, minval=0, maxval=2,
+                                     dtype=tf.int32, alg='philox') > 0
   padded = tf.pad(x, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
   rows = offsets[:, :1] + tf.range(h)[None, :]  # (B, H)
   cols = offsets[:, 1:] + tf.range(w)[None, :]  # (B, W)
@@ -252,6 +257,50 @@ def train_dataset(data, seed, start_step=0, global_batch_size=None):
   ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+class DeviceBatches:
+  """The batches of `train_dataset(data, seed)` computed on the device, for
+  a training loop compiled whole (one device): the batch of global step `s`
+  is gathered from the training images held in a variable with the same
+  epoch permutation and augmentation, so it equals the dataset's bitwise.
+
+  `prepare(step)` (on the host) makes the permutation of `step`'s epoch
+  current; `batch(s)` (in a compiled function) is then valid for every `s`
+  of that epoch.
+  """
+
+  def __init__(self, data, seed):
+    self.batch_size = data.batch_size
+    self.steps_per_epoch = len(data.x_train) // data.batch_size
+    self.seed, self.augment = int(seed), data.augment
+    self.x = tf.Variable(data.x_train, trainable=False)
+    self.y = tf.Variable(data.y_train.astype(np.int32), trainable=False)
+    self.perm = tf.Variable(tf.zeros([self.steps_per_epoch * self.batch_size],
+                                     tf.int64), trainable=False)
+    self.epoch = None
+
+  def prepare(self, step):
+    epoch = step // self.steps_per_epoch
+    if epoch != self.epoch:
+      perm = tf.random.experimental.stateless_shuffle(
+          tf.range(self.x.shape[0], dtype=tf.int64),
+          seed=tf.constant([self.seed, epoch], tf.int64))
+      self.perm.assign(perm[:self.perm.shape[0]])
+      self.epoch = epoch
+
+  def batch(self, step):
+    """(x float32 raw pixels, y int32) of global step `step` (int64)."""
+    b = self.batch_size
+    i = step % self.steps_per_epoch
+    # A gather, not a slice: XLA would take a slice's start as a
+    # compile-time constant and recompile for every step.
+    idx = tf.gather(self.perm, i * b + tf.range(b, dtype=tf.int64))
+    x = tf.cast(tf.gather(self.x, idx), tf.float32)
+    y = tf.gather(self.y, idx)
+    if self.augment:
+      x = _augment(x, tf.stack([tf.constant(self.seed, tf.int64), step]))
+    return x, y
 
 
 def eval_dataset(x, y, batch_size=1000):

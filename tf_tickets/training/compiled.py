@@ -15,8 +15,16 @@ from tf_tickets import data as data_lib
 from tf_tickets import wrapper as wrapper_lib
 
 
+def single_device(strategy):
+  """True for the default and the one-device strategies: the whole loop,
+  batches included, can be compiled (no cross-replica aggregation)."""
+  return isinstance(strategy, tf.distribute.OneDeviceStrategy) or (
+      type(strategy).__name__ == '_DefaultDistributionStrategy')
+
+
 class CompiledSteps:
-  """Device-side methods of `Trainer`."""
+  """Device-side methods of `Trainer` (set `on_device` and, if it is
+  True, `batches` = `data.DeviceBatches`, before building a step)."""
 
   def _loss(self, x, y, training):
     logits = self.model(x, training=training)
@@ -62,12 +70,12 @@ class CompiledSteps:
         masks[id(w)] = m
     grad_masks = [masks.get(id(v)) for v in variables]
 
-    # XLA: the whole step on one replica; with several replicas only the
-    # forward and backward pass (the update's cross-replica aggregation
-    # cannot be compiled into the replica function).
-    whole = self.jit_compile and self.strategy.num_replicas_in_sync == 1
+    # With several replicas only the forward and backward pass is compiled
+    # (the update's cross-replica aggregation cannot be compiled into the
+    # replica function); on one device the caller compiles everything.
     gradients = (tf.function(self.gradients, jit_compile=True)
-                 if self.jit_compile and not whole else self.gradients)
+                 if self.jit_compile and not self.on_device
+                 else self.gradients)
 
     def step_fn(x, y):
       loss, grads = gradients(x, y)
@@ -80,10 +88,18 @@ class CompiledSteps:
           tf.constant(1.0 / self.strategy.num_replicas_in_sync))
       return grads if with_grads else None
 
-    return tf.function(step_fn, jit_compile=True) if whole else step_fn
+    return step_fn
 
   def _build_train_step(self, with_grads, apply):
     step_fn = self._replica_step(with_grads, apply)
+
+    if self.on_device:
+      def device_step(s):
+        out = step_fn(*self.batches.batch(s))
+        if not apply:
+          self.optimizer.iterations.assign_add(1)
+        return out
+      return tf.function(device_step, jit_compile=self.jit_compile)
 
     @tf.function
     def train_step(iterator):
@@ -99,17 +115,29 @@ class CompiledSteps:
     return train_step
 
   def _train_steps(self):
-    """The compiled loop of `n` plain steps (no gradients returned)."""
+    """The compiled loop of plain steps (no gradients returned): batches
+    `start`..`start + n - 1` (on one device the loop itself is compiled)."""
     if 'loop' not in self._step_fns:
       step_fn = self._replica_step(False, True)
 
-      @tf.function
-      def train_steps(iterator, n):
-        for _ in tf.range(n):
-          x, y = next(iterator)
-          self.strategy.run(step_fn, args=(x, y))
+      if self.on_device:
+        def device_steps(_, start, n):
+          # A while loop, not `tf.range`: XLA takes a range's bounds as
+          # compile-time constants and would recompile for every `n`.
+          s, end = start, start + n
+          while s < end:
+            step_fn(*self.batches.batch(s))
+            s += 1
+        fn = tf.function(device_steps, jit_compile=self.jit_compile)
+      else:
+        @tf.function
+        def fn(iterator, start, n):
+          del start
+          for _ in tf.range(n):
+            x, y = next(iterator)
+            self.strategy.run(step_fn, args=(x, y))
 
-      self._step_fns['loop'] = train_steps
+      self._step_fns['loop'] = fn
     return self._step_fns['loop']
 
   def _eval_fn(self):
@@ -146,17 +174,34 @@ class CompiledSteps:
     return total[0] / total[2], total[1] / total[2]
 
   def _iterator(self, step):
-    """The distributed training batches from global step `step` on."""
+    """The training batches from global step `step` on: the distributed
+    dataset's iterator, or None on one device (`self.batches`)."""
+    if self.on_device:
+      return None
     ds = data_lib.train_dataset(self.data, self.config.seed, start_step=step)
     return iter(self.strategy.experimental_distribute_dataset(ds))
 
   def _run_to(self, iterator, step, nxt, want, skip):
     """Steps step+1..nxt: the plain ones in one compiled call, the last one
     apart if it returns gradients (`want`) or skips the update (`skip`);
-    returns the gradients of step nxt if `want`."""
+    returns the gradients of step nxt if `want`. On one device the chunk
+    lies in one epoch (see `epoch_end`)."""
+    if self.on_device:
+      self.batches.prepare(step)
     plain = nxt - step - (1 if want or skip else 0)
     if plain:
-      self._train_steps()(iterator, tf.constant(plain))
+      self._train_steps()(iterator, tf.constant(step, tf.int64),
+                          tf.constant(plain, tf.int64))
     if want or skip:
-      return self._train_step(want, apply=not skip)(iterator)
+      last = self._train_step(want, apply=not skip)
+      return last(tf.constant(nxt - 1, tf.int64) if self.on_device
+                  else iterator)
     return None
+
+  def epoch_end(self, step):
+    """On one device, the last step of `step`'s epoch (a chunk of the
+    compiled loop stays in one epoch); else None."""
+    if not self.on_device:
+      return None
+    spe = self.batches.steps_per_epoch
+    return (step // spe + 1) * spe

@@ -26,6 +26,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tf_tickets import data as data_lib
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
@@ -33,6 +34,7 @@ from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
 from tf_tickets.training.compiled import CompiledSteps
+from tf_tickets.training.compiled import single_device
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.progress import Progress
@@ -54,6 +56,9 @@ class Trainer(CompiledSteps):
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
     self.jit_compile = config.jit_compile
+    self.on_device = single_device(strategy)
+    self.batches = (data_lib.DeviceBatches(data, config.seed)
+                    if self.on_device else None)
     self.schedule = resolve_schedule(config, data.steps_per_epoch)
     if learning_rate is not None:
       config = config.replace(learning_rate=learning_rate)
@@ -227,6 +232,8 @@ class Trainer(CompiledSteps):
     stops += [(step // n + 1) * n for n in (every, sched.eval_every,
                                             sched.checkpoint_every)]
     stops += [h.next_event(step) for h in self.hooks]
+    if self.on_device:
+      stops.append(self.epoch_end(step))
     return max(step + 1, min(stops))
 
   def _read_loss(self):
