@@ -130,3 +130,13 @@ def test_files_and_directories_follow_the_umask(data, tmp_path):
   assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
   assert stat.S_IMODE(os.stat(tmp_path / 'a').st_mode) == 0o755
   assert stat.S_IMODE(os.stat(tmp_path / 'w').st_mode) == 0o755
+
+
+def test_export_directories_follow_the_umask(tmp_path):
+  from tf_tickets.export import outdir  # pylint: disable=g-import-not-at-top
+  old = os.umask(0o022)
+  try:
+    tmp = outdir.prepare(str(tmp_path / 'export'))
+  finally:
+    os.umask(old)
+  assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o755

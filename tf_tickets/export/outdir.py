@@ -4,8 +4,8 @@ passed (to `OUT.failed/` otherwise, and OUT is not replaced)."""
 import json
 import os
 import shutil
-import tempfile
 
+from tf_tickets import rundir
 from tf_tickets.errors import ConfigError
 from tf_tickets.export.report import REPORT_FILE
 from tf_tickets.export.report import REPORT_FORMAT
@@ -43,7 +43,7 @@ def prepare(output_dir, run_dir=None, setting='--output_dir'):
   check_output_dir(output_dir, run_dir, setting)
   parent = os.path.dirname(os.path.abspath(output_dir))
   os.makedirs(parent, exist_ok=True)
-  return tempfile.mkdtemp(dir=parent, prefix='.tmp-export-')
+  return rundir.make_temp_dir(parent, prefix='.tmp-export-')
 
 
 def publish(tmp, output_dir):
