@@ -179,3 +179,16 @@ def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
   _, _, plain = _rigl_run(data, tmp_path / 'b', jit_compile=False)
   for x, y in zip(fell_back, plain):
     np.testing.assert_array_equal(x, y)
+
+
+def test_xla_auto_is_off_for_convolutions_on_cpu():
+  """Measured on this CPU: XLA speeds LeNet-300-100 up 3.2x and slows
+  Conv-6 down about 100x (docs/benchmarks.md)."""
+  for name, expected in (('lenet_300_100', True), ('conv6', False),
+                         ('resnet20', False)):
+    model = tt.wrap(models.build_model(name, input_shape=(32, 32, 3),
+                                       num_classes=10))
+    assert training.config.use_xla('auto', model) is expected, name
+    assert training.config.use_xla(False, model) is False
+  with pytest.raises(tt.ConfigError, match='training.jit_compile'):
+    training.TrainingConfig(jit_compile='yes')

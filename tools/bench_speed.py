@@ -69,9 +69,9 @@ class _Clock(training.Hook):
       self.t1 = time.perf_counter()
 
 
-def _sparse_model(data, method, sparsity):
+def _sparse_model(data, method, sparsity, network='lenet_300_100'):
   model = tt.wrap(models.build_model(
-      'lenet_300_100', input_shape=data.input_shape,
+      network, input_shape=data.input_shape,
       num_classes=data.num_classes, mean=data.mean, std=data.std, seed=0))
   cfg = algorithms.SparseTrainingSettings(
       method=method, sparsity=sparsity, distribution='erk',
@@ -81,20 +81,59 @@ def _sparse_model(data, method, sparsity):
   return model, algorithm
 
 
-def ours(data, method, sparsity, warmup, steps):
-  model, algorithm = _sparse_model(data, method, sparsity)
+def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
+         **config_changes):
+  """Our loop; `method` None trains the dense network."""
+  model, algorithm = _sparse_model(data, method or 'static', sparsity,
+                                   network)
+  if method is None:
+    masks_lib.set_masks(model, {k: np.ones(s) for k, s in
+                                masks_lib.weight_shapes(model).items()})
+  hooks = [] if method is None else [training.MaskHook(algorithm)]
   config = training.TrainingConfig(
       steps=steps, optimizer='adam', learning_rate=LR, eval_every=steps,
-      checkpoint_every=10 * steps, deterministic=False)
+      checkpoint_every=10 * steps, deterministic=False).replace(
+          **config_changes)
 
   def run():
     clock = _Clock(warmup, steps)
     with tempfile.TemporaryDirectory() as d:
       training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
-                       hooks=[training.MaskHook(algorithm), clock],
-                       quiet=True).fit()
+                       hooks=hooks + [clock], quiet=True).fit()
     return (steps - warmup) / (clock.t1 - clock.t0)
   return run
+
+
+def network_table(data, network, sparsity, warmup, steps, repeats):
+  """Our loop on a conv net, dense / static / RigL, against the loop of
+  one uncompiled step per call (jit_compile=False, steps_per_loop=1)."""
+  arms = {}
+  for label, method in (('dense', None), ('static', 'static'),
+                        ('rigl', 'rigl')):
+    arms[f'{label}/ours'] = ours(data, method, sparsity, warmup, steps,
+                                 network)
+    arms[f'{label}/uncompiled'] = ours(data, method, sparsity, warmup, steps,
+                                       network, jit_compile=False,
+                                       steps_per_loop=1)
+  rates = {k: [] for k in arms}
+  for fn in arms.values():
+    fn()
+  for _ in range(repeats):
+    for k, fn in arms.items():
+      rates[k].append(fn())
+  lines = [f'{network} on Fashion-MNIST (28x28x1; CIFAR-10 cannot be '
+           f'downloaded here), batch {BATCH}, Adam, ERK {sparsity:.0%}, '
+           f'steps {warmup + 1}-{steps} timed, {repeats} interleaved '
+           'repetitions.', '',
+           '| network | steps/s, ours | steps/s, uncompiled, 1 step/call '
+           '| speed-up (paired) |', '|---|---|---|---|']
+  for label in ('dense', 'static', 'rigl'):
+    a, b = rates[f'{label}/ours'], rates[f'{label}/uncompiled']
+    ratios = [x / y for x, y in zip(a, b)]
+    lines.append(f'| {label} | {benchlib.median(a):.0f} | '
+                 f'{benchlib.median(b):.0f} | {benchlib.median(ratios):.2f} '
+                 f'({min(ratios):.2f}-{max(ratios):.2f}) |')
+  return lines
 
 
 def _mlp_arrays(data, sparsity):
@@ -253,10 +292,20 @@ def main():
   p.add_argument('--idx_dir', default=FMNIST)
   p.add_argument('--startup', action='store_true')
   p.add_argument('--no_jax', action='store_true')
+  p.add_argument('--network', default=None,
+                 help='a conv net (conv6, resnet20): dense/static/RigL '
+                 'against the uncompiled loop instead')
   p.add_argument('--write', default=None, help='benchmarks.md to update')
   args = p.parse_args()
   data = data_lib.load_dataset('fashion_mnist', idx_dir=args.idx_dir,
                                batch_size=BATCH)
+  if args.network:
+    lines = network_table(data, args.network, args.sparsity, args.warmup,
+                          args.steps, args.repeats)
+    lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
+                                    sys.argv[1:])]
+    benchlib.publish(lines, args.write, f'speed-{args.network}')
+    return
   w, s, r = args.warmup, args.steps, args.sparsity
   arms = {f'ours/{m}': ours(data, m, r, w, s) for m in ('static', 'set',
                                                          'rigl')}

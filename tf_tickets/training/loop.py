@@ -37,6 +37,7 @@ from tf_tickets.training.compiled import CompiledSteps
 from tf_tickets.training.compiled import single_device
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.config import use_xla
 from tf_tickets.training.progress import Progress
 from tf_tickets.training.shadow import Shadow
 from tf_tickets.training.shadow import state_variables
@@ -55,7 +56,7 @@ class Trainer(CompiledSteps):
     self.model, self.data, self.config = model, data, config
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
-    self.jit_compile = config.jit_compile
+    self.jit_compile = use_xla(config.jit_compile, model)
     self.on_device = single_device(strategy)
     self.batches = (data_lib.DeviceBatches(data, config.seed)
                     if self.on_device else None)
