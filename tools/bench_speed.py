@@ -44,6 +44,7 @@ from tf_tickets import masks as masks_lib
 from tf_tickets import models
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.training import compiled
 import tensorflow as tf
 from tools import benchlib
 
@@ -102,6 +103,39 @@ def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
                        hooks=hooks + [clock], quiet=True).fit()
     return (steps - warmup) / (clock.t1 - clock.t0)
   return run
+
+
+def mask_cost_lines(data, sparsity, warmup, steps, repeats):
+  """Static steps/s with the optimizer given masked gradients (ours) and
+  given the dense ones (the weights stay masked by the wrapper's
+  constraint), interleaved: the cost of masking the gradients."""
+  real = compiled.CompiledSteps._replica_step
+
+  def unmasked(self, with_grads, apply):
+    saved = compiled.wrapper_lib.wrappers
+    compiled.wrapper_lib.wrappers = lambda model: []  # no gradient masks
+    try:
+      return real(self, with_grads, apply)
+    finally:
+      compiled.wrapper_lib.wrappers = saved
+
+  arms = {'masked': ours(data, 'static', sparsity, warmup, steps),
+          'unmasked': ours(data, 'static', sparsity, warmup, steps)}
+  rates = {k: [] for k in arms}
+  for rep in range(repeats + 1):  # the first round compiles
+    for k, fn in arms.items():
+      compiled.CompiledSteps._replica_step = unmasked if k == 'unmasked' \
+          else real
+      rate = fn()
+      if rep:
+        rates[k].append(rate)
+  compiled.CompiledSteps._replica_step = real
+  r = [a / b for a, b in zip(rates['unmasked'], rates['masked'])]
+  return [f'Masked gradients (LeNet-300-100 static, ERK {sparsity:.0%}): '
+          f'{benchlib.median(rates["masked"]):.0f} steps/s masked, '
+          f'{benchlib.median(rates["unmasked"]):.0f} unmasked; '
+          f'unmasked/masked paired median {benchlib.median(r):.3f} '
+          f'({min(r):.3f}-{max(r):.3f}), {repeats} interleaved repetitions.']
 
 
 def network_table(data, network, sparsity, warmup, steps, repeats):
@@ -292,6 +326,8 @@ def main():
   p.add_argument('--idx_dir', default=FMNIST)
   p.add_argument('--startup', action='store_true')
   p.add_argument('--no_jax', action='store_true')
+  p.add_argument('--mask_cost', action='store_true',
+                 help='the cost of masking the gradients (static)')
   p.add_argument('--network', default=None,
                  help='a conv net (conv6, resnet20): dense/static/RigL '
                  'against the uncompiled loop instead')
@@ -299,6 +335,13 @@ def main():
   args = p.parse_args()
   data = data_lib.load_dataset('fashion_mnist', idx_dir=args.idx_dir,
                                batch_size=BATCH)
+  if args.mask_cost:
+    lines = mask_cost_lines(data, args.sparsity, args.warmup, args.steps,
+                            args.repeats)
+    lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
+                                    sys.argv[1:])]
+    benchlib.publish(lines, args.write, 'mask-cost')
+    return
   if args.network:
     lines = network_table(data, args.network, args.sparsity, args.warmup,
                           args.steps, args.repeats)
