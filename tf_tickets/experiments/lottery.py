@@ -25,6 +25,7 @@ Control branches (`lottery.branch`, registry `BRANCHES`, see
 `tf_tickets.experiments.branches`) run on the levels of the lottery run and
 live beside it in `RUN/branch_<name>/` with their own results.csv.
 """
+import sys
 import math
 
 from absl import logging
@@ -134,6 +135,9 @@ class RewindPointHook(training.Hook):
                         'steps)')
     if self.step == 0 and int(trainer.step_var.numpy()) == 0:
       masks_lib.set_rewind_point(trainer.model)
+
+  def next_event(self, step):
+    return self.step if step < self.step else sys.maxsize
 
   def after_step(self, trainer, step, grads):
     if step == self.step:

@@ -30,6 +30,7 @@ max k, saving theta_k into `RUN/k_<k>/start/`; `RUN/k_<k>/copy_<i>/` are
 the two copies (ordinary, resumable networks); `RUN/k_<k>/stability.json`
 holds the path and marks k as done. `results.csv`: one row per k.
 """
+import sys
 import os
 
 from absl import logging
@@ -106,6 +107,10 @@ class _Capture(training.Hook):
   def begin(self, trainer):
     if int(trainer.step_var.numpy()) == 0:
       self.save(trainer.model, 0)
+
+  def next_event(self, step):
+    later = [k for k in self.ks if k > step]
+    return min(later) if later else sys.maxsize
 
   def after_step(self, trainer, step, grads):
     self.save(trainer.model, step)

@@ -37,6 +37,7 @@ The values of one step are built on the host and written with one op
 (see tools/bench_summaries.py).
 """
 
+import sys
 import math
 
 import numpy as np
@@ -198,6 +199,13 @@ class SummaryHook(Hook):
     if self.writer is not None:
       self._write_state(int(trainer.step_var.numpy()), histograms=True,
                         images=True)
+
+  def next_event(self, step):
+    """Only the steps it writes at (`every`); mask changes reach it through
+    `on_mask_update` at the mask hook's own events."""
+    if self.writer is None or not self.every:
+      return sys.maxsize
+    return (step // self.every + 1) * self.every
 
   def after_step(self, trainer, step, grads):
     if self.writer is not None and self.every and step % self.every == 0:
