@@ -19,7 +19,9 @@ from tf_tickets import models
 from tf_tickets import rundir
 from tf_tickets import summaries
 from tf_tickets import training
+from tf_tickets import wrapper
 from tf_tickets.algorithms import prune_by_magnitude
+from tf_tickets.summaries import layout
 
 BASE = ('training.steps = 40', 'training.eval_every = 20',
         'dataset.max_train_examples = 600', 'experiment.quiet = True')
@@ -71,23 +73,41 @@ def test_network_density_matches_results_csv(lottery_run):
           float(row[f'density/{key}']), abs=1e-6)
 
 
-def test_mask_images_at_start_and_end(lottery_run):
+def final_masks(run_dir, level):
+  net = tt.wrap(models.build_model(name='lenet_300_100',
+                                   input_shape=(28, 28, 1), num_classes=10))
+  rundir.load_weights(net, str(run_dir / f'level_{level}' / 'final'))
+  return pruning.get_masks(net)
+
+
+def test_mask_views_at_start_and_end(lottery_run):
   tags = by_tag(lottery_run / 'level_2')
-  for key in KEYS:
-    images = tags[f'masks/{key}']
-    assert sorted(images) == [0, 40]  # start and end: no mask change between
-    for step in (0, 40):
-      (plugin, value), = images[step]
-      assert plugin == 'images'
-      width, height = int(value[0]), int(value[1])
-      assert max(width, height) <= 512
-      png = tf.io.decode_png(value[2]).numpy()
-      assert png.shape == (height, width, 1)
-  width, height = (int(v) for v in tags['masks/fc1'][40][0][1][:2])
-  assert (height, width) == (392, 300)  # 784 x 300 block-averaged by 2 x 1
-  png = tf.io.decode_png(tags['masks/output'][40][0][1][2]).numpy()[:, :, 0]
-  assert png.shape == (100, 10)  # output: 100 x 10, as it is
-  assert np.mean(png == 255) == pytest.approx(0.81, abs=1e-9)  # 0.9 ** 2
+  assert not [t for t in tags if t.startswith('masks/')]  # no raw masks
+  # fc1 reads the flattened 28x28 image: connections per pixel, as an image
+  # enlarged 4x; the other layers read hidden units: no image.
+  assert [t for t in tags if t.startswith('input_connections/')] == [
+      'input_connections/fc1']
+  images = tags['input_connections/fc1']
+  assert sorted(images) == [0, 40]  # start and end: no mask change between
+  (plugin, value), = images[40]
+  assert plugin == 'images' and (int(value[0]), int(value[1])) == (112, 112)
+  png = tf.io.decode_png(value[2]).numpy()[:, :, 0]
+  mask = final_masks(lottery_run, 2)['fc1']
+  counts = (mask > 0).reshape(28, 28, 300).sum(axis=2)  # by hand
+  expected = np.kron(counts / counts.max(), np.ones((4, 4)))
+  assert np.abs(png / 255.0 - expected).max() <= 0.5 / 255 + 1e-9
+  # Per-unit density: one histogram count per unit, over [0, 1].
+  for key, units in (('fc1', 300), ('fc2', 100), ('output', 10)):
+    (plugin, hist), = tags[f'unit_density/{key}'][40]
+    assert plugin == 'histograms' and hist.shape == (20, 3)
+    assert hist[0, 0] == 0.0 and hist[-1, 1] == 1.0
+    assert hist[:, 2].sum() == units
+  (_, hist), = tags['unit_density/output'][40]
+  per_unit = (final_masks(lottery_run, 2)['output'] > 0).mean(axis=0)
+  assert hist[:, 2].tolist() == np.histogram(per_unit, 20, (0, 1))[0].tolist()
+  scalars = events.read_scalars(str(lottery_run / 'level_2'))
+  assert scalars['disconnected_units/fc1'][40] == 0.0
+  assert sorted(scalars['disconnected_units/total']) == [0, 10, 20, 30, 40]
 
 
 def test_histograms_hold_active_weights_only(lottery_run):
@@ -111,11 +131,13 @@ def test_lottery_level_scalars(lottery_run):
                  'early_stop_test_accuracy'):
       assert scalars[f'lottery/{name}'][level] == pytest.approx(
           float(row[name]), abs=1e-6)
-      step = summaries.density_step(density)
-      assert scalars[f'lottery_by_density/{name}'][step] == pytest.approx(
+      step = summaries.sparsity_step(density)
+      assert scalars[f'lottery_by_sparsity/{name}'][step] == pytest.approx(
           float(row[name]), abs=1e-6)
-  assert sorted(scalars['lottery_by_density/test_accuracy']) == [
-      summaries.density_step(float(r['density'])) for r in rows[::-1]]
+  assert sorted(scalars['lottery_by_sparsity/test_accuracy']) == [
+      summaries.sparsity_step(float(r['density'])) for r in rows]
+  steps = [summaries.sparsity_step(float(r['density'])) for r in rows]
+  assert steps[0] == 0 and steps == sorted(set(steps))  # dense, then more
   # IMP masks are nested: |m_L & m_L-1| / |m_L | m_L-1| = density ratio.
   assert sorted(scalars['lottery/jaccard/fc1']) == [1, 2]
   for level in (1, 2):
@@ -164,14 +186,68 @@ def test_custom_scalars_layout_once_at_run_root(lottery_run):
   (tag, _, plugin, value), = events.read_events(str(lottery_run))
   assert (tag, plugin) == ('custom_scalars__config__', 'custom_scalars')
   layout = layout_pb2.Layout.FromString(value.item())
-  assert [c.title for c in layout.category] == [
-      'Sparsity', 'Lottery', 'Sparse training']
+  assert [c.title for c in layout.category] == ['Sparsity']
   charts = {t for c in layout.category for ch in c.chart
             for t in ch.multiline.tag}
-  assert r'^lottery/test_accuracy$' in charts
-  assert r'^lottery_by_density/early_stop_step$' in charts
-  assert r'^sparse_training/dropped/' in charts
+  assert r'^density/' in charts and r'^disconnected_units/' in charts
   assert not summaries.write_layout(str(lottery_run))  # once per run dir
+
+
+def raw_scalar_steps(run_dir):
+  """{run: {tag: [step, ...]}} of every scalar written below run_dir, in
+  the order written (runs named as TensorBoard names them)."""
+  out = {}
+  for path in glob.glob(str(run_dir / '**' / 'events.out.tfevents.*'),
+                        recursive=True):
+    directory = os.path.dirname(path)
+    run = os.path.relpath(directory, str(run_dir))
+    if run in out:
+      continue
+    for tag, step, plugin, _ in events.read_events(directory):
+      if plugin == 'scalars':
+        out.setdefault(run, {}).setdefault(tag, []).append(step)
+  return out
+
+
+@pytest.mark.parametrize('fast', [True, False],
+                         ids=['data_server', 'python_loader'])
+def test_tensorboard_shows_every_level(lottery_run, fast):
+  """TensorBoard with default settings shows every point written, so one
+  point per level on every per-level chart: the data server (the default
+  loader where it exists) keeps, per run and tag, only points with steps
+  below a later point's; the Python loader (default purge_orphaned_data)
+  purges by step too in files without a file version. Hence every tag's
+  steps increase in every run."""
+  raw = raw_scalar_steps(lottery_run)
+  with events.tensorboard(lottery_run, fast) as board:
+    shown = events.scalar_steps(board)
+  for run, tags in raw.items():
+    for tag, steps in tags.items():
+      assert shown[run][tag] == steps, (run, tag)  # every point shown
+      assert steps == sorted(set(steps)), (run, tag, steps)  # increasing
+  main = results(lottery_run / 'results.csv')
+  branch = results(lottery_run / 'branch_random_prune' / 'results.csv')
+  for run, rows in (('lottery', main), ('branch_random_prune/lottery', branch)):
+    tags = {t: s for t, s in shown[run].items() if t.startswith('lottery')}
+    assert len(tags) == 16  # 4 + 3 + 4 jaccard + 4 + 1 rewind distances
+    for tag, steps in tags.items():
+      first_has_no_jaccard = 1 if '/jaccard/' in tag else 0
+      assert len(steps) == len(rows) - first_has_no_jaccard, tag
+    assert shown[run]['lottery/test_accuracy'] == [
+        int(r['level']) for r in rows]
+    for name in ('test_accuracy', 'early_stop_step',
+                 'early_stop_test_accuracy'):
+      assert shown[run][f'lottery_by_sparsity/{name}'] == [
+          summaries.sparsity_step(float(r['density'])) for r in rows]
+
+
+def test_custom_scalars_sections_of_a_lottery_run(lottery_run):
+  with events.tensorboard(lottery_run) as board:
+    sections = events.custom_scalars_layout(board)
+  assert list(sections) == ['Sparsity', 'Lottery']  # no 'Sparse training'
+  assert len(sections['Lottery']) == 9
+  assert 'Test accuracy vs sparsity (step = 100 x % of weights pruned)' in (
+      sections['Lottery'])
 
 
 def test_rerun_of_a_finished_run_adds_no_events(lottery_run):
@@ -237,9 +313,11 @@ def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
     assert scalars[f'sparse_training/grown/{key}'] == {20: 50.0}
     assert scalars[f'sparse_training/drop_fraction/{key}'][20] > 0
     assert scalars[f'sparse_training/churn/{key}'] == {20: pytest.approx(0.01)}
-    assert sorted(tags[f'masks/{key}']) == [0, 20, 30]  # start, change, end
+    # Mask views at the start, the change and the end.
+    assert sorted(tags[f'unit_density/{key}']) == [0, 20, 30]
     # Grown connections that survive to the end: all (no later update).
     assert scalars[f'sparse_training/grown_survival/{key}'] == {30: 1.0}
+  assert sorted(tags['input_connections/fc1']) == [0, 20, 30]
   assert scalars['sparse_training/dropped/total'] == {20: 150.0}
   assert scalars['sparse_training/grown/total'] == {20: 150.0}
   assert result['grown_survival'] == 1.0
@@ -267,6 +345,10 @@ def test_real_rigl_run_dropped_equals_grown(tmp_path):
   assert len(rows) == 1 and row['grown_survival'] != ''
   assert scalars['sparse_training/grown_survival/total'][60] == (
       pytest.approx(float(row['grown_survival']), abs=1e-6))
+  with events.tensorboard(tmp_path / 'rigl') as board:
+    sections = events.custom_scalars_layout(board)
+  assert list(sections) == ['Sparsity', 'Sparse training']  # no 'Lottery'
+  assert len(sections['Sparse training']) == 6
 
 
 def test_disabled_writes_no_sparsity_summaries(tmp_path):
@@ -276,22 +358,83 @@ def test_disabled_writes_no_sparsity_summaries(tmp_path):
   tags = by_tag(tmp_path / 'run' / 'level_0')
   assert 'eval/test_accuracy' in tags
   assert not [t for t in tags if t.split('/')[0] in
-              ('density', 'sparsity', 'weights', 'masks')]
+              ('density', 'sparsity', 'weights', 'unit_density',
+               'input_connections', 'disconnected_units',
+               'custom_scalars__config__')]
 
 
-def test_mask_image_folding_and_downsampling():
-  conv = np.zeros((3, 3, 16, 32), np.float32)
-  conv[0, 0, 0, :] = 1.0
-  img = summaries.mask_image(conv)
-  assert img.shape == (3 * 3 * 16, 32)
-  assert img[0].tolist() == [1.0] * 32 and img[1:].sum() == 0
+def test_input_connections_by_hand():
+  mask = np.zeros((28 * 28, 300), np.float32)
+  mask[3 * 28 + 5, :7] = 1.0  # pixel (3, 5): 7 connections
+  mask[10 * 28 + 20, :] = 1.0  # pixel (10, 20): all 300
+  counts = summaries.input_connections(mask, (28, 28, 1))
+  expected = np.zeros((28, 28))
+  expected[3, 5], expected[10, 20] = 7, 300
+  assert counts.tolist() == expected.tolist()
+  image = summaries.connections_image(counts)
+  assert image.shape == (112, 112)  # enlarged 4x, whole pixels
+  assert np.allclose(image[12:16, 20:24], 7 / 300)
+  assert image[40:44, 80:84].min() == 1.0 and image.sum() == pytest.approx(
+      16 * (1 + 7 / 300))
+  # Channels-last flattening: channels are summed per position.
+  rgb = np.zeros((2, 3, 3, 4))
+  rgb[1, 2, :, 0] = 1.0  # position (1, 2): 3 channels x unit 0
+  rgb[0, 0, 1, :] = 1.0  # position (0, 0): channel 1 x 4 units
+  counts = summaries.input_connections(rgb.reshape(18, 4), (2, 3, 3))
+  assert counts.tolist() == [[4, 0, 0], [0, 0, 3]]
+
+
+def test_unit_density_by_hand():
+  conv = np.zeros((3, 3, 2, 4), np.float32)
+  conv[..., 0] = 1.0
+  conv[0, 0, 0, 2] = 1.0
+  conv[:, :, 1, 3] = 1.0
+  assert summaries.unit_density(conv).tolist() == pytest.approx(
+      [1.0, 0.0, 1 / 18, 0.5])
+  dense = np.array([[1, 0, 1], [1, 0, 0]], np.float32)
+  assert summaries.unit_density(dense).tolist() == [1.0, 0.0, 0.5]
+  depthwise = np.zeros((3, 3, 2, 2))  # (kh, kw, in, multiplier)
+  depthwise[:, :, 1, 0] = 1.0
+  assert summaries.unit_density(depthwise, (-2, -1)).tolist() == [
+      0.0, 0.0, 1.0, 0.0]
+  transpose = np.zeros((3, 3, 4, 2))  # (kh, kw, out, in)
+  transpose[:, :, 1, :] = 1.0
+  assert summaries.unit_density(transpose, (-2,)).tolist() == [0, 1, 0, 0]
+
+
+def test_image_inputs_follow_the_flatten():
+  cases = (('lenet_300_100', (28, 28, 1), {'fc1': (28, 28, 1)}),
+           ('lenet5', (28, 28, 1), {'fc1': (5, 5, 16)}),
+           ('conv2', (32, 32, 3), {'fc1': (16, 16, 64)}))
+  for name, shape, expected in cases:
+    net = tt.wrap(models.build_model(name=name, input_shape=shape,
+                                     num_classes=10))
+    entries = wrapper.prunable_entries(net)
+    assert summaries.image_inputs(net, entries) == expected, name
+    axes = {k: summaries.unit_axes(wr.layer, wr.prunable_weights[i])
+            for k, (wr, i) in entries.items()}
+    assert set(axes.values()) == {(-1,)}
+
+
+def test_fit_image_and_sections():
   big = np.zeros((1030, 600), np.float32)
   big[:3, :] = 1.0  # first block row of 3 x 2 blocks is fully active
-  img = summaries.mask_image(big, 512)
+  img = summaries.fit_image(big, 512)
   assert img.shape == (344, 300)  # ceil(1030 / 3), 600 / 2
-  assert img.max() <= 1.0 and img.min() >= 0.0
   assert np.all(img[0] == 1.0) and np.all(img[1:] == 0.0)
-  odd = summaries.mask_image(np.ones((1025, 7)), 512)  # padded edge block
+  odd = summaries.fit_image(np.ones((1025, 7)), 512)  # padded edge block
   assert odd.shape == (342, 7) and np.all(odd == 1.0)
+  assert summaries.fit_image(np.ones((5, 40))).shape == (10, 80)
+  assert summaries.fit_image(np.ones((200, 20))).shape == (200, 20)
   assert summaries.jaccard([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(1 / 3)
-  assert summaries.density_step(0.036) == 360
+  assert summaries.sparsity_step(0.036) == 9640
+  assert summaries.sparsity_step(1.0) == 0
+  # Pruning-only updates (GMP, SNIP): no grown-connection charts.
+  pruned = layout.reported_figures(
+      {'fc1': dict(dropped=5, grown=0, regrown=0, active=10)})
+  assert [c.title for c in layout.sparse_training_section(pruned).chart] == [
+      'Connections dropped per update']
+  rigl = layout.reported_figures(
+      {'fc1': dict(dropped=5, grown=5, churn=0.1, drop_fraction=0.3)})
+  assert len(layout.sparse_training_section(rigl).chart) == 6
+  assert layout.sparse_training_section(set()) is None

@@ -50,6 +50,9 @@ class Timed(training.Hook):
   def begin(self, trainer):
     self.hook.begin(trainer)
 
+  def next_event(self, step):
+    return self.hook.next_event(step)
+
   def after_step(self, trainer, step, grads):
     t, c = time.perf_counter(), time.thread_time()
     self.hook.after_step(trainer, step, grads)

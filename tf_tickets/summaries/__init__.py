@@ -1,21 +1,26 @@
 """TensorBoard sparsity dashboards: observers of a run.
 
-* `network`: per-network sparsity scalars, histograms, mask images and
+* `network`: per-network sparsity scalars, histograms, mask views and
   sparse-training update figures (`SummaryHook`, added by `default_hooks`);
+* `views`: the mask views (per-unit density, connections per input
+  position of a Dense layer on a flattened image);
 * `lottery`: run-level per-level lottery summaries (`LevelSummaries`);
-* `layout`: the custom-scalars layout of a run directory.
+* `layout`: the custom-scalars layout, one section per observer.
 """
-from tf_tickets.summaries.layout import layout
 from tf_tickets.summaries.layout import write_layout
-from tf_tickets.summaries.lottery import DENSITY_STEP_SCALE
+from tf_tickets.summaries.lottery import SPARSITY_STEP_SCALE
 from tf_tickets.summaries.lottery import LevelSummaries
-from tf_tickets.summaries.lottery import density_step
 from tf_tickets.summaries.lottery import jaccard
 from tf_tickets.summaries.lottery import levels_table
+from tf_tickets.summaries.lottery import sparsity_step
 from tf_tickets.summaries.network import TOTAL
 from tf_tickets.summaries.network import Batch
 from tf_tickets.summaries.network import SummaryHook
 from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import default_hooks
-from tf_tickets.summaries.network import fold_to_2d
-from tf_tickets.summaries.network import mask_image
+from tf_tickets.summaries.views import connections_image
+from tf_tickets.summaries.views import fit_image
+from tf_tickets.summaries.views import image_inputs
+from tf_tickets.summaries.views import input_connections
+from tf_tickets.summaries.views import unit_axes
+from tf_tickets.summaries.views import unit_density

@@ -5,32 +5,43 @@ Lottery runs (`LevelSummaries`) keep a run-level writer in `RUN/lottery/`
 
   lottery/{density,test_accuracy,early_stop_step,early_stop_test_accuracy}
       at step = level;
-  lottery_by_density/{test_accuracy,early_stop_step,early_stop_test_accuracy}
-      at step = round(10000 * density), i.e. the percent of weights remaining
-      in hundredths of a percent (TensorBoard's x axis is an integer step and
-      grows to the right: 10000 is dense, 360 is 3.6% of the weights);
+  lottery_by_sparsity/{test_accuracy,early_stop_step,early_stop_test_accuracy}
+      at step = round(10000 * (1 - density)), the percent of weights pruned in
+      hundredths of a percent (TensorBoard's x axis is an integer step: 0 is
+      dense, 9640 is 96.4% pruned, 3.6% of the weights remaining);
   lottery/jaccard/<key>, /total: |m_L & m_L-1| / |m_L | m_L-1|, the mask
       overlap with the previous level (of the same branch);
   lottery/rewind_distance/<key>, /total: L2 distance of the level's trained
       prunable weights from its starting weights (the rewind point * mask);
       lottery/rewind_distance_relative/total divides by the start's norm;
   lottery/levels: a text table of all levels so far.
+
+Every tag's steps increase from level to level: TensorBoard's default
+loader (the data server of `--load_fast=auto`) keeps, per run and tag, only
+the points whose step is below that of a newer point, so a step that went
+down from level to level (as the density does) would leave one point. A
+level whose density did not go down gets no by-sparsity point (warning).
+The first level written also writes the "Lottery" section of the
+custom-scalars layout into this directory.
 """
 
 import math
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tf_tickets import rundir
 from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.summaries.layout import lottery_section
+from tf_tickets.summaries.layout import write_section
 from tf_tickets.summaries.network import TOTAL
 from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import masks_of
 from tf_tickets.summaries.network import as_number
 from tf_tickets.summaries.network import weights_of
 
-DENSITY_STEP_SCALE = 10000  # lottery_by_density step = round(scale * density)
+SPARSITY_STEP_SCALE = 10000  # step = round(scale * (1 - density))
 
 
 def jaccard(a, b):
@@ -40,9 +51,9 @@ def jaccard(a, b):
   return np.count_nonzero(a & b) / union if union else 1.0
 
 
-def density_step(density):
-  """The integer TensorBoard step of a density (hundredths of a percent)."""
-  return int(round(DENSITY_STEP_SCALE * float(density)))
+def sparsity_step(density):
+  """The TensorBoard step of a density: hundredths of a percent pruned."""
+  return int(round(SPARSITY_STEP_SCALE * (1.0 - float(density))))
 
 
 # ------------------------------------------------------------------------------
@@ -67,6 +78,7 @@ class LevelSummaries:
     self.writer = None
     self._start = None
     self._prev_masks = None
+    self._section = False  # the "Lottery" layout section written
 
   def before(self, model, net_dir):
     if not self.enabled or rundir.is_finished(net_dir):
@@ -86,6 +98,10 @@ class LevelSummaries:
     if self.writer is None:
       self.writer = tf.summary.create_file_writer(self.dir)
     level = int(row['level'])
+    if not self._section:
+      self._section = True
+      write_section(self.writer, level,
+                               lottery_section())
     figures = ('test_accuracy', 'early_stop_step', 'early_stop_test_accuracy')
     with self.writer.as_default(step=level):
       tf.summary.scalar('lottery/density', float(row['density']))
@@ -119,11 +135,19 @@ class LevelSummaries:
         tf.summary.scalar(f'lottery/rewind_distance_relative/{TOTAL}',
                           math.sqrt(sq / start_sq))
       tf.summary.text('lottery/levels', levels_table(rows))
-    with self.writer.as_default(step=density_step(row['density'])):
-      for name in figures:
-        value = as_number(row.get(name))
-        if value is not None:
-          tf.summary.scalar(f'lottery_by_density/{name}', value)
+    step = sparsity_step(row['density'])
+    before = [sparsity_step(r['density']) for r in rows
+              if r is not row and int(r['level']) < level]
+    if before and step <= max(before):
+      logging.warning('lottery level %d: %.2f%% of weights pruned, not more '
+                      'than at an earlier level; no lottery_by_sparsity point',
+                      level, step / SPARSITY_STEP_SCALE * 100)
+    else:
+      with self.writer.as_default(step=step):
+        for name in figures:
+          value = as_number(row.get(name))
+          if value is not None:
+            tf.summary.scalar(f'lottery_by_sparsity/{name}', value)
     self.writer.flush()
 
 

@@ -6,21 +6,26 @@ Every network that `experiment.Context.train` trains gets a `SummaryHook`
 
   density/<key>, density/total        fraction of prunable weights active
   sparsity/<key>, sparsity/total      1 - density
+  disconnected_units/<key>, /total    fraction of output units (Dense) or
+                                      filters (Conv) with no surviving weight
   weights/<key>                       histogram of the *active* weights
-  masks/<key>                         the mask as a grey image (white =
-                                      active); 2-D kernels as they are
-                                      (rows = inputs, columns = outputs),
-                                      conv kernels folded to
-                                      (kh*kw*cin, cout); images larger than
-                                      `summaries.image_size` are reduced by
-                                      block averaging (grey = block density)
+  unit_density/<key>                  histogram over output units / filters
+                                      of the fraction of their weights that
+                                      survive (buckets over [0, 1])
+  input_connections/<key>             Dense layers fed by a Flatten of an
+                                      (H, W, C) tensor (LeNet's fc1 on the
+                                      image): surviving connections per input
+                                      position as an H x W grey image (white
+                                      = the best-connected position, black =
+                                      none left): where the ticket looks
 
 Density scalars are written at the start, every `summaries.every` steps
-(default 1000), at every mask change and at the end; histograms at the
-start, every `summaries.every` steps and at the end; mask images at the
-start, at mask changes (at most one set per `summaries.image_every` steps,
-default `summaries.every`; 0 for every change) and at the end.
-`summaries.enabled = False` turns all of this off.
+(default 1000), at every mask change and at the end; weight histograms at
+the start, every `summaries.every` steps and at the end; the mask views
+(unit_density, input_connections) at the start, at mask changes (at most
+one set per `summaries.image_every` steps, default `summaries.every`; 0 for
+every change) and at the end (see `views`). `summaries.enabled = False`
+turns all of this off.
 
 Sparse-training runs (hooks that call `Trainer.mask_updated`) add, per mask
 update and per layer, every numeric figure of the update's stats under
@@ -30,16 +35,17 @@ at the end `sparse_training/grown_survival/<key>` and `/total`: the fraction
 of the connections grown during training that are active at the end (the
 total is the result's 'grown_survival' when the algorithm reports it; the
 per-layer figures count growth seen since this process started the network,
-so they restart after a resume).
+so they restart after a resume). The first update that reports figures also
+writes the "Sparse training" section of the custom-scalars layout.
 
+Every tag's steps increase within a network directory (TensorBoard's
+default loader keeps, per tag, only points with steps below a newer one).
 The values of one step are built on the host and written with one op
 (`Batch`): an interval write costs a few milliseconds for LeNet-300-100
 (see tools/bench_summaries.py).
 """
 
 import sys
-import math
-
 import numpy as np
 import tensorflow as tf
 
@@ -50,21 +56,33 @@ from tf_tickets import settings
 from tf_tickets import steps
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import check_int
+from tf_tickets.summaries import views
+from tf_tickets.summaries.layout import reported_figures
+from tf_tickets.summaries.layout import sparse_training_section
+from tf_tickets.summaries.layout import summary as layout_summary
 from tf_tickets.training import Hook
 
 TOTAL = 'total'
+_NEVER = 2**62  # a `next_event` step no run reaches
 _COUNT_FIGURES = ('dropped', 'grown')
 
 
-def _metadata(plugin):
+def _metadata(plugin, description=None):
   return tf.compat.v1.SummaryMetadata.FromString(
-      plugin.create_summary_metadata(display_name=None,
-                                     description=None).SerializeToString())
+      plugin.create_summary_metadata(
+          display_name=None, description=description).SerializeToString())
 
 
 _SCALAR_METADATA = _metadata(scalar_metadata)
 _HISTOGRAM_METADATA = _metadata(histogram_metadata)
 _IMAGE_METADATA = _metadata(image_metadata)
+_CONNECTIONS_METADATA = _metadata(
+    image_metadata, 'Surviving connections per input position, summed over '
+    'channels and units: white = the best-connected position, black = no '
+    'connection left.')
+_UNIT_DENSITY_METADATA = _metadata(
+    histogram_metadata, 'Per output unit (filter): the fraction of its '
+    'weights that survive.')
 
 
 @settings.gin_settings('summaries')
@@ -77,12 +95,13 @@ class SummarySettings(settings.Settings):
     'Nit' or 'Nep'; 0 writes them only at the start, on mask changes and at
     the end.
   histograms: write histograms of the active prunable weights.
-  mask_images: write mask images (at the start, on mask changes, at the
-    end).
-  image_every: least number of steps between two mask images written on
-    mask changes (None: `every`; 0: at every mask change). Images at the
+  mask_images: write the mask views, per-unit density histograms and
+    per-input-position connection images (at the start, on mask changes,
+    at the end).
+  image_every: least number of steps between two sets of mask views written
+    on mask changes (None: `every`; 0: at every mask change). Views at the
     start and the end are always written.
-  image_size: largest mask image side; larger masks are block-averaged.
+  image_size: largest image side; larger inputs are block-averaged.
   """
   enabled: bool = True
   every: object = 1000
@@ -116,37 +135,6 @@ def default_hooks():
 # ------------------------------------------------------------------------------
 
 
-def fold_to_2d(array):
-  """A weight as a 2-D matrix: (rows, cols) = (prod(shape[:-1]), shape[-1])."""
-  a = np.asarray(array)
-  if a.ndim == 0:
-    return a.reshape(1, 1)
-  if a.ndim == 1:
-    return a.reshape(1, -1)
-  return a.reshape(-1, a.shape[-1])
-
-
-def mask_image(mask, max_size=512):
-  """The mask as a float32 (H, W) image in [0, 1], at most max_size a side.
-
-  2-D masks keep their layout; higher-rank ones are folded by `fold_to_2d`.
-  A side longer than `max_size` is reduced by an integer factor with block
-  averaging, so a grey pixel shows the density of its block.
-  """
-  m = fold_to_2d(mask).astype(np.float32)
-  h, w = m.shape
-  fh, fw = math.ceil(h / max_size), math.ceil(w / max_size)
-  if (fh > 1 or fw > 1) and h % fh == 0 and w % fw == 0:
-    m = m.reshape(h // fh, fh, w // fw, fw).mean((1, 3))
-  elif fh > 1 or fw > 1:
-    ph, pw = -h % fh, -w % fw
-    total = np.pad(m, ((0, ph), (0, pw)))
-    count = np.pad(np.ones_like(m), ((0, ph), (0, pw)))
-    shape = (total.shape[0] // fh, fh, total.shape[1] // fw, fw)
-    m = total.reshape(shape).sum((1, 3)) / count.reshape(shape).sum((1, 3))
-  return m
-
-
 def masks_of(entries):
   return {k: wr.masks[i].numpy() for k, (wr, i) in entries.items()}
 
@@ -172,7 +160,7 @@ def as_number(value):
 
 
 class SummaryHook(Hook):
-  """Writes sparsity scalars, histograms and mask images of one network.
+  """Writes sparsity scalars, histograms and mask views of one network.
 
   `experiments.Context.train` appends it after the algorithm hooks, so it sees masks set
   in their `begin`. See the module docstring for the tags.
@@ -192,6 +180,8 @@ class SummaryHook(Hook):
     self._ever_grown = None
     self._cumulative = {}
     self._updates = 0
+    self._axes, self._inputs = {}, {}  # per key: unit axes, (H, W, C) input
+    self._section = False  # "Sparse training" layout written
 
   # -- hook API ------------------------------------------------------------
   def begin(self, trainer):
@@ -199,6 +189,12 @@ class SummaryHook(Hook):
     if self.writer is not None:
       self._write_state(int(trainer.step_var.numpy()), histograms=True,
                         images=True)
+
+  def next_event(self, step):
+    """The next interval write (none with `every` = 0 or no writer)."""
+    if self.writer is not None and self.every:
+      return (step // self.every + 1) * self.every
+    return _NEVER
 
   def next_event(self, step):
     """Only the steps it writes at (`every`); mask changes reach it through
@@ -223,6 +219,11 @@ class SummaryHook(Hook):
     masks = self._add_state(batch, step, images=images)
     self._updates += 1
     totals = {}
+    figures_seen = reported_figures(stats)
+    if figures_seen and not self._section:
+      self._section = True
+      batch.merge(layout_summary(
+          sparse_training_section(figures_seen)))
     for key, figures in (stats or {}).items():
       figures = dict(figures or {})
       for name, value in figures.items():
@@ -268,6 +269,9 @@ class SummaryHook(Hook):
     self.every = steps.resolve(self.every_setting, 'summaries.every', spe)
     self.image_every = steps.resolve(self.image_every_setting,
                                      'summaries.image_every', spe)
+    self._axes = {k: views.unit_axes(wr.layer, wr.prunable_weights[i])
+                  for k, (wr, i) in self.entries.items()}
+    self._inputs = views.image_inputs(trainer.model, self.entries)
     masks = masks_of(self.entries)
     self._prev = {k: m > 0 for k, m in masks.items()}
     self._ever_grown = {k: np.zeros(m.shape, bool) for k, m in masks.items()}
@@ -285,26 +289,39 @@ class SummaryHook(Hook):
     return masks
 
   def _add_state(self, batch, step, histograms=False, images=False):
-    """Density scalars, histograms and images (each at most once a step)."""
+    """Density scalars, histograms and mask views (each at most once a
+    step)."""
     masks = masks_of(self.entries)
     if self._once('scalars', step):
-      active = total = 0
+      active = total = cut = units = 0
       for key, m in masks.items():
         a = int(np.count_nonzero(m))
         active += a
         total += m.size
         batch.scalar(f'density/{key}', a / m.size)
         batch.scalar(f'sparsity/{key}', 1.0 - a / m.size)
+        per_unit = views.unit_density(m, self._axes[key])
+        n = int(np.count_nonzero(per_unit == 0))
+        cut, units = cut + n, units + per_unit.size
+        batch.scalar(f'disconnected_units/{key}', n / per_unit.size)
       density = active / total if total else 1.0
       batch.scalar(f'density/{TOTAL}', density)
       batch.scalar(f'sparsity/{TOTAL}', 1.0 - density)
+      batch.scalar(f'disconnected_units/{TOTAL}', cut / units if units else 0)
     if histograms and self.histograms and self._once('histograms', step):
       weights = weights_of(self.entries)
       for key, m in masks.items():
         batch.histogram(f'weights/{key}', weights[key][m > 0])
     if images and self.mask_images and self._once('images', step):
       for key, m in masks.items():
-        batch.image(f'masks/{key}', mask_image(m, self.image_size))
+        batch.histogram(f'unit_density/{key}',
+                        views.unit_density(m, self._axes[key]), buckets=20,
+                        bounds=(0.0, 1.0), metadata=_UNIT_DENSITY_METADATA)
+        if key in self._inputs:
+          counts = views.input_connections(m, self._inputs[key])
+          batch.image(f'input_connections/{key}',
+                      views.connections_image(counts, self.image_size),
+                      metadata=_CONNECTIONS_METADATA)
     return masks
 
   def _add_survival(self, batch, masks, result):
@@ -341,31 +358,36 @@ class Batch:
     value.metadata.CopyFrom(metadata)
     value.tensor.CopyFrom(tf.make_tensor_proto(array))
 
+  def merge(self, summary):
+    """Adds the values of another tf.compat.v1.Summary."""
+    self.summary.value.extend(summary.value)
+
   def scalar(self, tag, value):
     self._add(tag, _SCALAR_METADATA, np.float32(value))
 
-  def histogram(self, tag, values, buckets=30):
-    """Buckets as `tf.summary.histogram` ([k, 3]: left, right, count); no
-    value for empty `values`."""
+  def histogram(self, tag, values, buckets=30, bounds=None, metadata=None):
+    """Buckets as `tf.summary.histogram` ([k, 3]: left, right, count) over
+    the values' range or fixed `bounds` (lo, hi); no value for empty
+    `values`."""
     values = np.asarray(values, np.float64).reshape(-1)
     if not values.size:
       return
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = bounds or (float(values.min()), float(values.max()))
     if lo == hi:
       edges = np.full(buckets + 1, lo)
       counts = np.zeros(buckets)
       counts[-1] = values.size
     else:
       counts, edges = np.histogram(values, buckets, (lo, hi))
-    self._add(tag, _HISTOGRAM_METADATA,
+    self._add(tag, metadata or _HISTOGRAM_METADATA,
               np.stack([edges[:-1], edges[1:], counts], axis=1))
 
-  def image(self, tag, image):
+  def image(self, tag, image, metadata=None):
     """A grey (H, W) float image in [0, 1], as PNG (fast compression)."""
     u8 = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
     png = tf.io.encode_png(u8[:, :, None], compression=1).numpy()
     h, w = image.shape
-    self._add(tag, _IMAGE_METADATA,
+    self._add(tag, metadata or _IMAGE_METADATA,
               np.array([str(w).encode(), str(h).encode(), png], dtype=object))
 
   def write(self, writer, step):
