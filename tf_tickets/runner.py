@@ -29,6 +29,8 @@ import tensorflow as tf
 from tf_tickets import experiments
 from tf_tickets import export
 from tf_tickets import rundir
+from tf_tickets import training
+from tf_tickets.training import cluster
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
@@ -43,6 +45,7 @@ RESUMABLE = {
     ('summaries', 'image_size'),
     ('lottery', 'branch'), ('lottery', 'branch_seed'),
     ('training', 'steps_per_loop'),  # boundaries fall on the same steps
+    ('training', 'worker_timeout'),
 }
 
 
@@ -129,10 +132,14 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
   The whole configuration (settings, data, model) is validated before the
   run directory is created, and a new run directory is removed again if
   the run fails before it trained anything. Known errors (TicketsError:
-  bad settings, data, run directories, checkpoints) print one final line
-  `error: ...` and return 1.
+  bad settings, data, run directories, checkpoints, lost peer workers)
+  print one final line `error: ...` and return 1.
+
+  Several workers (multi_worker_mirrored): every worker checks the run
+  directory, then they meet (`start_workers`); only the chief writes the
+  shared run directory, the others work in a private shadow of it.
   """
-  run_dir, created, existed = None, False, False
+  run_dir, created, existed, shadow = None, False, False, None
   try:
     if not gin_files and not gin_params:
       raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
@@ -143,14 +150,27 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     with gin.unlock_config():
       ctx = experiments.context(
           run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
+      workers = training.Workers.of(ctx.strategy)
       existed = os.path.isdir(run_dir)
-      created = not existed or not os.listdir(run_dir)
-      print(f'run directory: {run_dir}', flush=True)
-      start_run(run_dir)
-      rows = experiments.execute(ctx)
-      export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
-    rundir.write_operative_config(run_dir)
-    report(ctx, rows)
+      created = workers.is_chief and (not existed or not os.listdir(run_dir))
+      if workers.is_chief:
+        print(f'run directory: {run_dir}', flush=True)
+      shadow = start_workers(workers, run_dir)
+      ctx.run_dir = shadow or run_dir
+      try:
+        rows = experiments.execute(ctx)
+      except tf.errors.OpError as e:
+        if not workers.several:
+          raise
+        raise workers.peer_error(e) from None
+      if workers.is_chief:
+        export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
+    rundir.write_operative_config(ctx.run_dir)
+    if workers.is_chief:
+      report(ctx, rows)
+    else:
+      print(f'worker {workers.index} of {workers.count}: done; the chief '
+            f'wrote the run directory {run_dir}', flush=True)
     return 0
   except TicketsError as e:
     sys.stderr.flush()
@@ -159,6 +179,43 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     # gin appends 'In call to configurable ...' lines; the first line says it.
     print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
     return 1
+  finally:
+    if shadow:
+      shutil.rmtree(shadow, ignore_errors=True)
+
+
+def start_workers(workers, run_dir):
+  """Stamps the run directory (the chief) once every worker has checked it
+  and runs the same configuration; returns the private shadow of the run
+  directory a non-chief worker works in (None for the chief).
+
+  Two barriers: nobody changes the directory before every worker has read
+  it, and nobody reads it again before the chief has stamped it.
+  """
+  if not workers.several:
+    start_run(run_dir)
+    return None
+  mine = int(fingerprint(), 16)
+  if len(set(workers.gather(mine))) > 1:
+    raise ConfigError('gin config', 'the workers were started with different '
+                      'configurations; run the same command (gin files and '
+                      '--gin_param) on every worker')
+  if workers.is_chief:
+    start_run(run_dir)
+  workers.barrier()
+  if workers.is_chief:
+    return None
+  stamp = rundir.read_stamp(run_dir)
+  if stamp != _bindings():
+    raise ConfigError('--output_dir', f'worker {workers.index} does not see '
+                      f'the run directory the chief created at {run_dir!r}: '
+                      'with several workers --output_dir must be on storage '
+                      'every worker shares')
+  shadow = cluster.make_shadow(run_dir)
+  logging.info('worker %d of %d: the chief writes %s; this worker writes '
+               'its copies to %s (removed at the end)', workers.index,
+               workers.count, run_dir, shadow)
+  return shadow
 
 
 def report(ctx, rows):

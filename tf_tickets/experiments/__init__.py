@@ -50,7 +50,8 @@ def context(run_dir, quiet=False):
   settings.validate_bound()
   ExperimentSettings()
   config = training.TrainingConfig()
-  strategy = training.make_strategy(config.strategy)
+  strategy = training.make_strategy(config.strategy,
+                                   config.worker_timeout)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   data = data_lib.load_dataset()

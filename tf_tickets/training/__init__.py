@@ -2,13 +2,15 @@
 that runs a sparse-training algorithm."""
 from tf_tickets.training.config import LR_SCHEDULES
 from tf_tickets.training.config import OPTIMIZERS
-from tf_tickets.training.config import STRATEGIES
 from tf_tickets.training.config import LearningRate
 from tf_tickets.training.config import Schedule
 from tf_tickets.training.config import TrainingConfig
 from tf_tickets.training.config import make_optimizer
-from tf_tickets.training.config import make_strategy
 from tf_tickets.training.config import optimizer_slots
+from tf_tickets.training.cluster import STRATEGIES
+from tf_tickets.training.cluster import PeerError
+from tf_tickets.training.cluster import Workers
+from tf_tickets.training.cluster import make_strategy
 from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.hook import Hook
 from tf_tickets.training.loop import Trainer

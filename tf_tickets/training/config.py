@@ -1,13 +1,12 @@
-"""Training settings (gin `training.*`), LR schedules, optimizers, strategies.
+"""Training settings (gin `training.*`), LR schedules, optimizers.
 
 `TrainingConfig` is what `training.*` binds. `resolve_schedule` turns its
 step settings into counts for one dataset; `make_optimizer` builds the Keras
-optimizer and its `LearningRate`; `make_strategy` the `tf.distribute`
-strategy; `optimizer_slots` finds an optimizer's per-entry state.
+optimizer and its `LearningRate`; `optimizer_slots` finds an optimizer's
+per-entry state. Strategies: `training.cluster`.
 """
 
 import dataclasses
-import functools
 import math
 
 import tensorflow as tf
@@ -21,10 +20,11 @@ from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_int
 from tf_tickets.errors import check_range
 from tf_tickets.keras import keras
+from tf_tickets.training.cluster import DEFAULT_WORKER_TIMEOUT
+from tf_tickets.training.cluster import STRATEGIES
 
 OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam', 'adamw')
 LR_SCHEDULES = ('constant', 'step', 'cosine', 'linear')
-STRATEGIES = ('default', 'mirrored', 'multi_worker_mirrored', 'tpu')
 
 
 @settings.gin_settings('training')
@@ -47,6 +47,9 @@ class TrainingConfig(settings.Settings):
   steps_multiplier: scales steps, milestones, warmup and the sparse
     training end step together (RigL's M x runs).
   strategy: 'default', 'mirrored', 'multi_worker_mirrored' or 'tpu'.
+  worker_timeout: multi_worker_mirrored only: seconds a worker waits for its
+    peers (to join at start-up, in any collective operation) before it ends
+    with one error line (see `training.cluster`).
   eval_every: evaluation interval (validation and test), steps or 'Nep'.
   checkpoint_every: checkpoint interval in steps (also at each eval).
   log_every: interval of progress and loss summaries.
@@ -73,6 +76,7 @@ class TrainingConfig(settings.Settings):
   warmup_steps: object = 0
   steps_multiplier: float = 1.0
   strategy: str = 'default'
+  worker_timeout: float = DEFAULT_WORKER_TIMEOUT
   eval_every: object = '1ep'
   checkpoint_every: object = 1000
   log_every: int = 100
@@ -85,6 +89,9 @@ class TrainingConfig(settings.Settings):
     check_choice('training.optimizer', self.optimizer, OPTIMIZERS)
     check_choice('training.lr_schedule', self.lr_schedule, LR_SCHEDULES)
     check_choice('training.strategy', self.strategy, STRATEGIES)
+    self.set('worker_timeout', check_range(
+        'training.worker_timeout', self.worker_timeout, 0.0, math.inf,
+        low_open=True))
     check_range('training.learning_rate', self.learning_rate, 0.0,
                 math.inf, low_open=True)
     check_range('training.momentum', self.momentum, 0.0, 1.0)
@@ -209,27 +216,6 @@ def make_optimizer(config, schedule, start_step=0):
   else:
     opt = keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
   return opt, lr
-
-
-@functools.lru_cache(maxsize=None)
-def make_strategy(name):
-  """The tf.distribute strategy named by `training.strategy`.
-
-  One instance per name and process: TensorFlow's collective ops key their
-  instances per process, and several MirroredStrategy objects in one process
-  can collide ("Shape mismatch in the collective instance").
-  """
-  check_choice('training.strategy', name, STRATEGIES)
-  if name == 'default':
-    return tf.distribute.get_strategy()
-  if name == 'mirrored':
-    return tf.distribute.MirroredStrategy()
-  if name == 'multi_worker_mirrored':
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-  tf.config.experimental_connect_to_cluster(resolver)
-  tf.tpu.experimental.initialize_tpu_system(resolver)
-  return tf.distribute.TPUStrategy(resolver)
 
 
 def optimizer_slots(optimizer, variable):
