@@ -1,7 +1,9 @@
 """Helpers to run the entrypoints as a user would, on the fixture data."""
 import glob
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -67,3 +69,65 @@ def train_and_kill(gin_file, params, output_dir, wait_for, timeout=300):
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+
+
+def free_ports(n):
+  """`n` TCP ports on 127.0.0.1 that were free a moment ago."""
+  socks = [socket.socket() for _ in range(n)]
+  try:
+    for s in socks:
+      s.bind(('127.0.0.1', 0))
+    return [s.getsockname()[1] for s in socks]
+  finally:
+    for s in socks:
+      s.close()
+
+
+class Workers:
+  """`python -m tf_tickets.train` as the workers of one TF_CONFIG cluster on
+  127.0.0.1 (multi_worker_mirrored, one CPU replica each); every process is
+  SIGKILLed at the latest after `timeout` seconds."""
+
+  def __init__(self, gin_file, params, output_dir, count=2, indices=None,
+               timeout=120, tmpdir=None):
+    addresses = [f'127.0.0.1:{p}' for p in free_ports(count)]
+    params = FIXTURE_PARAMS + tuple(params) + (
+        "training.strategy = 'multi_worker_mirrored'",)
+    self.deadline = time.time() + timeout
+    self.procs = []
+    for i in range(count) if indices is None else indices:
+      e = env()
+      if tmpdir is not None:  # where a non-chief keeps its private copies
+        e['TMPDIR'] = str(tmpdir)
+      e['TF_CONFIG'] = json.dumps({'cluster': {'worker': addresses},
+                                   'task': {'type': 'worker', 'index': i}})
+      self.procs.append(subprocess.Popen(
+          command('tf_tickets.train', (gin_file,), params,
+                  f'--output_dir={output_dir}', '--quiet'),
+          env=e, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+          text=True))
+
+  def wait(self):
+    """Waits for every worker (killing those past the deadline); returns
+    [(returncode, stdout, stderr)] in worker order."""
+    out = []
+    for proc in self.procs:
+      try:
+        stdout, stderr = proc.communicate(
+            timeout=max(1.0, self.deadline - time.time()))
+      except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        stderr += '\n[killed at the deadline]'
+      out.append((proc.returncode, stdout, stderr))
+    return out
+
+  def kill_when(self, pattern, which=None):
+    """SIGKILLs the workers `which` (all by default) once the glob `pattern`
+    matches a file (or at the deadline)."""
+    while time.time() < self.deadline and not glob.glob(pattern) and all(
+        p.poll() is None for p in self.procs):
+      time.sleep(0.05)
+    for i, proc in enumerate(self.procs):
+      if which is None or i in which:
+        proc.send_signal(signal.SIGKILL)

@@ -163,6 +163,8 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
         if not workers.several:
           raise
         raise workers.peer_error(e) from None
+      if workers.several:
+        agree(workers, ctx.run_dir)
       if workers.is_chief:
         export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
     rundir.write_operative_config(ctx.run_dir)
@@ -216,6 +218,37 @@ def start_workers(workers, run_dir):
                'its copies to %s (removed at the end)', workers.index,
                workers.count, run_dir, shadow)
   return shadow
+
+
+def finals_digest(run_dir):
+  """A digest of every trained network's final weights below `run_dir`
+  (each variable's name and bytes, networks by relative path)."""
+  digest = hashlib.sha256()
+  for root, _, _ in sorted(os.walk(run_dir)):
+    if os.path.basename(root) != rundir.FINAL:
+      continue
+    digest.update(os.path.relpath(root, run_dir).encode())
+    reader = tf.train.load_checkpoint(os.path.join(root, 'weights'))
+    for name in sorted(reader.get_variable_to_shape_map()):
+      if name != '_CHECKPOINTABLE_OBJECT_GRAPH':
+        digest.update(name.encode())
+        digest.update(reader.get_tensor(name).tobytes())
+  return int(digest.hexdigest()[:15], 16)
+
+
+def agree(workers, run_dir):
+  """Checks that every worker ends with bitwise the same trained networks
+  (their masks and weights) as the chief, which wrote them."""
+  digests = workers.gather(finals_digest(run_dir))
+  if len(set(digests)) > 1:
+    raise TicketsError(
+        f'training.strategy: the workers ended with different weights '
+        f'(digests {digests}); a worker read other data or ran another '
+        'program: check that every worker runs the same tf_tickets version '
+        'and command')
+  if workers.is_chief:
+    print(f'workers agree: the final masks and weights are bitwise identical '
+          f'on all {workers.count} workers', flush=True)
 
 
 def report(ctx, rows):

@@ -17,8 +17,11 @@ and every collective operation are bounded by `training.worker_timeout`.
 """
 import dataclasses
 import functools
+import json
 import os
+import socket
 import tempfile
+import time
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.distribute import collective_all_reduce_strategy as _collective  # pylint: disable=g-direct-tensorflow-import
@@ -63,6 +66,7 @@ def make_strategy(name, worker_timeout=DEFAULT_WORKER_TIMEOUT):
 
 
 def _multi_worker(timeout):
+  wait_for_peers(timeout)
   # TensorFlow waits for the cluster with an all-reduce whose time-out is
   # this class attribute (0: for ever, holding the GIL, so that neither a
   # Python watchdog nor SIGTERM ends the process); it has no public knob.
@@ -81,6 +85,83 @@ def _multi_worker(timeout):
   except (ValueError, tf.errors.OpError) as e:
     raise ConfigError('training.strategy', f"'multi_worker_mirrored' cannot "
                       f'start with this TF_CONFIG ({first_line(e)})') from None
+
+
+def _cluster_addresses():
+  """(this worker's address, every collective worker's address) from
+  TF_CONFIG; (None, []) without a cluster."""
+  try:
+    config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+    cluster = config.get('cluster') or {}
+    addresses = [a for kind in ('chief', 'worker')
+                 for a in cluster.get(kind, [])]
+    if not addresses:
+      return None, []
+    task = config['task']
+    return cluster[task['type']][int(task['index'])], addresses
+  except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+    raise ConfigError('TF_CONFIG', 'give {"cluster": {"worker": ["host:port", '
+                      '...]}, "task": {"type": "worker", "index": i}} with '
+                      f'this worker\'s own entry ({type(e).__name__}: '
+                      f'{first_line(e)})') from None
+
+
+def _host_port(address):
+  host, _, port = address.rpartition(':')
+  if not host or not port.isdigit():
+    raise ConfigError('TF_CONFIG', f'{address!r} is not "host:port"')
+  return host.strip('[]'), int(port)
+
+
+def _reachable(address):
+  try:
+    with socket.create_connection(_host_port(address), timeout=1.0):
+      return True
+  except OSError:
+    return False
+
+
+def wait_for_peers(timeout, poll=0.2):
+  """Waits at most `timeout` seconds until every worker of TF_CONFIG is up.
+
+  TensorFlow's own rendezvous (building MultiWorkerMirroredStrategy) waits
+  for ever for a worker that never starts, in native code that ignores the
+  time-outs and SIGTERM. So each worker first listens on its own TF_CONFIG
+  port with a plain socket and polls the ports of the others; once all
+  answer, it closes its socket and lets TensorFlow bind the port (a worker
+  still polling sees the port again as soon as TensorFlow's server is up).
+  Connections are never accepted, so closing leaves no port in TIME_WAIT.
+  Raises PeerError naming the workers that did not answer in time.
+  """
+  mine, addresses = _cluster_addresses()
+  if len(addresses) < 2:
+    return
+  _, port = _host_port(mine)
+  listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+  try:
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+      listener.bind(('', port))
+    except OSError as e:
+      raise ConfigError('TF_CONFIG', f'this worker cannot listen on its '
+                        f'address {mine!r} ({e.strerror}): is another '
+                        'process using the port?') from None
+    listener.listen(64)
+    pending = [a for a in addresses if a != mine]
+    deadline = time.monotonic() + timeout
+    while True:
+      pending = [a for a in pending if not _reachable(a)]
+      if not pending:
+        return
+      if time.monotonic() > deadline:
+        raise PeerError(
+            f'training.strategy: worker(s) {", ".join(pending)} of TF_CONFIG '
+            f'did not start within training.worker_timeout = {timeout:g} s; '
+            'start the same command on every worker listed in '
+            'TF_CONFIG["cluster"], each with its own "task"')
+      time.sleep(poll)
+  finally:
+    listener.close()
 
 
 @dataclasses.dataclass(frozen=True)
