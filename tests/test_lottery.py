@@ -176,7 +176,27 @@ def test_branches(imp_run, tmp_path):
     np.testing.assert_array_equal(k, t_init * m)
 
 
+def test_branch_levels_train_only_those_levels(imp_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  d = tmp_path / 'run'
+  shutil.copytree(imp_run[0], d)
+  rows = run(d, 'lottery.levels = 3', "lottery.branch = 'random_reinit'",
+             'lottery.branch_levels = (3, 1)')
+  assert [r['level'] for r in rows if r['branch'] == 'random_reinit'] == [1, 3]
+  assert not os.path.exists(d / 'branch_random_reinit' / 'level_2')
+  _, t_mask, t_init, _ = layer_vars(os.path.join(d, 'level_3', 'start'), 'fc1')
+  _, m, init, _ = layer_vars(
+      os.path.join(d, 'branch_random_reinit', 'level_3', 'start'), 'fc1')
+  np.testing.assert_array_equal(m, t_mask)
+  assert not np.allclose(init, t_init)
+
+
 def test_bad_lottery_settings():
+  with pytest.raises(ValueError, match='lottery.branch_levels'):
+    lottery.LotterySettings(levels=3, branch='random_prune',
+                            branch_levels=(2, 4))
+  with pytest.raises(ValueError, match='lottery.branch_levels'):
+    lottery.LotterySettings(levels=3, branch_levels=(0,))
   with pytest.raises(ValueError, match='lottery.branch'):
     lottery.LotterySettings(branch='random')
   with pytest.raises(ValueError, match='lottery.levels'):

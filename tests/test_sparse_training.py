@@ -467,6 +467,20 @@ def test_gin_configs_parse_and_validate(name):
     assert algorithms.GMPSettings().frequency >= 1
 
 
+@pytest.mark.parametrize('method', ['set', 'static', 'gmp', 'rigl'])
+def test_rigl_mnist_protocol_applies_to_every_method(method):
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_files_and_bindings(
+      [os.path.join(GIN_DIR, f'lenet_{method}.gin'),
+       os.path.join(GIN_DIR, 'rigl_mnist_protocol.gin')],
+      ['training.steps_multiplier = 0.1'], finalize_config=False)
+  assert algorithms.SparseTrainingSettings().method == method
+  config = training.TrainingConfig()
+  s = training.resolve_schedule(config, steps_per_epoch=550)
+  assert (config.optimizer, s.steps, s.milestones) == (
+      'nesterov', 11000, (3300, 3850, 4400))
+
+
 def test_mobilenet_config_sparsifies_only_pointwise_convs():
   gin.add_config_file_search_path(GIN_DIR)
   gin.parse_config_files_and_bindings(

@@ -44,6 +44,7 @@ RESUMABLE = {
     ('summaries', 'mask_images'), ('summaries', 'image_every'),
     ('summaries', 'image_size'),
     ('lottery', 'branch'), ('lottery', 'branch_seed'),
+    ('lottery', 'branch_levels'),
     ('training', 'steps_per_loop'),  # boundaries fall on the same steps
     ('training', 'worker_timeout'),
 }

@@ -1,4 +1,5 @@
 """Small helpers shared by the benchmark scripts in tools/."""
+import math
 import os
 import statistics
 import subprocess
@@ -72,3 +73,26 @@ def interleaved(fns, repeats, warmup=1):
 
 def median(values):
   return statistics.median(values)
+
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
+        7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
+        13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
+
+
+def ci(values):
+  """(mean, half-width of the 95% t confidence interval) of `values` (paired
+  differences, one per seed); the half-width is inf below 2 values."""
+  m = statistics.mean(values)
+  n = len(values)
+  if n < 2:
+    return m, math.inf
+  t = T975.get(n - 1) or T975[max(d for d in T975 if d <= n - 1)]
+  return m, t * statistics.stdev(values) / math.sqrt(n)
+
+
+def fmt_ci(values, digits=2):
+  """'+m [lo, hi]' of the 95% CI of `values`."""
+  m, h = ci(values)
+  return f'{m:+.{digits}f} [{m - h:+.{digits}f}, {m + h:+.{digits}f}]'

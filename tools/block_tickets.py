@@ -19,7 +19,6 @@ validation loss) is the measure.
 """
 import argparse
 import csv
-import math
 import os
 import statistics
 import sys
@@ -30,22 +29,9 @@ sys.path.insert(0, REPO)
 from tools import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_tickets import rundir  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-        7: 2.365, 8: 2.306, 9: 2.262}
-
-
 def rows(path):
   with open(path) as f:
     return {int(r['level']): r for r in csv.DictReader(f)}
-
-
-def ci(diffs):
-  """(mean, half-width of the 95% CI) of paired differences."""
-  m = statistics.mean(diffs)
-  if len(diffs) < 2:
-    return m, math.inf
-  return m, T975[len(diffs) - 1] * statistics.stdev(diffs) / math.sqrt(
-      len(diffs))
 
 
 def main():
@@ -106,7 +92,7 @@ def main():
     for diffs in ([b - e for b, e in zip(bl, el)],
                   [b - r for b, r in zip(bl, br)],
                   [e - r for e, r in zip(el, er)]):
-      m, h = ci(diffs)
+      m, h = benchlib.ci(diffs)
       cells.append(f'{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]')
     lines.append(
         f'| {level} | {dens[0]:.1f} / {dens[1]:.1f} | '
@@ -114,8 +100,8 @@ def main():
         f'{statistics.mean(bl):.2f} ± {statistics.stdev(bl):.2f} | {cells[0]} '
         f'| {statistics.mean(br):.2f} ± {statistics.stdev(br):.2f} | '
         f'{cells[1]} | {cells[2]} |')
-    cost, h = ci([b - e for b, e in zip(bl, el)])
-    win, h2 = ci([b - r for b, r in zip(bl, br)])
+    cost, h = benchlib.ci([b - e for b, e in zip(bl, el)])
+    win, h2 = benchlib.ci([b - r for b, r in zip(bl, br)])
     verdicts.append(
         f'- Level {level} ({dens[1]:.1f}% of the weights): block tickets '
         + ('lose accuracy against element tickets (shown)'
@@ -135,7 +121,7 @@ def main():
           [e.replace('lottery', 'sparse_training') for e in extra], out, log)
       rigl[arm].append(100 * float(rows(rundir.results_path(out))[0][
           'early_stop_test_accuracy']))
-  m, h = ci([b - e for b, e in zip(rigl['block'], rigl['element'])])
+  m, h = benchlib.ci([b - e for b, e in zip(rigl['block'], rigl['element'])])
   lines += ['', f'RigL, ERK 90% (gin/lenet_rigl.gin), {args.rigl_steps} '
             'iterations, same seeds: element masks '
             f'{statistics.mean(rigl["element"]):.2f} ± '

@@ -67,6 +67,9 @@ class LotterySettings(settings.Settings):
   branch: None or a registered control branch ('random_reinit',
     'random_prune').
   branch_seed: seeds the branch's new initialisation or random masks.
+  branch_levels: the levels the branch trains, e.g. (3, 6, 9, 12, 15)
+    (default: every level 1..levels); each level's control depends only
+    on that level of the lottery run.
   criterion: the pruning criterion, a name in `algorithms.CRITERIA`
     ('magnitude').
   block_size: None (element masks) or a block size of Dense kernels,
@@ -84,6 +87,7 @@ class LotterySettings(settings.Settings):
   finetune_learning_rate: float = None
   branch: str = None
   branch_seed: int = 1
+  branch_levels: tuple = None
   criterion: str = 'magnitude'
   block_size: object = None
 
@@ -108,6 +112,16 @@ class LotterySettings(settings.Settings):
                   self.finetune_learning_rate, 0.0, math.inf, low_open=True)
     self.set('branch_seed', check_int('lottery.branch_seed',
                                       self.branch_seed, 0))
+    if self.branch_levels is not None:
+      if isinstance(self.branch_levels, int):
+        self.set('branch_levels', (self.branch_levels,))
+      levels = tuple(sorted({check_int('lottery.branch_levels', lv, 1)
+                             for lv in self.branch_levels}))
+      if not levels or levels[-1] > self.levels:
+        raise ConfigError('lottery.branch_levels', f'{self.branch_levels!r}: '
+                          'give levels in 1..lottery.levels '
+                          f'({self.levels})')
+      self.set('branch_levels', levels)
     algorithms.CRITERIA.get(self.criterion)
     rewind_kind(self.rewind)  # validates
 
@@ -253,11 +267,12 @@ class Branch:
 
 
 def run_branch(ctx, cfg):
-  """Trains the control branch `cfg.branch` on levels 1..levels."""
+  """Trains the control branch `cfg.branch` on `cfg.branch_levels` (all
+  levels 1..levels by default)."""
   branch = BRANCHES.get(cfg.branch)()
   model = ctx.build_model()
   return _train_levels(
-      ctx, cfg, model, range(1, cfg.levels + 1),
+      ctx, cfg, model, cfg.branch_levels or range(1, cfg.levels + 1),
       lambda level: branch.prepare(ctx, model, cfg, level), cfg.branch)
 
 
