@@ -94,6 +94,12 @@ def test_groups_seeds_by_branch_and_level(tmp_path):
   assert (low, mean, high) == pytest.approx((0.88, 0.882, 0.884))
   x, *_ = series['lottery'][0]
   assert x == pytest.approx(100 * 0.8 ** 4)
+  # The 95% band of 3 seeds 0.880, 0.882, 0.884: t(2) * std / sqrt(3).
+  assert plot_tickets.ci_half_width(series['lottery'][-1]) == pytest.approx(
+      4.303 * 0.002 / 3 ** 0.5)
+  out = tmp_path / 'bands.png'
+  assert len(plot_tickets.plot(rows, str(out), error='ci95')) == 3
+  assert out.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_sparse_panel_one_line_per_method(tmp_path):

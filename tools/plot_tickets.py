@@ -20,7 +20,8 @@ there is:
 Rows of several run directories with the same branch and level (or method
 and sparsity) are runs of different seeds: the line is their mean and the
 error bars span their minimum and maximum (`--error minmax`, as in the LTH
-paper) or +-1 standard deviation (`--error std`).
+paper), +-1 standard deviation (`--error std`), or a shaded band of the 95%
+t confidence interval of the mean (`--error ci95`).
 
 Needs matplotlib (`pip install tf_tickets[plots]`). Finds the files with
 `tf_tickets.rundir` (the one place that knows the run-directory layout).
@@ -32,7 +33,11 @@ import math
 import os
 import sys
 
-from tf_tickets import rundir
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tf_tickets import rundir  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tools import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 BRANCH_LABELS = {
     'lottery': 'winning ticket (IMP)',
@@ -129,9 +134,25 @@ def _dense_accuracy(rows):
   return sum(accs) / len(accs) if accs else None
 
 
+def ci_half_width(point):
+  """Half-width of the 95% t confidence interval of an `aggregate` point's
+  mean (0 for a single seed)."""
+  n, std = point[5], point[4]
+  if n < 2:
+    return 0.0
+  return benchlib.T975.get(n - 1, 1.96) * std / math.sqrt(n)
+
+
 def _errorbar(ax, line, error, **style):
   xs = [p[0] for p in line]
   ys = [p[1] for p in line]
+  if error == 'ci95':  # a band: mean +- t * std / sqrt(n)
+    drawn, = ax.plot(xs, ys, markersize=4, linewidth=1.5, **style)
+    half = [ci_half_width(p) for p in line]
+    ax.fill_between(xs, [y - h for y, h in zip(ys, half)],
+                    [y + h for y, h in zip(ys, half)],
+                    color=drawn.get_color(), alpha=0.2, linewidth=0)
+    return
   if error == 'std':
     yerr = [[p[4] for p in line], [p[4] for p in line]]
   else:
@@ -299,8 +320,10 @@ def main(argv=None):
                       help='run directories (several: seeds), or runs/')
   parser.add_argument('-o', '--output', default='tickets.png',
                       help='output image (.png, .pdf, .svg)')
-  parser.add_argument('--error', choices=('minmax', 'std'), default='minmax',
-                      help='error bars over seeds: min..max or +-1 std')
+  parser.add_argument('--error', choices=('minmax', 'std', 'ci95'),
+                      default='minmax',
+                      help='error bars over seeds: min..max, +-1 std, or a '
+                      'band of the 95%% confidence interval of the mean')
   parser.add_argument('--title', default=None)
   parser.add_argument('--dpi', type=int, default=100)
   args = parser.parse_args(argv)
