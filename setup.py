@@ -21,7 +21,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    'test': ['pytest>=8.0', 'matplotlib>=3.8'],
+    # pytest-xdist: the README's test command runs the suite on 2 processes.
+    'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'matplotlib>=3.8'],
     # LiteRT is a core dependency; the extra stays so that
     # `pip install 'tf_tickets[edge]'` keeps working.
     'edge': [],
