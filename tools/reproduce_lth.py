@@ -29,8 +29,25 @@ the per-seed paired differences, mean and 95% t confidence interval:
 A dense early-stop step within the last 10% of the budget is flagged: the
 budget may then be too short for claim 3.
 
+--stability adds the instability analysis (gin/lenet_stability.gin: two
+copies from theta_k with data-order seeds 1 and 2, trained to the end, test
+error on 30 networks of the straight line between them) of the dense
+network and of the level --stability_level masks of each seed's lottery run
+(at k = 0 the ticket itself), at the rewind steps --rewind_steps, with the
+same training protocol and budget. The measure is the error barrier (max
+error on the path minus the mean of the endpoints, in points). Rules:
+ 4. "Stable at k" (the paper's MNIST finding: LeNet is stable at
+    initialisation, dense and IMP ticket alike): for each network and k,
+    shown when the CI of the barrier lies below 2 points (our threshold of
+    "stable"; the barrier is >= 0 by construction), "unstable" shown when
+    it lies above 2 points, else not shown.
+ 5. Ticket vs dense at k: the paired difference of barriers, shown when its
+    CI excludes 0 (descriptive: no direction is claimed in advance).
+
     python tools/reproduce_lth.py --seeds 0 1 2 3 4 --levels 15 \\
         --steps 25000 --write docs/benchmarks.md
+    python tools/reproduce_lth.py --seeds 0 1 2 3 4 --levels 15 \\
+        --steps 25000 --stability --write docs/benchmarks.md
 
 Runs are resumable: rerunning the command trains only what is missing.
 """
@@ -66,6 +83,11 @@ def acc(row):
 
 def step(row):
   return int(row['early_stop_step'])
+
+
+def train_minutes(res):
+  return sum(float(r['wall_time']) for rows in res.values()
+             for r in rows.values()) / 60.0
 
 
 def report(res, seeds, levels, controls, steps):
@@ -134,6 +156,45 @@ def report(res, seeds, levels, controls, steps):
   return lines, [one] + verdicts + [flag]
 
 
+STABLE = 2.0  # points: the barrier below which claim 4 calls a network stable
+
+
+def stability_rows(path):
+  return {int(r['k']): 100.0 * float(r['error_barrier'])
+          for r in rundir.read_results(path)}
+
+
+def stability_report(res, seeds, ks, level, density):
+  """The table and verdicts of `res[(net, seed)] = {k: barrier (points)}`
+  for net in ('dense', 'ticket')."""
+  nets = (('dense', 'dense'),
+          ('ticket', f'level-{level} ticket ({density:.1f}%)'))
+  lines = ['| k (iterations) | dense: barrier | ticket: barrier | '
+           'ticket − dense |', '|---|---|---|---|']
+  verdicts = []
+  for k in ks:
+    b = {net: [res[(net, s)][k] for s in seeds] for net, _ in nets}
+    diffs = [t - d for t, d in zip(b['ticket'], b['dense'])]
+    lines.append(f'| {k} | {benchlib.fmt_ci(b["dense"])} | '
+                 f'{benchlib.fmt_ci(b["ticket"])} | {benchlib.fmt_ci(diffs)} |')
+    for net, name in nets:
+      m, h = benchlib.ci(b[net])
+      verdicts.append(
+          f'- Claim 4, {name}, k = {k}: barrier {m:.2f} [{m - h:+.2f}, '
+          f'{m + h:+.2f}] points: ' +
+          (f'**stable (shown)** (CI below {STABLE:g}).' if m + h < STABLE
+           else f'**unstable (shown)** (CI above {STABLE:g}).'
+           if m - h > STABLE else '**not shown**.'))
+    m, h = benchlib.ci(diffs)
+    verdicts.append(
+        f'- Claim 5, k = {k}: ticket − dense barrier {m:+.2f} '
+        f'[{m - h:+.2f}, {m + h:+.2f}]: ' +
+        ('the ticket is less stable (shown).' if m - h > 0 else
+         'the ticket is more stable (shown).' if m + h < 0 else
+         '**not shown**.'))
+  return lines, verdicts
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawTextHelpFormatter)
@@ -145,18 +206,31 @@ def main():
   p.add_argument('--idx_dir', default='/usr/share/datasets/fashion-mnist')
   p.add_argument('--runs', default=os.path.join(REPO, 'runs', 'lth_evidence'))
   p.add_argument('--write', default=None, help='benchmarks.md to update')
+  p.add_argument('--stability', action='store_true',
+                 help='also the instability analysis (rules 4-5)')
+  p.add_argument('--stability_level', type=int, default=5)
+  p.add_argument('--rewind_steps', type=int, nargs='+',
+                 default=[0, 100, 500, 2000])
   p.add_argument('--quick', action='store_true', help='smoke run: the test '
                  'fixture, 2 seeds, 3 levels of 40 iterations')
   args = p.parse_args()
   if args.quick:
     args.idx_dir = os.path.join(REPO, 'tests', 'data', 'fashion_mnist_small')
     args.seeds, args.levels, args.steps = args.seeds[:2], 3, 40
-    args.control_levels = [3]
+    args.control_levels, args.rewind_steps = [3], [0, 10]
+    args.stability_level = min(args.stability_level, args.levels)
   if len(args.seeds) < 2:
     p.error('--seeds: give at least 2 (the paired CIs need them)')
   bad = [lv for lv in args.control_levels if not 1 <= lv <= args.levels]
   if bad:
     p.error(f'--control_levels: {bad} not in 1..--levels ({args.levels})')
+  if args.stability and not 1 <= args.stability_level <= args.levels:
+    p.error(f'--stability_level {args.stability_level}: not in 1..--levels '
+            f'({args.levels})')
+  if args.stability and not all(0 <= k < args.steps
+                                for k in args.rewind_steps):
+    p.error(f'--rewind_steps {args.rewind_steps}: each must be in '
+            f'0..--steps - 1 ({args.steps - 1})')
   if not os.path.isdir(args.idx_dir):
     p.error(f'--idx_dir {args.idx_dir} does not exist (apt-get install '
             'dataset-fashion-mnist)')
@@ -197,12 +271,62 @@ def main():
       'validation loss), mean ± std over seeds; differences are paired by '
       'seed, mean [95% CI]. Decision rules: see `tools/reproduce_lth.py` '
       '(written before the runs).', ''] + lines + [''] + verdicts + [
-          '', f'Wall time of the last invocation: {(time.time() - t0) / 60:.0f}'
-          ' min (finished networks are not retrained).', '', f'    {cmd}']
+          '', f'Training time of all networks: {train_minutes(res):.0f} min '
+          '(the sum of their wall times; finished networks are not '
+          'retrained).', '', f'    {cmd}']
   text = '\n'.join(body)
   print(text)
   if args.write:
     benchlib.update_section(args.write, 'lth', text)
+  if args.stability:
+    stability(args, common, res, log, t0)
+
+
+def stability(args, common, res, log, t0):
+  """Rules 4-5: the instability analysis of the dense network and of the
+  level --stability_level ticket of each seed's lottery run."""
+  level, ks = args.stability_level, sorted(set(args.rewind_steps))
+  # Only the copies' final networks enter the path: no validation on the
+  # way (the lottery runs' bindings otherwise, so the network checks pass).
+  params = common + [f'stability.rewind_steps = {tuple(ks)}',
+                     f'training.eval_every = {args.steps}']
+  out = {}
+  for seed in args.seeds:
+    lottery_dir = os.path.join(args.runs, f'seed{seed}')
+    for net in ('dense', 'ticket'):
+      extra = [f'training.seed = {seed}']
+      if net == 'ticket':
+        extra += [f'stability.level = {level}',
+                  f"stability.lottery_dir = '{lottery_dir}'"]
+      d = os.path.join(args.runs, f'stability-{net}-seed{seed}')
+      print(f'[{time.time() - t0:7.0f}s] seed {seed}: stability, {net}',
+            flush=True)
+      benchlib.run_train('lenet_stability.gin', params + extra, d, log)
+      out[(net, seed)] = stability_rows(rundir.results_path(d))
+  density = 100 * statistics.mean(
+      float(res[('lottery', s)][level]['density']) for s in args.seeds)
+  lines, verdicts = stability_report(out, args.seeds, ks, level, density)
+  cmd = ('python tools/reproduce_lth.py --seeds ' +
+         ' '.join(map(str, args.seeds)) + f' --levels {args.levels} '
+         f'--steps {args.steps} --stability --stability_level {level} '
+         '--rewind_steps ' + ' '.join(map(str, ks)))
+  body = [
+      f'Instability analysis of LeNet-300-100 on Fashion-MNIST, the '
+      f'protocol of the LTH table above (**{args.steps} iterations**, seeds '
+      f'{args.seeds}): for each seed and rewind step k, two copies trained '
+      'from theta_k with data-order seeds 1 and 2 to the end; error barrier '
+      '= max test error on 30 networks of the straight line between them '
+      'minus the mean of the endpoints, in points, mean [95% CI] over seeds; '
+      f'"ticket" is the level-{level} mask of the seed\'s lottery run '
+      f'({density:.1f}% of the weights) applied to the dense theta_k (at '
+      'k = 0 the ticket itself; at k > 0 that mask on a later iterate, not '
+      'the ticket of an IMP run rewound to k). Decision rules 4-5: see '
+      '`tools/reproduce_lth.py` (written before the runs).', ''] + lines + [
+          ''] + verdicts + ['', f'    {cmd}']
+  text = '\n'.join(body)
+  print(text)
+  if args.write:
+    benchlib.update_section(args.write, 'lth_stability', text)
 
 
 if __name__ == '__main__':
