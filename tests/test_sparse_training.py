@@ -16,6 +16,7 @@ from tf_tickets import distributions
 from tf_tickets import keras
 from tf_tickets import models
 from tf_tickets import algorithms
+from tf_tickets.algorithms import settings as algo_settings
 from tf_tickets import masks as pruning
 from tf_tickets import training
 from tf_tickets.experiments import sparse as sparse_exp
@@ -476,9 +477,14 @@ def test_rigl_mnist_protocol_applies_to_every_method(method):
       ['training.steps_multiplier = 0.1'], finalize_config=False)
   assert algorithms.SparseTrainingSettings().method == method
   config = training.TrainingConfig()
-  s = training.resolve_schedule(config, steps_per_epoch=550)
+  s = training.resolve_schedule(config, steps_per_epoch=600)  # 60,000 / 100
   assert (config.optimizer, s.steps, s.milestones) == (
-      'nesterov', 11000, (3300, 3850, 4400))
+      'nesterov', 12000, (4500, 5700))  # the reference's sparse drops: 75, 95
+  assert gin.query_parameter('dataset.validation_examples') == 0
+  assert gin.query_parameter('dataset.normalize') == 'unit'  # pixels in [0, 1]
+  if method == 'gmp':  # the reference's pruning steps, scaled by 0.1
+    cfg = algo_settings.GMPSettings()
+    assert (cfg.begin_step, cfg.end_step, cfg.frequency) == (2000, 30000, 500)
 
 
 def test_mobilenet_config_sparsifies_only_pointwise_convs():

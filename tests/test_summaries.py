@@ -438,3 +438,13 @@ def test_fit_image_and_sections():
       {'fc1': dict(dropped=5, grown=5, churn=0.1, drop_fraction=0.3)})
   assert len(layout.sparse_training_section(rigl).chart) == 6
   assert layout.sparse_training_section(set()) is None
+
+
+def test_histograms_of_a_diverged_network_leave_non_finite_values_out():
+  batch = summaries.network.Batch()
+  batch.histogram('w', [np.nan, 1.0, np.inf, 3.0, -np.inf], buckets=2)
+  batch.histogram('all_nan', [np.nan, np.nan])
+  (value,) = batch.summary.value  # nothing for all-NaN weights
+  h = tf.make_ndarray(value.tensor)
+  assert value.tag == 'w'
+  np.testing.assert_array_equal(h, [[1.0, 2.0, 1.0], [2.0, 3.0, 1.0]])

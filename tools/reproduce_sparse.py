@@ -8,11 +8,13 @@ every layer sparse), plus the dense network, over paired seeds, at 1x and
   batch 60, dT = 100, updates until 3/4 of training, drop fraction 0.3
   with cosine decay); the budget is `training.steps = '<E>ep'`;
 * `rigl_sgd`: the google-research/rigl MNIST protocol of
-  gin/rigl_mnist_protocol.gin (batch 100, Nesterov 0.9, lr 0.2 / 3 at
-  epochs 60, 70, 80, weight decay 1e-4, 200 epochs, updates until step
-  50,000); the budget is `training.steps_multiplier` (the RigL paper's Mx
-  runs: steps, milestones and the update end step scale together; 20
-  epochs is 0.1x the reference's 200).
+  gin/rigl_mnist_protocol.gin (all 60,000 training images in [0, 1],
+  batch 100, Nesterov 0.9, lr 0.2 / 3 at epochs 75 and 95 for the sparse
+  methods and 60, 70, 80 for dense, weight decay 1e-4, 200 epochs, updates
+  until step 50,000, GMP from step 2,000 to 30,000); the budget is
+  `training.steps_multiplier` (the RigL paper's Mx runs: steps, milestones
+  and the update and pruning steps scale together; 20 epochs is 0.1x the
+  reference's 200).
 
 Every run goes through the experiment code (`experiments.run` with the
 bindings of the gin files, what `python -m tf_tickets.train` runs) in its own
@@ -77,6 +79,8 @@ def bindings(args, protocol, epochs, seed, sparsity):
     b += [f"training.steps = '{epochs}ep'", "training.eval_every = '5ep'"]
   else:
     b += [f'training.steps_multiplier = {epochs / REFERENCE_EPOCHS!r}']
+    if sparsity is None:  # the reference's dense baseline drops the rate
+      b.append("training.lr_milestones = ('60ep', '70ep', '80ep')")
   if sparsity is not None:
     b += [f'sparse_training.sparsity = {sparsity}',
           "sparse_training.distribution = 'erk'",

@@ -368,8 +368,9 @@ class Batch:
   def histogram(self, tag, values, buckets=30, bounds=None, metadata=None):
     """Buckets as `tf.summary.histogram` ([k, 3]: left, right, count) over
     the values' range or fixed `bounds` (lo, hi); no value for empty
-    `values`."""
+    `values`; non-finite values (a diverged run) are left out."""
     values = np.asarray(values, np.float64).reshape(-1)
+    values = values[np.isfinite(values)]
     if not values.size:
       return
     lo, hi = bounds or (float(values.min()), float(values.max()))
