@@ -204,7 +204,8 @@ def main():
                  default=[3, 6, 9, 12, 15])
   p.add_argument('--steps', type=int, default=25000)
   p.add_argument('--idx_dir', default='/usr/share/datasets/fashion-mnist')
-  p.add_argument('--runs', default=os.path.join(REPO, 'runs', 'lth_evidence'))
+  p.add_argument('--runs', default=None, help='run directories (default '
+                 'runs/lth_evidence; with --quick runs/lth_quick)')
   p.add_argument('--write', default=None, help='benchmarks.md to update')
   p.add_argument('--stability', action='store_true',
                  help='also the instability analysis (rules 4-5)')
@@ -214,6 +215,9 @@ def main():
   p.add_argument('--quick', action='store_true', help='smoke run: the test '
                  'fixture, 2 seeds, 3 levels of 40 iterations')
   args = p.parse_args()
+  if args.runs is None:  # a smoke run never mixes with the real runs
+    args.runs = os.path.join(REPO, 'runs', 'lth_quick' if args.quick
+                             else 'lth_evidence')
   if args.quick:
     args.idx_dir = os.path.join(REPO, 'tests', 'data', 'fashion_mnist_small')
     args.seeds, args.levels, args.steps = args.seeds[:2], 3, 40

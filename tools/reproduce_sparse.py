@@ -150,12 +150,15 @@ def main():
   p.add_argument('--sparsities', type=float, nargs='+',
                  default=[0.9, 0.95, 0.98])
   p.add_argument('--idx_dir', default='/usr/share/datasets/fashion-mnist')
-  p.add_argument('--runs', default=os.path.join(REPO, 'runs',
-                                                'sparse_evidence'))
+  p.add_argument('--runs', default=None, help='run directories (default '
+                 'runs/sparse_evidence; with --quick runs/sparse_quick)')
   p.add_argument('--write', default=None, help='benchmarks.md to update')
   p.add_argument('--quick', action='store_true',
                  help='smoke run: the test fixture, 1 epoch, 2 seeds, 90%%')
   args = p.parse_args()
+  if args.runs is None:  # a smoke run never mixes with the real runs
+    args.runs = os.path.join(REPO, 'runs', 'sparse_quick' if args.quick
+                             else 'sparse_evidence')
   if args.quick:
     args.idx_dir, args.epochs, args.multiples = FIXTURE, 1, [1]
     args.seeds, args.sparsities = args.seeds[:2], [0.9]
