@@ -192,3 +192,33 @@ def test_xla_auto_is_off_for_convolutions_on_cpu():
     assert training.config.use_xla(False, model) is False
   with pytest.raises(tt.ConfigError, match='training.jit_compile'):
     training.TrainingConfig(jit_compile='yes')
+
+
+def test_evaluation_on_the_device_equals_the_dataset_path(
+    data, tmp_path, monkeypatch):
+  """One compiled call over the split held on the device (full batches,
+  then the remainder) gives the loss and accuracy of the whole split, as
+  the per-batch dataset path (used with several replicas) does."""
+  monkeypatch.setattr(data_lib, 'EVAL_BATCH', 128)  # 500 = 3 * 128 + 116
+  model = tt.wrap(models.build_model(input_shape=data.input_shape,
+                                     num_classes=10, seed=3))
+  tt.prune_by_magnitude(model, 0.5)
+  trainer = training.Trainer(model, data, training.TrainingConfig(steps=5),
+                             tf.distribute.get_strategy(), str(tmp_path),
+                             quiet=True)
+  assert trainer.on_device
+  logits = model(data.x_val.astype(np.float32), training=False).numpy()
+  shifted = logits - logits.max(-1, keepdims=True)
+  log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+  expected_loss = -log_p[np.arange(len(logits)), data.y_val].mean()
+  expected_acc = float(np.mean(logits.argmax(-1) == data.y_val))
+  loss, acc = trainer.evaluate('val')
+  assert acc == expected_acc
+  assert loss == pytest.approx(expected_loss, rel=1e-5)
+  trainer.on_device, trainer._eval_fns = False, {}
+  assert trainer.evaluate('val') == pytest.approx((loss, acc), rel=1e-6)
+  for v in model.trainable_weights:  # reads the current weights
+    v.assign(tf.zeros_like(v))
+  trainer.on_device, trainer._eval_fns = True, {}
+  assert trainer.evaluate('val') == pytest.approx(  # logits 0: class 0
+      (np.log(10.0), float(np.mean(data.y_val == 0))))

@@ -303,7 +303,10 @@ class DeviceBatches:
     return x, y
 
 
-def eval_dataset(x, y, batch_size=1000):
+EVAL_BATCH = 1000  # examples per evaluation batch
+
+
+def eval_dataset(x, y, batch_size=EVAL_BATCH):
   """A finite dataset of (x float32 raw pixels, y int32) batches."""
   batch_size = check_int('batch_size', batch_size, 1)
   ds = tf.data.Dataset.from_tensor_slices(
