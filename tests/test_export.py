@@ -369,6 +369,24 @@ def test_gin_hook_exports_sparsest_level_with_quantised_variants(lottery_run):
   assert [t['artifact'] for t in targets] == ['float32.tflite', 'int8.tflite']
 
 
+
+def test_floor_models_compute_what_the_benchmark_says(tmp_path):
+  """The per-call floor of --export --floor: 'floor_io' copies the first
+  outputs of the flattened input, 'floor_fc' is one matmul to the outputs."""
+  paths = benchmark_tflite._floor_models([28, 28, 1], 10, str(tmp_path))
+  x = np.random.RandomState(1).uniform(0, 255, (1, 28, 28, 1)).astype(
+      np.float32)
+  outs = {}
+  for name, path in paths.items():
+    with open(path, 'rb') as f:
+      it = benchmark_tflite.load_interpreter(f.read(), 1, 'builtin')
+    it.set_tensor(it.get_input_details()[0]['index'], x)
+    it.invoke()
+    outs[name] = it.get_tensor(it.get_output_details()[0]['index'])
+  np.testing.assert_array_equal(outs['floor_io'], x.reshape(1, -1)[:, :10])
+  assert outs['floor_fc'].shape == (1, 10)
+  assert not np.allclose(outs['floor_fc'], outs['floor_io'])
+
 def test_help_lists_its_flags_and_exits_0():
   for arg in ('--help', '-h'):
     proc = cli.run('tf_tickets.export', (), (), arg, timeout=120)

@@ -9,7 +9,7 @@
     python tools/benchmark_tflite.py --report RUN/export/level_N/report.json
 
     python tools/benchmark_tflite.py --export RUN/export/level_N \
-        [--rounds 30] [--per_round 100]
+        [--rounds 30] [--per_round 100] [--floor]
 
 `--export` times an export's sparse .tflite files against the *best* dense
 conversion of the same network: it converts the export's SavedModel with
@@ -323,8 +323,37 @@ def _dense_variants(export_dir, out_dir):
   return paths
 
 
-def compare_export(export_dir, rounds, per_round):
-  """Prints the sparse files of an export against the best dense one."""
+def _floor_models(shape, classes, out_dir):
+  """{name: path} of the cheapest models with the network's input and output.
+
+  'floor_io' copies the first `classes` inputs to the output (no
+  multiply-add: the interpreter's per-call cost for this input and output);
+  'floor_fc' is one float32 FULLY_CONNECTED from the flattened input to the
+  output, fewer multiply-adds than any sparse network with a hidden layer.
+  No model of this input and output can run faster than 'floor_io'.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  import tensorflow as tf
+  size = int(np.prod(shape))
+  kernel = tf.constant(np.random.RandomState(0).normal(
+      0, 0.01, (size, classes)).astype(np.float32))
+  bodies = {'floor_io': lambda x: tf.reshape(x, [1, size])[:, :classes],
+            'floor_fc': lambda x: tf.matmul(tf.reshape(x, [1, size]), kernel)}
+  paths = {}
+  for name, body in bodies.items():
+    fn = tf.function(body, input_signature=[
+        tf.TensorSpec([1] + list(shape), tf.float32)])
+    content = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function()]).convert()
+    paths[name] = os.path.join(out_dir, name + '.tflite')
+    with open(paths[name], 'wb') as f:
+      f.write(content)
+  return paths
+
+
+def compare_export(export_dir, rounds, per_round, floor=False):
+  """Prints the sparse files of an export against the best dense one (and,
+  with `floor`, the per-call floor of its input and output)."""
   with open(os.path.join(export_dir, 'report.json')) as f:
     report = json.load(f)
   sparse = {a['name'][:-len('.tflite')]: os.path.join(export_dir, a['name'])
@@ -333,6 +362,13 @@ def compare_export(export_dir, rounds, per_round):
   with tempfile.TemporaryDirectory() as tmp:
     dense = _dense_variants(export_dir, tmp)
     paths = {**dense, **sparse}
+    if floor:
+      with open(os.path.join(export_dir, 'report.json')) as f:
+        shape = json.load(f)['input']['shape'][1:]
+      classes = int(np.prod(load_interpreter(
+          open(dense['float32_dense'], 'rb').read(), 1,
+          'builtin').get_output_details()[0]['shape']))
+      paths.update(_floor_models(shape, classes, tmp))
     sizes = {name: os.path.getsize(p) for name, p in paths.items()}
     rows = litert_workers.time_models(paths, rounds=rounds,
                                       per_round=per_round)
@@ -348,7 +384,7 @@ def compare_export(export_dir, rounds, per_round):
     if key in rows and 'error' not in rows[key]:
       rows[key] = dict(error='not usable, the export found: ' + wrong[key])
   timed = {k: r for k, r in rows.items() if 'error' not in r}
-  best = min((k for k in timed if k[0] in dense),
+  best = min((k for k in timed if k[0] in dense),  # floor models excluded
              key=lambda k: timed[k]['median_ms'])
   sp = report.get('sparsity') or {}
   print(f'{report["model"]} from {export_dir}: sparsity '
@@ -363,7 +399,8 @@ def compare_export(export_dir, rounds, per_round):
       print(f'| {name} | {kernels} | {size:,d} | refused: {r["error"]} | | |')
       continue
     ratio = float(np.median(timed[best]['round_ms'] / r['round_ms']))
-    mark = ' (best dense)' if (name, kernels) == best else ''
+    mark = (' (best dense)' if (name, kernels) == best else
+            ' (floor, not a network)' if name.startswith('floor_') else '')
     print(f'| {name}{mark} | {kernels} | {size:,d} | {r["median_ms"]:.4f} | '
           f'{r["p10_ms"]:.4f}-{r["p90_ms"]:.4f} | {ratio:.2f}x |')
   return 0
@@ -391,9 +428,13 @@ def main(argv=None):
                       '.tflite files against the best dense conversion')
   parser.add_argument('--rounds', type=int, default=30)
   parser.add_argument('--per_round', type=int, default=100)
+  parser.add_argument('--floor', action='store_true',
+                      help='with --export: also time the cheapest models of '
+                      'the same input and output (the per-call floor)')
   args = parser.parse_args(argv)
   if args.export:
-    return compare_export(args.export, args.rounds, args.per_round)
+    return compare_export(args.export, args.rounds, args.per_round,
+                          args.floor)
   try:
     threads = tuple(int(t) for t in args.threads.split(',') if t)
     kernels = tuple(k for k in args.kernels.split(',') if k)
