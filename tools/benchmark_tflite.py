@@ -20,7 +20,10 @@ not depend on it) and float16, runs every file with XNNPack on
 (`tools/litert_workers.py`: in-process interleaving distorts small models),
 1 thread, batch 1, in interleaved rounds; it reports each sparse file's
 paired speed-up (median over rounds of best-dense-round-time / its
-round time) against the fastest dense (file, kernels).
+round time) against the fastest dense (file, kernels). `--floor` adds two
+models that are not networks to the same run: 'floor_io' (copies 10 inputs
+to the output: the per-call cost of this input and output) and 'floor_fc'
+(one dense FULLY_CONNECTED from the input to the output).
 
 `--report` checks an export (`tf_tickets.export`) against the size targets
 (TARGETS: LeNet-300-100 at >= 90% sparsity, float32.tflite <= 0.16x and
@@ -327,10 +330,9 @@ def _floor_models(shape, classes, out_dir):
   """{name: path} of the cheapest models with the network's input and output.
 
   'floor_io' copies the first `classes` inputs to the output (no
-  multiply-add: the interpreter's per-call cost for this input and output);
-  'floor_fc' is one float32 FULLY_CONNECTED from the flattened input to the
-  output, fewer multiply-adds than any sparse network with a hidden layer.
-  No model of this input and output can run faster than 'floor_io'.
+  multiply-add: about the interpreter's per-call cost for this input and
+  output); 'floor_fc' is one float32 FULLY_CONNECTED from the flattened
+  input to the output (kernel N(0, 0.01) from RandomState(0)).
   """
   # pylint: disable-next=g-import-not-at-top
   import tensorflow as tf
@@ -363,12 +365,10 @@ def compare_export(export_dir, rounds, per_round, floor=False):
     dense = _dense_variants(export_dir, tmp)
     paths = {**dense, **sparse}
     if floor:
-      with open(os.path.join(export_dir, 'report.json')) as f:
-        shape = json.load(f)['input']['shape'][1:]
-      classes = int(np.prod(load_interpreter(
-          open(dense['float32_dense'], 'rb').read(), 1,
-          'builtin').get_output_details()[0]['shape']))
-      paths.update(_floor_models(shape, classes, tmp))
+      with open(dense['float32_dense'], 'rb') as f:
+        out = load_interpreter(f.read(), 1, 'builtin').get_output_details()
+      paths.update(_floor_models(report['input']['shape'][1:],
+                                 int(np.prod(out[0]['shape'])), tmp))
     sizes = {name: os.path.getsize(p) for name, p in paths.items()}
     rows = litert_workers.time_models(paths, rounds=rounds,
                                       per_round=per_round)

@@ -201,8 +201,8 @@ def main():
              f'--multiples {multiple} --protocols {protocol}')
       text = '\n'.join(
           [header, ''] + section(args, protocol, epochs, acc) +
-          ['', f'Wall time of this table\'s invocation: '
-           f'{(time.time() - t) / 60:.0f} min (finished runs are not '
+          ['', f'Training wall time in the invocation that wrote this '
+           f'table: {(time.time() - t) / 60:.0f} min (finished runs are not '
            'retrained).', '', f'    {cmd}'])
       print(text, flush=True)
       if args.write:  # one section per table: each lands when it is done
