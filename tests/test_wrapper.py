@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import tf_tickets as tt
 from tf_tickets import keras
+from tf_tickets import training
 from tf_tickets.wrapper import TicketWrapper
 from tf_tickets.wrapper import wrappers
 
@@ -259,6 +260,13 @@ def test_sparsity_report_counts():
   # all_params counts every model weight once (biases, BN) but no masks.
   assert rep['all_params'] == mlp().count_params()
 
+
+def test_one_mirrored_strategy_per_process(mirrored):
+  """A second MirroredStrategy in the process would collide with the first
+  one's collective instances ("Shape mismatch in the collective instance"),
+  so every caller gets the same one, whatever its worker_timeout."""
+  assert training.make_strategy('mirrored') is mirrored
+  assert training.make_strategy('mirrored', worker_timeout=5.0) is mirrored
 
 def test_mirrored_strategy_training_keeps_invariants(mirrored):
   with mirrored.scope():

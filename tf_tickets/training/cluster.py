@@ -16,7 +16,6 @@ A worker never waits for its peers for ever: joining the cluster at start-up
 and every collective operation are bounded by `training.worker_timeout`.
 """
 import dataclasses
-import functools
 import json
 import os
 import socket
@@ -39,13 +38,13 @@ class PeerError(TicketsError):
   """A peer worker stopped, or did not answer within the time-out."""
 
 
-@functools.lru_cache(maxsize=None)
 def make_strategy(name, worker_timeout=DEFAULT_WORKER_TIMEOUT):
   """The tf.distribute strategy named by `training.strategy`.
 
-  One instance per name and process: TensorFlow's collective ops key their
-  instances per process, and several MirroredStrategy objects in one process
-  can collide ("Shape mismatch in the collective instance").
+  One instance per name and process, whatever `worker_timeout` is given
+  (the first creation's): TensorFlow's collective ops key their instances
+  per process, and several MirroredStrategy objects in one process collide
+  ("Shape mismatch in the collective instance").
 
   `multi_worker_mirrored` waits at most `worker_timeout` seconds for the
   workers of TF_CONFIG to join (TensorFlow's own wait has no limit, and a
@@ -55,6 +54,15 @@ def make_strategy(name, worker_timeout=DEFAULT_WORKER_TIMEOUT):
   check_choice('training.strategy', name, STRATEGIES)
   if name == 'default':
     return tf.distribute.get_strategy()
+  if name not in _INSTANCES:  # a failed creation raises and is not kept
+    _INSTANCES[name] = _create(name, worker_timeout)
+  return _INSTANCES[name]
+
+
+_INSTANCES = {}  # name -> the process's strategy of that name
+
+
+def _create(name, worker_timeout):
   if name == 'mirrored':
     return tf.distribute.MirroredStrategy()
   if name == 'multi_worker_mirrored':
