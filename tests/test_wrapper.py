@@ -268,6 +268,7 @@ def test_one_mirrored_strategy_per_process(mirrored):
   assert training.make_strategy('mirrored') is mirrored
   assert training.make_strategy('mirrored', worker_timeout=5.0) is mirrored
 
+
 def test_mirrored_strategy_training_keeps_invariants(mirrored):
   with mirrored.scope():
     model = tt.wrap(mlp(l2=1e-3))

@@ -365,10 +365,9 @@ def compare_export(export_dir, rounds, per_round, floor=False):
     dense = _dense_variants(export_dir, tmp)
     paths = {**dense, **sparse}
     if floor:
-      with open(dense['float32_dense'], 'rb') as f:
-        out = load_interpreter(f.read(), 1, 'builtin').get_output_details()
       paths.update(_floor_models(report['input']['shape'][1:],
-                                 int(np.prod(out[0]['shape'])), tmp))
+                                 int(np.prod(report['output']['shape'][1:])),
+                                 tmp))
     sizes = {name: os.path.getsize(p) for name, p in paths.items()}
     rows = litert_workers.time_models(paths, rounds=rounds,
                                       per_round=per_round)

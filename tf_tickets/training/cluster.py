@@ -38,6 +38,9 @@ class PeerError(TicketsError):
   """A peer worker stopped, or did not answer within the time-out."""
 
 
+_INSTANCES = {}  # name -> the process's strategy of that name
+
+
 def make_strategy(name, worker_timeout=DEFAULT_WORKER_TIMEOUT):
   """The tf.distribute strategy named by `training.strategy`.
 
@@ -57,9 +60,6 @@ def make_strategy(name, worker_timeout=DEFAULT_WORKER_TIMEOUT):
   if name not in _INSTANCES:  # a failed creation raises and is not kept
     _INSTANCES[name] = _create(name, worker_timeout)
   return _INSTANCES[name]
-
-
-_INSTANCES = {}  # name -> the process's strategy of that name
 
 
 def _create(name, worker_timeout):
