@@ -192,28 +192,41 @@ class MaskHook(Hook):
     mask, so a regrown connection keeps its value), zeroes the weights and
     optimizer slots at the `activated` positions and adds them to the
     checkpointed set of grown connections, in one compiled call (one
-    traced function per set of optimizer slots)."""
+    traced function per set of optimizer slots) that gets the masks and
+    the activated positions as two flat tensors (fixed shapes, so XLA
+    compiles it once)."""
     slots = {k: optimizer_slots(trainer.optimizer, wr.prunable_weights[i])
              for k, (wr, i) in entries.items()}
     cache = tuple(id(s) for k in entries for s in slots[k])
     if cache not in self._writers:
       model = trainer.model
+      shapes = {k: wr.masks[i].shape for k, (wr, i) in entries.items()}
+      sizes = [shape.num_elements() for shape in shapes.values()]
+      grown = dict(zip(self.keys, self._state.grown))
 
-      @tf.function
-      def write(new_masks, zero):
-        masks_lib.set_masks(model, new_masks)
+      # XLA when the whole step is compiled (one device): one fused pass
+      # over the weights and slots instead of an op per array.
+      @tf.function(jit_compile=trainer.jit_compile and trainer.on_device)
+      def write(flat_masks, flat_activated):
+        split = zip(shapes.items(), tf.split(flat_masks, sizes),
+                    tf.split(flat_activated, sizes))
+        new, zero = {}, {}
+        for (k, shape), m, z in split:
+          new[k], zero[k] = tf.reshape(m, shape), tf.reshape(z, shape)
+        masks_lib.set_masks(model, new)
         for k, (wr, i) in entries.items():
           for var in [wr.prunable_weights[i]] + slots[k]:
             var.assign(tf.where(zero[k], tf.zeros_like(var), var))
-        for k, ever in zip(self.keys, self._state.grown):
-          ever.assign(tf.maximum(ever, tf.cast(zero[k], ever.dtype)))
+          if k in grown:
+            grown[k].assign(tf.maximum(grown[k],
+                                       tf.cast(zero[k], grown[k].dtype)))
 
       self._writers[cache] = write
-    shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()}
     self._writers[cache](
-        {k: masks[k].reshape(shapes[k]) for k in entries},
-        {k: activated[k].reshape(shapes[k]) if k in activated
-         else np.zeros(shapes[k], bool) for k in entries})
+        tf.constant(np.concatenate([masks[k].reshape(-1) for k in entries])),
+        tf.constant(np.concatenate([
+            activated[k].reshape(-1) if k in activated
+            else np.zeros(masks[k].size, bool) for k in entries])))
 
   def _record(self, trainer, step, update, masks):
     """Saves the new state, tells the hooks, logs one line."""
