@@ -160,8 +160,8 @@ def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
     data, tmp_path, monkeypatch):
   real = training.Trainer._train_steps
 
-  def fails_under_xla(self):
-    fn = real(self)
+  def fails_under_xla(self, *args, **kwargs):
+    fn = real(self, *args, **kwargs)
     if not self.jit_compile:
       return fn
 

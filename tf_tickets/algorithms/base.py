@@ -95,7 +95,8 @@ class Algorithm:
   `sparse_training.skip_update_on_mask_steps` the update replaces the
   weight update of its step), `tracks_growth` (report grown-connection
   survival), `starts_dense` (start from all-ones masks instead of random
-  masks with the target sparsities).
+  masks with the target sparsities), `uses_learning_rate` (`update` reads
+  `lr_ratio`; otherwise it gets 1.0).
   """
   name = None  # set by the registry
   needs_gradients = False
@@ -103,6 +104,7 @@ class Algorithm:
   prunes_at_start = False  # one update (step 0) before training, on a batch
   tracks_growth = False
   starts_dense = False
+  uses_learning_rate = False  # `update` reads lr_ratio
 
   def __init__(self, cfg, sparsities, seed):
     """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity;
@@ -174,6 +176,7 @@ class DynamicSparse(Algorithm):
     self.schedule = UpdateSchedule(every, end)
     self.drop_fraction = DropFraction(cfg.drop_fraction,
                                       cfg.drop_fraction_decay, end)
+    self.uses_learning_rate = cfg.drop_fraction_decay == 'lr'
 
   def wants_update(self, step):
     return self.schedule(step)

@@ -1,5 +1,6 @@
-"""What runs on the device: the compiled training step, the compiled loop
-of plain steps, evaluation. `CompiledSteps` is the device half of
+"""What runs on the device: the compiled loop of training steps (on one
+device its last step also returns the dense gradients a mask update
+needs), the compiled step of several replicas, evaluation. `CompiledSteps` is the device half of
 `Trainer` (it uses the trainer's model, data, config, strategy, optimizer
 and loss variables).
 
@@ -51,7 +52,8 @@ class CompiledSteps:
     return loss, tape.gradient(total, variables)
 
   def _train_step(self, with_grads, apply=True):
-    """The compiled step: gradients of one batch, masked for the optimizer
+    """The compiled step (several replicas; on one device the loop runs
+    it, `_train_steps`): gradients of one batch, masked for the optimizer
     (pruned entries get 0, so optimizer state never builds up there), and
     returned dense (all-reduced) if `with_grads` (for growth scores);
     `apply=False` skips the optimizer update (the step's iteration is still
@@ -77,12 +79,25 @@ class CompiledSteps:
                  if self.jit_compile and not self.on_device
                  else self.gradients)
 
-    def step_fn(x, y):
+    def update(grads):
+      self.optimizer.apply_gradients(
+          zip([g if m is None else g * tf.cast(m, g.dtype)
+               for g, m in zip(grads, grad_masks)], variables),
+          # One device: nothing to aggregate (and an all-reduce cannot
+          # run in a branch of `tf.cond`).
+          experimental_aggregate_gradients=not self.on_device)
+
+    def skip():  # no update; the step still counts
+      self.optimizer.iterations.assign_add(1)
+
+    def step_fn(x, y, decide=None):
+      """`decide`: None (update if `apply`) or a boolean tensor (update
+      or skip, decided on the device)."""
       loss, grads = gradients(x, y)
-      if apply:
-        self.optimizer.apply_gradients(zip(
-            [g if m is None else g * tf.cast(m, g.dtype)
-             for g, m in zip(grads, grad_masks)], variables))
+      if decide is not None:
+        tf.cond(decide, lambda: update(grads), skip)
+      elif apply:
+        update(grads)
       self.loss_sum.assign_add(loss)
       self.loss_count.assign_add(
           tf.constant(1.0 / self.strategy.num_replicas_in_sync))
@@ -92,14 +107,6 @@ class CompiledSteps:
 
   def _build_train_step(self, with_grads, apply):
     step_fn = self._replica_step(with_grads, apply)
-
-    if self.on_device:
-      def device_step(s):
-        out = step_fn(*self.batches.batch(s))
-        if not apply:
-          self.optimizer.iterations.assign_add(1)
-        return out
-      return tf.function(device_step, jit_compile=self.jit_compile)
 
     @tf.function
     def train_step(iterator):
@@ -114,22 +121,31 @@ class CompiledSteps:
 
     return train_step
 
-  def _train_steps(self):
-    """The compiled loop of plain steps (no gradients returned): batches
-    `start`..`start + n - 1` (on one device the loop itself is compiled)."""
-    if 'loop' not in self._step_fns:
-      step_fn = self._replica_step(False, True)
-
+  def _train_steps(self, last=False):
+    """The compiled loop of steps `start`..`start + n - 1`. On one device
+    the loop itself is compiled, and with `last` its last step returns
+    its dense gradients and updates the weights only if `apply_last` (a
+    boolean tensor): one call per chunk, update steps included. With
+    several replicas, plain steps only (no gradients returned)."""
+    key = ('loop', last)
+    if key not in self._step_fns:
       if self.on_device:
-        def device_steps(_, start, n):
+        step_fn = self._replica_step(last, True)
+
+        def device_steps(_, start, n, apply_last=None):
           # A while loop, not `tf.range`: XLA takes a range's bounds as
           # compile-time constants and would recompile for every `n`.
-          s, end = start, start + n
+          s, end = start, start + n - (1 if last else 0)
           while s < end:
             step_fn(*self.batches.batch(s))
             s += 1
+          if last:
+            return step_fn(*self.batches.batch(end), decide=apply_last)
+          return None
         fn = tf.function(device_steps, jit_compile=self.jit_compile)
       else:
+        step_fn = self._replica_step(False, True)
+
         @tf.function
         def fn(iterator, start, n):
           del start
@@ -137,8 +153,8 @@ class CompiledSteps:
             x, y = next(iterator)
             self.strategy.run(step_fn, args=(x, y))
 
-      self._step_fns['loop'] = fn
-    return self._step_fns['loop']
+      self._step_fns[key] = fn
+    return self._step_fns[key]
 
   def _eval_sums(self, x, y):
     """(summed loss, correct, count) of one batch, per replica."""
@@ -212,20 +228,30 @@ class CompiledSteps:
     return iter(self.strategy.experimental_distribute_dataset(ds))
 
   def _run_to(self, iterator, step, nxt, want, skip):
-    """Steps step+1..nxt: the plain ones in one compiled call, the last one
-    apart if it returns gradients (`want`) or skips the update (`skip`);
-    returns the gradients of step nxt if `want`. On one device the chunk
-    lies in one epoch (see `epoch_end`)."""
+    """Steps step+1..nxt; returns the dense gradients of step nxt if
+    `want`, and skips its update if `skip`.
+
+    On one device that is one compiled call, whose chunk lies in one epoch
+    (see `epoch_end`). Once a chunk has needed its last step (gradients or
+    a skipped update), every later chunk runs through that same function,
+    so a run compiles one loop (two if plain chunks come first). With
+    several replicas, the plain steps in one call and the last one apart
+    if it is needed."""
+    start = tf.constant(step, tf.int64)
     if self.on_device:
       self.batches.prepare(step)
+      n = tf.constant(nxt - step, tf.int64)
+      if want or skip or ('loop', True) in self._step_fns:
+        grads = self._train_steps(last=True)(iterator, start, n,
+                                             tf.constant(not skip))
+        return grads if want else None
+      self._train_steps()(iterator, start, n)
+      return None
     plain = nxt - step - (1 if want or skip else 0)
     if plain:
-      self._train_steps()(iterator, tf.constant(step, tf.int64),
-                          tf.constant(plain, tf.int64))
+      self._train_steps()(iterator, start, tf.constant(plain, tf.int64))
     if want or skip:
-      last = self._train_step(want, apply=not skip)
-      return last(tf.constant(nxt - 1, tf.int64) if self.on_device
-                  else iterator)
+      return self._train_step(want, apply=not skip)(iterator)
     return None
 
   def epoch_end(self, step):

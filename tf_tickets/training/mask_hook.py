@@ -58,7 +58,7 @@ class MaskHook(Hook):
     self.method = algorithm.name
     self._state = None
     self._grad_fn = None
-    self._writers = {}
+    self._writer = None  # ((optimizer, state), their compiled write)
 
   # -- state ---------------------------------------------------------------
   def state(self, trainer):
@@ -76,6 +76,7 @@ class MaskHook(Hook):
                                     trainer.data.steps_per_epoch,
                                     trainer.config.steps_multiplier))
     self.batch = self._fixed_batch(trainer)
+    self.entries = masks_lib.entries_of(trainer.model)  # fixed for the run
     fresh = int(trainer.step_var.numpy()) == trainer.start_step
     if fresh and self.algorithm.prunes_at_start:  # e.g. SNIP, before step 1
       self._apply(trainer, 0, None)
@@ -160,7 +161,7 @@ class MaskHook(Hook):
     algorithm = self.algorithm
     if algorithm.needs_gradients and self.batch is not None:
       grads = self.batch_gradients(trainer, *self.batch)
-    entries = masks_lib.entries_of(trainer.model)
+    entries = self.entries
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}
     weights = {k: wr.prunable_weights[i].numpy().reshape(-1)
@@ -174,7 +175,8 @@ class MaskHook(Hook):
           raise RuntimeError(f'{self.method}: no gradient for {k} at step '
                              f'{step}')
         flat_grads[k] = np.asarray(grads[id(var)]).reshape(-1)
-    lr_ratio = trainer.lr.value(step) / trainer.lr.base
+    lr_ratio = (trainer.lr.value(step) / trainer.lr.base
+                if algorithm.uses_learning_rate else 1.0)
     update = algorithm.update(step, masks, weights, flat_grads, lr_ratio)
     if update is None:
       return None
@@ -191,14 +193,15 @@ class MaskHook(Hook):
     """Writes every mask (`masks.set_masks`: the weights stay weight *
     mask, so a regrown connection keeps its value), zeroes the weights and
     optimizer slots at the `activated` positions and adds them to the
-    checkpointed set of grown connections, in one compiled call (one
-    traced function per set of optimizer slots) that gets the masks and
-    the activated positions as two flat tensors (fixed shapes, so XLA
-    compiles it once)."""
-    slots = {k: optimizer_slots(trainer.optimizer, wr.prunable_weights[i])
-             for k, (wr, i) in entries.items()}
-    cache = tuple(id(s) for k in entries for s in slots[k])
-    if cache not in self._writers:
+    checkpointed set of grown connections, in one compiled call (traced
+    again for another trainer) that gets the masks and the activated
+    positions as two flat tensors (fixed shapes, so XLA compiles it
+    once)."""
+    owner = (trainer.optimizer, self._state)
+    if self._writer is None or any(
+        a is not b for a, b in zip(self._writer[0], owner)):
+      slots = {k: optimizer_slots(trainer.optimizer, wr.prunable_weights[i])
+               for k, (wr, i) in entries.items()}
       model = trainer.model
       shapes = {k: wr.masks[i].shape for k, (wr, i) in entries.items()}
       sizes = [shape.num_elements() for shape in shapes.values()]
@@ -221,8 +224,8 @@ class MaskHook(Hook):
             grown[k].assign(tf.maximum(grown[k],
                                        tf.cast(zero[k], grown[k].dtype)))
 
-      self._writers[cache] = write
-    self._writers[cache](
+      self._writer = (owner, write)
+    self._writer[1](
         tf.constant(np.concatenate([masks[k].reshape(-1) for k in entries])),
         tf.constant(np.concatenate([
             activated[k].reshape(-1) if k in activated
