@@ -156,6 +156,16 @@ def test_the_loop_stops_on_every_hook_event(data, tmp_path):
   assert {5, 11, 30} <= set(events.seen) <= {5, 10, 11, 20, 30}
 
 
+def test_mask_updates_run_inside_the_compiled_loop_on_one_device(
+    data, tmp_path):
+  """On one device a chunk ending on a mask update is one compiled call
+  whose last step returns the dense gradients: RigL compiles one loop and
+  no separate update step."""
+  trainer, _, _ = _rigl_run(data, tmp_path)
+  assert trainer.on_device
+  assert list(trainer._step_fns) == [('loop', True)]  # pylint: disable=protected-access
+
+
 def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
     data, tmp_path, monkeypatch):
   real = training.Trainer._train_steps
