@@ -61,10 +61,12 @@ def select(scores, candidates, count, largest=False):
     return idx[:0]
   if count >= idx.size:
     return idx
-  s = scores[idx]
+  s = scores[idx]  # a copy, changed in place below
   if largest:
-    s = -s
-  s = np.where(np.isnan(s), np.inf, s)
+    np.negative(s, out=s)
+  nan = np.isnan(s)
+  if nan.any():
+    s[nan] = np.inf
   kth = np.partition(s, count - 1)[count - 1]
   below = idx[s < kth]
   ties = idx[s == kth]
