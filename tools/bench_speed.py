@@ -16,8 +16,9 @@ same masks and initial weights in every arm):
 
 Each arm trains `--steps` steps per repetition; only steps after `--warmup`
 are timed (tracing and compilation excluded). Repetitions are interleaved
-round-robin so that a busy machine slows all arms alike; the table reports
-the median steps/s and the paired per-repetition ratios. `--startup` also
+(every other one in reverse order) so that a busy machine slows all arms
+alike; the table reports the median steps/s and the paired per-repetition
+ratios, and the RigL cost also as a geometric mean with its 95% interval. `--startup` also
 times the command line to the first training step (a one-step run).
 
     python tools/bench_speed.py --steps 3000 --repeats 5 --startup \
@@ -25,6 +26,7 @@ times the command line to the first training step (a one-step run).
 """
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -170,6 +172,13 @@ def network_table(data, network, sparsity, warmup, steps, repeats):
   return lines
 
 
+def _geomean_ci(ratios):
+  """'g [lo, hi]': the geometric mean of paired ratios and the 95% t
+  interval of the mean of their logarithms, exponentiated."""
+  m, h = benchlib.ci([math.log(r) for r in ratios])
+  return f'{math.exp(m):.3f} [{math.exp(m - h):.3f}, {math.exp(m + h):.3f}]'
+
+
 def _mlp_arrays(data, sparsity):
   """Initial weights (masked), masks and normalisation of the same network."""
   model, _ = _sparse_model(data, 'static', sparsity)
@@ -298,22 +307,27 @@ def jax_optax(data, sparsity, warmup, steps):
 
 
 def startup_seconds(repeats=3):
-  """Seconds from the command to the end of a one-step run (an upper bound
-  of the time to the first training step)."""
+  """(seconds from the command to the end of a one-step run, an upper
+  bound of the time to the first training step; seconds of a process that
+  only imports TensorFlow and tf_keras), medians."""
   cmd = [sys.executable, '-m', 'tf_tickets.train',
          f'--gin_file={os.path.join(REPO, "gin", "lenet_imp.gin")}',
          "--gin_param=dataset.name='fashion_mnist'",
          f"--gin_param=dataset.idx_dir='{FMNIST}'",
          '--gin_param=lottery.levels=0', '--gin_param=training.steps=1',
          '--gin_param=summaries.enabled=False', '--quiet']
-  times = []
-  for _ in range(repeats):
+  imports = [sys.executable, '-c', 'import os; os.environ['
+             '"TF_USE_LEGACY_KERAS"] = "1"; import tensorflow, tf_keras']
+  times, import_times = [], []
+  for _ in range(repeats):  # interleaved with the import alone
     with tempfile.TemporaryDirectory() as d:
-      t = time.perf_counter()
-      subprocess.run(cmd + [f'--output_dir={d}/run'], check=True,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-      times.append(time.perf_counter() - t)
-  return benchlib.median(times)
+      for command, out in ((cmd + [f'--output_dir={d}/run'], times),
+                           (imports, import_times)):
+        t = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        out.append(time.perf_counter() - t)
+  return benchlib.median(times), benchlib.median(import_times)
 
 
 def main():
@@ -358,9 +372,12 @@ def main():
   rates = {k: [] for k in arms}
   for fn in arms.values():
     fn()  # compile
-  for _ in range(args.repeats):
-    for k, fn in arms.items():
-      rates[k].append(fn())
+  for rep in range(args.repeats):
+    # Counterbalanced: every other repetition runs the arms in reverse
+    # order, so a machine that speeds up or slows down during a repetition
+    # favours no arm.
+    for k in (list(arms) if rep % 2 == 0 else list(arms)[::-1]):
+      rates[k].append(arms[k]())
   ref = 'jax/optax (jit)' if 'jax/optax (jit)' in arms else (
       'tf/hand (XLA, 100 steps/call)')
   lines = [
@@ -377,13 +394,16 @@ def main():
   static = rates['ours/static']
   rigl = [a / b for a, b in zip(static, rates['ours/rigl'])]
   lines += ['', f'RigL cost (static steps/s / RigL steps/s, paired): median '
-            f'{benchlib.median(rigl):.2f} ({min(rigl):.2f}-{max(rigl):.2f}).']
+            f'{benchlib.median(rigl):.2f} ({min(rigl):.2f}-{max(rigl):.2f}); '
+            f'geometric mean {_geomean_ci(rigl)}.']
   hand = [a / b for a, b in zip(static, rates['tf/hand (XLA, 100 steps/call)'])]
   lines += [f'ours/static vs tf/hand (paired): median '
             f'{benchlib.median(hand):.2f} ({min(hand):.2f}-{max(hand):.2f}).']
   if args.startup:
+    total, imports = startup_seconds()
     lines += [f'Command to the end of a one-step run (median of 3): '
-              f'{startup_seconds():.1f} s.']
+              f'{total:.1f} s, of which importing TensorFlow and tf_keras '
+              f'alone takes {imports:.1f} s on this machine.']
   lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
                                   sys.argv[1:])]
   benchlib.publish(lines, args.write, 'speed')
