@@ -377,6 +377,24 @@ def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
     assert resumed['result'][k] == ref['result'][k], k
 
 
+def test_rigl_resumed_after_its_last_update_runs_the_same_compiled_loop(
+    data, tmp_path_factory, tmp_path):
+  """Resumed at step 60, after the last update (50): the fresh trainer
+  compiles the loop an uninterrupted run uses (the one whose last step can
+  return gradients), not the plain one, and ends bitwise equal."""
+  ref = rigl_run(data, tmp_path_factory)
+  net = tmp_path / 'net'
+  with pytest.raises(KeyboardInterrupt):
+    train(data, net, sparse_cfg(method='rigl'), hooks=[Kill(67)],
+          checkpoint_every=60)
+  resumed = train(data, net, sparse_cfg(method='rigl'), checkpoint_every=60)
+  assert resumed['updates'] == []
+  steps = resumed['trainer']._step_fns  # pylint: disable=protected-access
+  assert list(steps) == list(ref['trainer']._step_fns) == [('loop', True)]  # pylint: disable=protected-access
+  assert equal(ref['masks'], resumed['masks'])
+  assert equal(ref['weights'], resumed['weights'])
+
+
 def test_rigl_mirrored_identical_masks_on_replicas(data, mirrored,
                                                    tmp_path_factory, tmp_path):
   run = train(data, tmp_path, sparse_cfg(method='rigl'), strategy=mirrored)

@@ -18,8 +18,9 @@ Each arm trains `--steps` steps per repetition; only steps after `--warmup`
 are timed (tracing and compilation excluded). Repetitions are interleaved
 (every other one in reverse order) so that a busy machine slows all arms
 alike; the table reports the median steps/s and the paired per-repetition
-ratios, and the RigL cost also as a geometric mean with its 95% interval. `--startup` also
-times the command line to the first training step (a one-step run).
+ratios, and the RigL cost also as a geometric mean with its 95% interval.
+`--startup` also times the command line to the first training step (a
+one-step run).
 
     python tools/bench_speed.py --steps 3000 --repeats 5 --startup \
         --write docs/benchmarks.md

@@ -176,7 +176,8 @@ class DynamicSparse(Algorithm):
     self.schedule = UpdateSchedule(every, end)
     self.drop_fraction = DropFraction(cfg.drop_fraction,
                                       cfg.drop_fraction_decay, end)
-    self.uses_learning_rate = cfg.drop_fraction_decay == 'lr'
+    self.uses_learning_rate = (type(self).uses_learning_rate
+                               or cfg.drop_fraction_decay == 'lr')
 
   def wants_update(self, step):
     return self.schedule(step)

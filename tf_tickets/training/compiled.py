@@ -1,8 +1,8 @@
 """What runs on the device: the compiled loop of training steps (on one
 device its last step also returns the dense gradients a mask update
-needs), the compiled step of several replicas, evaluation. `CompiledSteps` is the device half of
-`Trainer` (it uses the trainer's model, data, config, strategy, optimizer
-and loss variables).
+needs), the compiled step of several replicas, evaluation.
+`CompiledSteps` is the device half of `Trainer` (it uses the trainer's
+model, data, config, strategy, optimizer and loss variables).
 
 XLA (`training.jit_compile`): on one replica the whole step (forward,
 backward, masked optimizer update) is compiled; with several replicas only
@@ -232,16 +232,16 @@ class CompiledSteps:
     `want`, and skips its update if `skip`.
 
     On one device that is one compiled call, whose chunk lies in one epoch
-    (see `epoch_end`). Once a chunk has needed its last step (gradients or
-    a skipped update), every later chunk runs through that same function,
-    so a run compiles one loop (two if plain chunks come first). With
-    several replicas, the plain steps in one call and the last one apart
-    if it is needed."""
+    (see `epoch_end`). If a hook of the run can want gradients or skip an
+    update (`step_outputs`, set by `fit`), every chunk runs through the
+    loop whose last step returns them, so a run compiles one loop and a
+    resumed run the same one. With several replicas, the plain steps in
+    one call and the last one apart if it is needed."""
     start = tf.constant(step, tf.int64)
     if self.on_device:
       self.batches.prepare(step)
       n = tf.constant(nxt - step, tf.int64)
-      if want or skip or ('loop', True) in self._step_fns:
+      if want or skip or self.step_outputs:
         grads = self._train_steps(last=True)(iterator, start, n,
                                              tf.constant(not skip))
         return grads if want else None

@@ -28,6 +28,15 @@ class Hook:
     for every step."""
     return step + 1
 
+  def uses_step_outputs(self):
+    """True if `wants_gradients` or `skips_update` can be True at some
+    step of this run (asked once, after `begin`; a function of the
+    settings, not of the step a run resumes at). On one device every chunk
+    then runs through the compiled loop whose last step returns its
+    gradients and can skip its update, so a resumed run runs the same
+    compiled function as an uninterrupted one."""
+    return False
+
   def wants_gradients(self, step):
     """True if `after_step(step)` needs the gradients of that step (only at
     an event step, see `next_event`)."""

@@ -156,6 +156,7 @@ class Trainer(CompiledSteps):
                    self.schedule.steps)
     for hook in self.hooks:
       hook.begin(self)
+    self.step_outputs = any(h.uses_step_outputs() for h in self.hooks)
     progress = None if self.quiet else Progress(
         os.path.join(*os.path.normpath(self.net_dir).split(os.sep)[-2:]),
         start, self.stop_step)

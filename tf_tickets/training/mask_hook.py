@@ -4,10 +4,10 @@ At each step the algorithm wants (`Algorithm.wants_update`), in
 cross-replica context, the hook hands it the masks, weights and (when it
 needs them) the dense gradients of that step's batch as flat numpy arrays,
 writes the new masks through `masks.set_masks` (so weights stay weight *
-mask) in one compiled call, and starts newly activated connections at exactly 0 with every
-optimizer slot (momentum, Adam's m and v, ...) zeroed at their positions; a
-connection dropped and regrown in the same update keeps its weight and
-slots (the references treat it as never dropped).
+mask) in one compiled call, and starts newly activated connections at
+exactly 0 with every optimizer slot (momentum, Adam's m and v, ...)
+zeroed at their positions; a connection dropped and regrown in the same
+update keeps its weight and slots (the references treat it as never dropped).
 
 Bookkeeping, checkpointed with the trainer (`Hook.state`), so a resumed run
 reports exactly what an uninterrupted one does: the start masks, the set of
@@ -58,7 +58,7 @@ class MaskHook(Hook):
     self.method = algorithm.name
     self._state = None
     self._grad_fn = None
-    self._writer = None  # ((optimizer, state), their compiled write)
+    self._writer = None  # ((optimizer, state, jit), their compiled write)
 
   # -- state ---------------------------------------------------------------
   def state(self, trainer):
@@ -76,6 +76,7 @@ class MaskHook(Hook):
                                     trainer.data.steps_per_epoch,
                                     trainer.config.steps_multiplier))
     self.batch = self._fixed_batch(trainer)
+    self._next = self._grad_fn = None  # of this trainer and schedule
     self.entries = masks_lib.entries_of(trainer.model)  # fixed for the run
     fresh = int(trainer.step_var.numpy()) == trainer.start_step
     if fresh and self.algorithm.prunes_at_start:  # e.g. SNIP, before step 1
@@ -140,14 +141,21 @@ class MaskHook(Hook):
           break
     return self._next
 
+  def uses_step_outputs(self):
+    return self._uses_gradients() or self._skips_updates()
+
+  def _uses_gradients(self):  # of the update step's own batch
+    return self.algorithm.needs_gradients and self.batch is None
+
+  def _skips_updates(self):
+    return (self.algorithm.replaces_step
+            and self.algorithm.cfg.skip_update_on_mask_steps)
+
   def wants_gradients(self, step):
-    return (self.algorithm.needs_gradients and self.batch is None
-            and self.algorithm.wants_update(step))
+    return self._uses_gradients() and self.algorithm.wants_update(step)
 
   def skips_update(self, step):
-    return (self.algorithm.replaces_step
-            and self.algorithm.cfg.skip_update_on_mask_steps
-            and self.algorithm.wants_update(step))
+    return self._skips_updates() and self.algorithm.wants_update(step)
 
   # -- updates ---------------------------------------------------------------
   def after_step(self, trainer, step, grads):
@@ -197,7 +205,8 @@ class MaskHook(Hook):
     again for another trainer) that gets the masks and the activated
     positions as two flat tensors (fixed shapes, so XLA compiles it
     once)."""
-    owner = (trainer.optimizer, self._state)
+    jit = bool(trainer.jit_compile and trainer.on_device)
+    owner = (trainer.optimizer, self._state, jit)  # jit: off after fallback
     if self._writer is None or any(
         a is not b for a, b in zip(self._writer[0], owner)):
       slots = {k: optimizer_slots(trainer.optimizer, wr.prunable_weights[i])
@@ -209,7 +218,7 @@ class MaskHook(Hook):
 
       # XLA when the whole step is compiled (one device): one fused pass
       # over the weights and slots instead of an op per array.
-      @tf.function(jit_compile=trainer.jit_compile and trainer.on_device)
+      @tf.function(jit_compile=jit)
       def write(flat_masks, flat_activated):
         split = zip(shapes.items(), tf.split(flat_masks, sizes),
                     tf.split(flat_activated, sizes))
