@@ -360,15 +360,21 @@ def test_rigl_deterministic_for_a_seed(data, tmp_path_factory, tmp_path):
   assert not equal(a['masks'], c['masks'])
 
 
+def killed_and_resumed(data, net, kill_at, checkpoint_every):
+  """A RigL run killed after step `kill_at`, then resumed to the end by a
+  fresh trainer and hook."""
+  with pytest.raises(KeyboardInterrupt):
+    train(data, net, sparse_cfg(method='rigl'), hooks=[Kill(kill_at)],
+          checkpoint_every=checkpoint_every)
+  return train(data, net, sparse_cfg(method='rigl'),
+               checkpoint_every=checkpoint_every)
+
+
 def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
   """Killed at step 37 (last checkpoint: 25), resumed by a fresh trainer and
   hook: updates 30, 40, 50 happen after the resume."""
   ref = rigl_run(data, tmp_path_factory)
-  net = tmp_path / 'net'
-  with pytest.raises(KeyboardInterrupt):
-    train(data, net, sparse_cfg(method='rigl'), hooks=[Kill(37)],
-          checkpoint_every=25)
-  resumed = train(data, net, sparse_cfg(method='rigl'), checkpoint_every=25)
+  resumed = killed_and_resumed(data, tmp_path / 'net', 37, 25)
   assert [u['step'] for u in resumed['updates']] == [30, 40, 50]
   assert equal(ref['masks'], resumed['masks'])
   assert equal(ref['weights'], resumed['weights'])
@@ -383,14 +389,11 @@ def test_rigl_resumed_after_its_last_update_runs_the_same_compiled_loop(
   compiles the loop an uninterrupted run uses (the one whose last step can
   return gradients), not the plain one, and ends bitwise equal."""
   ref = rigl_run(data, tmp_path_factory)
-  net = tmp_path / 'net'
-  with pytest.raises(KeyboardInterrupt):
-    train(data, net, sparse_cfg(method='rigl'), hooks=[Kill(67)],
-          checkpoint_every=60)
-  resumed = train(data, net, sparse_cfg(method='rigl'), checkpoint_every=60)
+  resumed = killed_and_resumed(data, tmp_path / 'net', 67, 60)
   assert resumed['updates'] == []
-  steps = resumed['trainer']._step_fns  # pylint: disable=protected-access
-  assert list(steps) == list(ref['trainer']._step_fns) == [('loop', True)]  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  compiled = [list(run['trainer']._step_fns) for run in (resumed, ref)]
+  assert compiled == [[('loop', True)]] * 2
   assert equal(ref['masks'], resumed['masks'])
   assert equal(ref['weights'], resumed['weights'])
 
