@@ -123,12 +123,26 @@ def export_network(model, data, output_dir, quantize=('none',),
     failed = outdir.set_aside(tmp, output_dir)
     if not quiet:
       print(report_lib.format_report(report), flush=True)
-    raise TicketsError('export check failed: ' + '; '.join(report['failures'])
-                       + f' (artifacts and report.json left in {failed})')
+    raise TicketsError(
+        'export check failed: ' + '; '.join(report['failures'])
+        + f' (artifacts and report.json left in {failed}; '
+        + _what_to_do(report['failures'], quantize, quantize_setting) + ')')
   out = outdir.publish(tmp, output_dir)
   print(report_lib.summary_line(report, out) if quiet
         else report_lib.format_report(report), flush=True)
   return report
+
+
+def _what_to_do(failures, quantize, setting):
+  """The advice of a failed export: the quantisations that passed."""
+  failed = {q for q in quantize for f in failures
+            if f.startswith(_ARTIFACTS[q][0] + '.tflite:')}
+  if failed and set(quantize) - failed:
+    keep = ','.join(q for q in quantize if q not in failed)
+    return (f'the other files passed: export them with {setting}={keep}, '
+            'and report the failing variant as a bug')
+  return ('every check is in report.json; a failing check of the stripped '
+          'network or the SavedModel is a bug to report')
 
 
 def _variants(quantize, formats):
@@ -148,9 +162,7 @@ def _run_on_litert(entry, path, pixels, reference, labels, kind):
   2.3's XNNPack computes wrong outputs for some block-sparse dynamic-range
   kernels: measured on a 784-2048-2048-10 MLP, logits off by 2e4, right on
   the builtin kernels); records it in `entry` with the parity; returns the
-  failures."""
-  name = os.path.basename(path)
-
+  failures (without the file name)."""
   def check(logits):
     failures = checks.parity(reference, logits, labels, kind)['failures']
     return '; '.join(failures) or None
@@ -162,13 +174,45 @@ def _run_on_litert(entry, path, pixels, reference, labels, kind):
   if runtime is None:
     entry['runtime'] = 'none'
     entry['parity'] = None
-    return [f'{name}: does not run on LiteRT\'s interpreter under any '
-            'option tried: ' + '; '.join(f'{k}: {v}' for k, v in
-                                         errors.items())]
+    return ['does not run on LiteRT\'s interpreter under any option '
+            'tried: ' + '; '.join(f'{k}: {v}' for k, v in errors.items())]
   entry['litert_options'] = interpreter.RUNTIMES[runtime][0]
   entry['runtime'] = interpreter.RUNTIMES[runtime][1]
   entry['parity'] = checks.parity(reference, logits, labels, kind)
-  return [f'{name}: {f}' for f in entry['parity']['failures']]
+  return list(entry['parity']['failures'])
+
+
+def _tflite_variant(out, sm_dir, stem, q, sparse, kind, calibration, setting,
+                    kernels, pixels, reference, labels, dense_bytes,
+                    dense_gzip):
+  """Converts, writes and checks one .tflite variant (OUT/<stem>.tflite).
+
+  Returns (bytes, report entry, failures without the file name, notes).
+  """
+  logging.info('converting %s (%s storage)', stem,
+               'sparse' if sparse else 'dense')
+  content = converter.convert(sm_dir, q, sparse, calibration, setting)
+  path = os.path.join(out, stem + '.tflite')
+  with open(path, 'wb') as f:
+    f.write(content)
+  if dense_bytes is None:  # float32_dense itself: the size baseline
+    dense_bytes, dense_gzip = len(content), report_lib.gzip_size(content)
+  entry = report_lib.artifact(stem + '.tflite', None, content, dense_bytes,
+                              dense_gzip)
+  entry.update(kind='tflite', quantization=q,
+               storage='sparse' if sparse else 'dense')
+  failures = _run_on_litert(entry, path, pixels, reference, labels, kind)
+  structure = decode.model_structure(content)
+  entry['ops'] = sorted(set(structure['ops']))
+  entry['densify_ops'] = structure['densify']
+  entry['sparse_tensors'] = structure['sparse_tensors']
+  layers, bad, notes = checks.check_tflite_kernels(structure, kernels)
+  entry['layers'] = layers
+  failures += bad
+  if q == 'int8':
+    entry['int8_input_quantization'] = (
+        interpreter.int8_input_quantization(content))
+  return content, entry, failures, notes
 
 
 def _export_into(out, model, data, quantize, formats, num_examples,
@@ -203,31 +247,28 @@ def _export_into(out, model, data, quantize, formats, num_examples,
     calibration = (data_lib.calibration_images(data, calibration_examples)
                    if 'int8' in quantize else None)
     for stem, q, sparse, kind in _variants(quantize, formats):
-      logging.info('converting %s', stem)
-      content = converter.convert(sm_dir, q, sparse, calibration, setting)
-      path = os.path.join(out, stem + '.tflite')
-      with open(path, 'wb') as f:
-        f.write(content)
+      content, entry, bad, layer_notes = _tflite_variant(
+          out, sm_dir, stem, q, sparse, kind, calibration, setting, kernels,
+          pixels, reference, y, dense_bytes, dense_gzip)
+      if bad and sparse:
+        # A runtime that cannot run (or computes wrong) the sparse storage:
+        # the same variant in dense storage, said in the report.
+        logging.warning('%s.tflite in sparse storage fails its check (%s); '
+                        'writing it in dense storage', stem, bad[0])
+        content, entry, dense_bad, layer_notes = _tflite_variant(
+            out, sm_dir, stem, q, False, kind, calibration, setting, kernels,
+            pixels, reference, y, dense_bytes, dense_gzip)
+        entry['sparse_storage_failures'] = bad
+        if not dense_bad:
+          layer_notes.append(
+              'written in dense storage: in sparse storage it failed its '
+              'check (' + '; '.join(bad) + ')')
+        bad = dense_bad
       tflite[stem] = content
       if stem == 'float32_dense':
         dense_bytes, dense_gzip = len(content), report_lib.gzip_size(content)
-      entry = report_lib.artifact(stem + '.tflite', None, content,
-                                  dense_bytes, dense_gzip)
-      entry.update(kind='tflite', quantization=q,
-                   storage='sparse' if sparse else 'dense')
-      failures += _run_on_litert(entry, path, pixels, reference, y, kind)
-      structure = decode.model_structure(content)
-      entry['ops'] = sorted(set(structure['ops']))
-      entry['densify_ops'] = structure['densify']
-      entry['sparse_tensors'] = structure['sparse_tensors']
-      layers, bad, layer_notes = checks.check_tflite_kernels(structure,
-                                                             kernels)
-      entry['layers'] = layers
       failures += [f'{stem}.tflite: {f}' for f in bad]
       notes += [f'{stem}.tflite: {n}' for n in layer_notes]
-      if q == 'int8':
-        entry['int8_input_quantization'] = (
-            interpreter.int8_input_quantization(content))
       artifacts.append(entry)
 
   sm_entry = report_lib.artifact('saved_model/', sm_dir, None, dense_bytes,

@@ -149,8 +149,10 @@ def _run_isolated(model, images, runtime, batch_size):
                        f'LiteRT exited with status {proc.returncode}')
 
 
-def run_tflite(model, images, batch_size=100, check=None):
-  """Logits of a float-I/O .tflite (path or bytes) on `images`, under the
+def run_tflite(model, images, batch_size=1, check=None):
+  """Logits of a float-I/O .tflite (path or bytes) on `images` (one image
+  per invoke by default, as an app runs it: XNNPack's quantised kernels may
+  round a batch differently), under the
   first RUNTIMES option it runs with (and, with `check`, computes right
   under: `check(logits)` returns None, or why the logits are wrong), each
   tried in a child process.

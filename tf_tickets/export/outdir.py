@@ -47,11 +47,13 @@ def prepare(output_dir, run_dir=None, setting='--output_dir'):
 
 
 def publish(tmp, output_dir):
-  """Replaces OUT (an earlier export, if any) by `tmp`; returns OUT."""
+  """Replaces OUT (an earlier export, if any) by `tmp`; returns OUT. An
+  `OUT.failed` of an earlier export goes: it would contradict OUT."""
   out = os.path.abspath(output_dir)
   if os.path.exists(out):
     shutil.rmtree(out)
   os.replace(tmp, out)
+  shutil.rmtree(out + '.failed', ignore_errors=True)
   return out
 
 
