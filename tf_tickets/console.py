@@ -6,6 +6,7 @@ Nothing here imports TensorFlow: `--help` and flag errors answer at once,
 and `native_noise_filtered()` must be entered before TensorFlow is.
 """
 import contextlib
+import logging as std_logging
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+from absl import logging
 
 HELP_ARGS = ('--help', '-help', '-h', '-?', '--h')
 
@@ -56,6 +58,24 @@ def native_noise_filtered():
       sys.stderr.flush()
 
 
+class _PlainFormatter(std_logging.Formatter):
+  """A log record as its message ('warning: ...' at WARNING and above),
+  without absl's 'I1207 12:14:15.429972 1234 file.py:241]' prefix."""
+
+  def format(self, record):
+    message = record.getMessage()
+    if record.levelno >= std_logging.WARNING:
+      message = f'{record.levelname.lower()}: {message}'
+    if record.exc_info:
+      message += '\n' + self.formatException(record.exc_info)
+    return message
+
+
+def plain_log_lines():
+  """Makes absl's log lines plain messages (the command lines call this)."""
+  logging.get_absl_handler().setFormatter(_PlainFormatter())
+
+
 def help_text(usage, module_name):
   """`usage` followed by the flags `module_name` defines, one per line."""
   lines = [usage.strip(), '', 'flags:']
@@ -74,7 +94,8 @@ def help_text(usage, module_name):
 
 
 def run(main, usage, module_name, argv=None):
-  """Parses the flags (`--help`: `help_text`, exit 0) and runs `main`."""
+  """Parses the flags (`--help`: `help_text`, exit 0) and runs `main`;
+  Ctrl-C ends it with one line and exit status 130, no traceback."""
   argv = list(sys.argv if argv is None else argv)
 
   def parse(args):
@@ -83,4 +104,8 @@ def run(main, usage, module_name, argv=None):
       sys.exit(0)
     return app.parse_flags_with_usage(args)
 
-  app.run(main, argv=argv, flags_parser=parse)
+  try:
+    app.run(main, argv=argv, flags_parser=parse)
+  except KeyboardInterrupt:  # before or after the command's own handler
+    print('\ninterrupted', file=sys.stderr, flush=True)
+    sys.exit(130)

@@ -1,6 +1,8 @@
 """Errors that the entrypoints turn into one final line and a non-zero exit,
 and the validators every setting goes through (one place, one wording)."""
 import numbers
+import os
+import tempfile
 
 
 class TicketsError(Exception):
@@ -85,3 +87,23 @@ def check_mapping(setting, value, what='layer name -> value'):
   if not isinstance(value, dict):
     raise ConfigError(setting, f'expected a dict {what}, got {value!r}')
   return dict(value)
+
+
+def check_writable_dir(setting, path):
+  """Raises ConfigError unless a directory can be created (or written) at
+  `path`: probes the nearest existing directory with a file it removes
+  again (a read-only mount, /sys or /proc, a missing permission)."""
+  probe = os.path.abspath(path)
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise ConfigError(setting, f'{path!r} cannot be created: {probe!r} is '
+                      'not a directory')
+  try:
+    fd, name = tempfile.mkstemp(prefix='.tf_tickets-probe-', dir=probe)
+    os.close(fd)
+    os.remove(name)
+  except OSError as e:
+    raise ConfigError(setting, f'{path!r} is not writable ({probe!r}: '
+                      f'{e.strerror or e}); choose a directory you can '
+                      'write to') from None

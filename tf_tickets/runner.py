@@ -14,7 +14,6 @@ known to match it.
 
 import hashlib
 import json
-import logging as std_logging
 import os
 import shutil
 import sys
@@ -26,13 +25,16 @@ import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
 import gin
 import tensorflow as tf
 
+from tf_tickets import console
 from tf_tickets import experiments
 from tf_tickets import export
 from tf_tickets import rundir
+from tf_tickets import settings
 from tf_tickets import training
 from tf_tickets.training import cluster
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
+from tf_tickets.errors import check_writable_dir
 from tf_tickets.errors import first_line
 
 # Settings that may differ between invocations on the same run directory:
@@ -69,34 +71,6 @@ def fingerprint():
   return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def parse_config(gin_files, gin_params):
-  """Parses gin files and bindings; errors name the culprit."""
-  for path in gin_files:
-    if not os.path.isfile(path):
-      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
-                        'file')
-    try:
-      with open(path) as f:
-        f.read()
-    except OSError as e:
-      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
-  # gin's package-resource reader logs a spurious error for every search
-  # path a relative include is not found in before the one it is found in.
-  std_logging.getLogger().addFilter(
-      lambda record: not record.getMessage().startswith('Path not found'))
-  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
-    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
-  try:
-    gin.parse_config_files_and_bindings(gin_files, gin_params,
-                                        finalize_config=False)
-  except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
-          NameError) as e:
-    where = ', '.join(list(gin_files) + [f'--gin_param {p!r}'
-                                         for p in gin_params])
-    msg = str(e).strip().replace('\n', ' ')
-    raise ConfigError('gin config', f'{msg} (in {where})') from None
-
-
 def default_run_dir(gin_files):
   stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
           if gin_files else 'run')
@@ -104,10 +78,12 @@ def default_run_dir(gin_files):
 
 
 def check_run_dir(run_dir):
-  """Refuses a directory that holds a different run or is not a directory."""
+  """Refuses a directory that holds a different run, is not a directory or
+  cannot be written."""
   if os.path.exists(run_dir) and not os.path.isdir(run_dir):
     raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
                       'directory')
+  check_writable_dir('--output_dir', run_dir)
   old = rundir.read_stamp(run_dir)
   if old is not None:
     new = _bindings()
@@ -145,7 +121,7 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     if not gin_files and not gin_params:
       raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
                         '--gin_file=gin/lenet_imp.gin')
-    parse_config(gin_files, gin_params)
+    settings.parse_config(gin_files, gin_params)
     run_dir = output_dir or default_run_dir(gin_files)
     check_run_dir(run_dir)
     with gin.unlock_config():
@@ -182,6 +158,15 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     # gin appends 'In call to configurable ...' lines; the first line says it.
     print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
     return 1
+  except KeyboardInterrupt:
+    sys.stderr.flush()
+    if created and not rundir.has_training_state(run_dir):
+      _remove(run_dir, keep_dir=existed)
+    where = training.last_position()
+    print(f'\ninterrupted{" in " + where if where else ""}: run the same '
+          'command to continue (from the last checkpoint)', file=sys.stderr,
+          flush=True)
+    return 130
   finally:
     if shadow:
       shutil.rmtree(shadow, ignore_errors=True)
@@ -289,6 +274,7 @@ def init_devices():
 
 def main(gin_files, gin_params, output_dir=None, quiet=False):
   """Sets up logging and runs `execute`; returns the exit status."""
+  console.plain_log_lines()
   if quiet:
     logging.set_verbosity(logging.WARNING)
   # TensorFlow's checkpoint saver logs every save at INFO through absl.

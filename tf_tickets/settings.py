@@ -14,6 +14,11 @@ validators in `tf_tickets.errors`. `replace(**changes)` returns a validated
 copy.
 """
 import dataclasses
+import difflib
+import inspect
+import logging as std_logging
+import os
+import re
 
 import gin
 
@@ -65,6 +70,82 @@ def validate_bound():
   for namespace in bound_namespaces():
     if namespace in _BY_NAMESPACE:
       _BY_NAMESPACE[namespace]()
+
+
+def parse_config(gin_files, gin_params):
+  """Parses gin files, then bindings, one source at a time, so that an
+  error names its setting, its one source and, for a misspelt name, the
+  names gin knows (`did you mean ...`)."""
+  for path in gin_files:
+    if not os.path.isfile(path):
+      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
+                        'file')
+    try:
+      with open(path) as f:
+        f.read()
+    except OSError as e:
+      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
+  # gin's package-resource reader logs a spurious error for every search
+  # path a relative include is not found in before the one it is found in.
+  std_logging.getLogger().addFilter(
+      lambda record: not record.getMessage().startswith('Path not found'))
+  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
+    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+  sources = [(path, lambda p=path: gin.parse_config_file(p))
+             for path in gin_files]
+  sources += [(f'--gin_param {b!r}', lambda b=b: gin.parse_config(b))
+              for b in gin_params]
+  for where, parse in sources:
+    try:
+      parse()
+    except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
+            NameError) as e:
+      raise _gin_error(e, where) from None
+
+
+_UNKNOWN_PARAM = re.compile(
+    r"Configurable '([\w.]+)' doesn't have a parameter named '(\w+)'")
+_UNKNOWN_NAME = re.compile(r"No configurable matching '([\w./]+)'")
+
+
+def _gin_error(e, where):
+  """A ConfigError naming the setting of a gin parse error."""
+  lines = str(e).strip().splitlines()
+  line = re.search(r', line (\d+)', str(e))
+  if line and not where.startswith('--gin_param'):
+    where += f' line {line.group(1)}'
+  unknown_param = _UNKNOWN_PARAM.search(lines[0] if lines else '')
+  unknown_name = _UNKNOWN_NAME.search(lines[0] if lines else '')
+  if unknown_param:
+    namespace, param = unknown_param.groups()
+    setting = f'{namespace}.{param}'
+    valid = [f'{namespace}.{p}' for p in _parameters(namespace)]
+    return ConfigError(setting, f'unknown setting (in {where})'
+                       + _did_you_mean(setting, valid))
+  if unknown_name:
+    name = unknown_name.group(1)
+    valid = sorted({selector.split('.')[-1] for selector, _ in
+                    gin.config._REGISTRY.items()  # pylint: disable=protected-access
+                    if not selector.startswith('gin.')})
+    return ConfigError(name, f'unknown settings namespace (in {where})'
+                       + _did_you_mean(name.split('.')[0], valid))
+  text = ' '.join(l.strip() for l in lines[:1]) or type(e).__name__
+  return ConfigError('gin config', f'{text} (in {where})')
+
+
+def _parameters(namespace):
+  try:
+    configurable = gin.config._REGISTRY.get_match(namespace)  # pylint: disable=protected-access
+  except (KeyError, ValueError):
+    return []
+  return list(inspect.signature(configurable.wrapped).parameters) \
+      if configurable else []
+
+
+def _did_you_mean(name, valid):
+  close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+  hint = f'; did you mean {" or ".join(close)}?' if close else ''
+  return hint + f' (valid: {", ".join(valid)})' if valid else hint
 
 
 class Registry:

@@ -28,8 +28,8 @@ surface" and the gin/ files document them):
   experiment.*       kind: 'lottery', 'dense', 'sparse_training', 'stability'
   dataset.*          name, idx_dir (offline IDX files), data_dir, batch_size
   model.*            name: lenet_300_100, conv2/4/6, resnet20, vgg16, ...
-  training.*         steps, optimizer, learning_rate, schedule, eval_every,
-                     strategy, seed
+  training.*         steps, optimizer, learning_rate, lr_schedule,
+                     eval_every, checkpoint_every, strategy, seed
   lottery.*          levels, pruning_fraction, scope, rewind, branch
   sparse_training.*  method, sparsity, distribution, update_every
   gmp.*              gradual magnitude pruning schedule

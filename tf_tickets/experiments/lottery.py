@@ -232,13 +232,14 @@ def prepare_level(model, cfg):
 def _train_levels(ctx, cfg, model, levels, prepare, branch=None):
   """Trains `levels` (skipping finished ones); writes the results.csv."""
   rows, sums = [], summaries.LevelSummaries(ctx.run_dir, branch)
-  for level in levels:
+  for i, level in enumerate(levels):
     net_dir = rundir.level_dir(ctx.run_dir, level, branch)
     if not rundir.is_finished(net_dir):
       prepare(level)
       if not rundir.has_start(net_dir):
         rundir.save_weights(model, rundir.start_dir(net_dir))
-    logging.info('%s level %d of %d', branch or 'lottery', level, cfg.levels)
+    logging.info('%s level %d (network %d of %d)', branch or 'lottery',
+                 level, i + 1, len(levels))
     sums.before(model, net_dir)
     rows.append(train_level(ctx, model, cfg, level, net_dir, branch))
     sums.after(model, rows[-1], rows)

@@ -68,6 +68,7 @@ def define_flags():
 
 def main(argv):
   """Exports `--run_dir` as the flags say (flags defined and parsed)."""
+  console.plain_log_lines()
   if FLAGS.quiet:
     logging.set_verbosity(logging.WARNING)
   logging.get_absl_logger().addFilter(

@@ -15,4 +15,5 @@ from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.hook import Hook
 from tf_tickets.training.loop import Trainer
 from tf_tickets.training.network import train_network
+from tf_tickets.training.progress import last_position
 from tf_tickets.training.mask_hook import MaskHook

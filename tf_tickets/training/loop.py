@@ -165,9 +165,11 @@ class Trainer(CompiledSteps):
     finally:
       if progress is not None:
         progress.close()
+    result = self._result(step)
     if progress is not None:
-      progress.done(step)
-    return self._result(step)
+      progress.done(step, density=result['density'],
+                    test_acc=result['test_accuracy'])
+    return result
 
   def _loop(self, start, progress):
     """Steps `start`..`stop_step` with hooks, evaluations and checkpoints;

@@ -13,6 +13,7 @@ import time
 from absl import logging
 
 _ACTIVE = []  # the progress line currently on the terminal, if any
+_LAST = {}  # where the latest progress was: label, step, total
 _WIDTH = 24
 
 
@@ -40,6 +41,13 @@ def _fmt(values):
                    if v is not None)
 
 
+def last_position():
+  """'LABEL at step S of T' of the latest progress shown, or None."""
+  if not _LAST:
+    return None
+  return f'{_LAST["label"]} at step {_LAST["step"]} of {_LAST["total"]}'
+
+
 class Progress:
   """Progress of training steps `start`..`total` of the network `label`."""
 
@@ -49,6 +57,7 @@ class Progress:
     self.interactive = bool(getattr(self.stream, 'isatty', lambda: False)())
     self.values = dict(loss=None, val_loss=None, val_acc=None)
     self.t0 = time.time()
+    self.t1 = None  # when training ended (close)
     self.shown = False
     self.next_plain = self.start
     _install_filter()
@@ -59,7 +68,8 @@ class Progress:
     return 1000.0 * (time.time() - self.t0) / done if done > 0 else None
 
   def _line(self, step):
-    frac = (step - self.start) / max(1, self.total - self.start)
+    # Of the whole network: a resumed run's bar starts where it stopped.
+    frac = step / max(1, self.total)
     filled = int(round(_WIDTH * frac))
     bar = '=' * filled + ('>' if filled < _WIDTH else '') + '.' * max(
         0, _WIDTH - filled - 1)
@@ -72,6 +82,7 @@ class Progress:
   def update(self, step, **values):
     """Records `values` (loss, val_acc, ...) at `step` and shows them."""
     self.values.update(values)
+    _LAST.update(label=self.label, step=int(step), total=self.total)
     if self.interactive:
       self.stream.write('\r\033[K' + self._line(step))
       self.stream.flush()
@@ -89,15 +100,18 @@ class Progress:
 
   def close(self):
     """Erases the line and stops erasing it before log records."""
+    self.t1 = self.t1 or time.time()
     self.erase()
     if self in _ACTIVE:
       _ACTIVE.remove(self)
 
-  def done(self, step):
-    """The one summary line of the network (replaces the bar)."""
+  def done(self, step, **values):
+    """The one summary line of the network (replaces the bar), with its
+    last values and `values` (e.g. density, test_acc)."""
     self.close()
+    self.values.update(values)
     steps = step - self.start
-    seconds = time.time() - self.t0
+    seconds = self.t1 - self.t0
     ms = f' ({1000 * seconds / steps:.1f} ms/step)' if steps > 0 else ''
     self.stream.write(f'{self.label}  {steps} steps in {seconds:.1f} s{ms}'
                       f'  {_fmt(self.values)}\n')
