@@ -18,15 +18,19 @@ INSTALL_REQUIRES = [
     # The export loads and runs every .tflite it writes on LiteRT's
     # interpreter, as apps do (tf.lite.Interpreter is deprecated).
     'ai-edge-litert>=2.0',
+    # The lottery's per-level figure in TensorBoard (and tools/plot_tickets).
+    'matplotlib>=3.8',
 ]
 
 EXTRAS = {
     # pytest-xdist: the README's test command runs the suite on 2 processes.
-    'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'matplotlib>=3.8'],
+    'test': ['pytest>=8.0', 'pytest-xdist>=3.5'],
     # LiteRT is a core dependency; the extra stays so that
     # `pip install 'tf_tickets[edge]'` keeps working.
     'edge': [],
-    'plots': ['matplotlib>=3.8'],
+    # matplotlib is a core dependency now; the extra keeps
+    # `pip install 'tf_tickets[plots]'` working.
+    'plots': [],
     # tools/bench_speed.py's peer reference (a jitted JAX/optax loop).
     'bench': ['jax>=0.4.30', 'optax>=0.2.3'],
 }

@@ -95,10 +95,13 @@ class Workers:
         "training.strategy = 'multi_worker_mirrored'",)
     self.deadline = time.time() + timeout
     self.procs = []
+    # Where a non-chief keeps its private copies: beside the run directory
+    # by default, so that a killed worker's copy goes with the test's files.
+    tmpdir = tmpdir or os.path.join(os.path.dirname(str(output_dir)), 'tmp')
+    os.makedirs(tmpdir, exist_ok=True)
     for i in range(count) if indices is None else indices:
       e = env()
-      if tmpdir is not None:  # where a non-chief keeps its private copies
-        e['TMPDIR'] = str(tmpdir)
+      e['TMPDIR'] = str(tmpdir)
       e['TF_CONFIG'] = json.dumps({'cluster': {'worker': addresses},
                                    'task': {'type': 'worker', 'index': i}})
       self.procs.append(subprocess.Popen(

@@ -321,8 +321,9 @@ def test_invalid_settings(kw, setting):
 
 
 def test_tfds_offline_without_data_dir_fails_within_seconds(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, caplog):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'mnist' / '3.0.1').mkdir(parents=True)  # what TFDS leaves
   real = tfds.builder
   monkeypatch.setattr(tfds, 'builder',
                       lambda name: real(name, data_dir=str(tmp_path)))
@@ -336,6 +337,8 @@ def test_tfds_offline_without_data_dir_fails_within_seconds(
   assert e.value.setting == 'dataset.name'
   assert 'tf-tickets-offline.invalid cannot be reached' in msg
   assert 'dataset.idx_dir' in msg and 'dataset.data_dir' in msg
+  # The clear error alone: no TFDS warning about the folder it probed.
+  assert 'Variant folder' not in caplog.text
 
 
 def test_idx_files_of_the_other_dataset_are_refused():

@@ -155,3 +155,21 @@ def test_stability_panel_barrier_vs_k(tmp_path):
   assert series['dense'][0][1] == pytest.approx(0.205)
   titles = plot_tickets.plot(rows, str(tmp_path / 'st.png'))
   assert titles == ['Instability: error barrier vs rewind step']
+
+
+def test_help_answers_at_once_without_tensorflow():
+  env = cli.env()
+  del env['TF_CPP_MIN_LOG_LEVEL']  # as a user has it
+  proc = subprocess.run([sys.executable, SCRIPT, '--help'], env=env,
+                        capture_output=True, text=True, check=False,
+                        timeout=120)
+  assert proc.returncode == 0 and proc.stdout.startswith('usage: ')
+  assert proc.stderr == ''  # no TensorFlow start-up lines
+  code = ('import runpy, sys; sys.argv = [sys.argv[0], "--help"]\n'
+          'try:\n  runpy.run_path(%r, run_name="__main__")\n'
+          'except SystemExit:\n  pass\n'
+          'print("tensorflow" in sys.modules)' % SCRIPT)
+  loaded = subprocess.run([sys.executable, '-c', code], env=env,
+                          capture_output=True, text=True, check=False,
+                          timeout=120)
+  assert loaded.stdout.strip().splitlines()[-1] == 'False'

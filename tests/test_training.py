@@ -1,5 +1,7 @@
 """The training loop: early stopping at the best validation loss, start
 steps (late rewinding)."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -232,3 +234,24 @@ def test_evaluation_on_the_device_equals_the_dataset_path(
   trainer.on_device, trainer._eval_fns = True, {}
   assert trainer.evaluate('val') == pytest.approx(  # logits 0: class 0
       (np.log(10.0), float(np.mean(data.y_val == 0))))
+
+
+def test_a_killed_workers_private_copy_is_replaced_when_it_runs_again(
+    tmp_path, monkeypatch):
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from tf_tickets.training import cluster  # pylint: disable=g-import-not-at-top
+  tmp = tmp_path / 'tmp'
+  tmp.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp))
+  run = tmp_path / 'run'
+  (run / 'level_0').mkdir(parents=True)
+  (run / 'level_0' / 'result.json').write_text('{}')
+  first = cluster.make_shadow(str(run), 1)
+  with open(os.path.join(first, 'private.txt'), 'w') as f:
+    f.write('written by a worker that was then killed')
+  again = cluster.make_shadow(str(run), 1)
+  assert again == first and os.listdir(tmp) == [os.path.basename(first)]
+  assert sorted(os.listdir(again)) == ['level_0']  # the stale file is gone
+  assert os.path.islink(os.path.join(again, 'level_0', 'result.json'))
+  other = cluster.make_shadow(str(run), 2)  # another worker: its own copy
+  assert other != first and len(os.listdir(tmp)) == 2

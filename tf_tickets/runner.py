@@ -199,7 +199,7 @@ def start_workers(workers, run_dir):
                       f'the run directory the chief created at {run_dir!r}: '
                       'with several workers --output_dir must be on storage '
                       'every worker shares')
-  shadow = cluster.make_shadow(run_dir)
+  shadow = cluster.make_shadow(run_dir, workers.index)
   logging.info('worker %d of %d: the chief writes %s; this worker writes '
                'its copies to %s (removed at the end)', workers.index,
                workers.count, run_dir, shadow)

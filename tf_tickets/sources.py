@@ -129,6 +129,10 @@ def _offline_error(name, why):
       'already')
 
 
+def _no_variant_folder_warning(record):
+  return not record.getMessage().startswith('Variant folder')
+
+
 def load_tfds(name, data_dir):
   """Loads train and test of a TFDS dataset as numpy arrays.
 
@@ -139,10 +143,17 @@ def load_tfds(name, data_dir):
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if data_dir is None:
+    absl_logger = logging.get_absl_logger()
+    # Probing a dataset that is not prepared warns about the folder it
+    # looked in ("Variant folder ... has no dataset_info.json"): noise
+    # before the clear error below.
+    absl_logger.addFilter(_no_variant_folder_warning)
     try:
       prepared = tfds.builder(name).is_prepared()
     except Exception:  # pylint: disable=broad-except
       prepared = False
+    finally:
+      absl_logger.removeFilter(_no_variant_folder_warning)
     url = DOWNLOAD_URLS[name]
     if not prepared and not _reachable(url):
       raise _offline_error(

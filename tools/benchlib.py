@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from tf_tickets.summaries import figures
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BEGIN = '<!-- {name}:begin -->'
@@ -75,10 +77,6 @@ def median(values):
   return statistics.median(values)
 
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-        7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
-        13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
 
 
 def ci(values):
@@ -88,7 +86,7 @@ def ci(values):
   n = len(values)
   if n < 2:
     return m, math.inf
-  t = T975.get(n - 1) or T975[max(d for d in T975 if d <= n - 1)]
+  t = figures.t975(n - 1)
   return m, t * statistics.stdev(values) / math.sqrt(n)
 
 

@@ -16,8 +16,10 @@ A worker never waits for its peers for ever: joining the cluster at start-up
 and every collective operation are bounded by `training.worker_timeout`.
 """
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -230,15 +232,24 @@ class Workers:
         'same command on every worker again to resume')
 
 
-def make_shadow(run_dir):
+def make_shadow(run_dir, index):
   """A private working copy of `run_dir` for a worker that must not write
   the shared one (a non-chief worker of a multi-worker run): a temporary
   directory with the same subdirectories, each file a symbolic link to the
   shared file. tf_tickets never changes a file in place (it replaces files
   by renaming, as above, or creates new ones), so writes in the shadow stay
-  private and removing it removes only links."""
-  shadow = tempfile.mkdtemp(prefix='tf_tickets-worker-')
+  private and removing it removes only links.
+
+  Its name is fixed per run directory and worker `index`
+  (`$TMPDIR/tf_tickets-worker-<hash>-<index>`): the copy a killed worker
+  left is replaced when that worker runs again, and removed at its end.
+  """
   source = os.path.abspath(run_dir)
+  digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+  shadow = os.path.join(tempfile.gettempdir(),
+                        f'tf_tickets-worker-{digest}-{index}')
+  shutil.rmtree(shadow, ignore_errors=True)
+  os.makedirs(shadow)
   for root, _, files in os.walk(source):
     target = os.path.normpath(os.path.join(shadow,
                                            os.path.relpath(root, source)))
