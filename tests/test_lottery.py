@@ -229,6 +229,14 @@ def test_resume_after_sigkill_mid_level(tmp_path):
   assert a.keys() == b.keys()
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  # The resumed level and the lottery summaries: one event file each, with
+  # the uninterrupted run's tags and steps.
+  for sub in ('level_1', 'lottery'):
+    assert len(glob.glob(str(killed / sub / 'events.out.tfevents.*'))) == 1
+    steps = {t: sorted(v) for t, v in
+             events.read_scalars(str(killed / sub)).items()}
+    assert steps == {t: sorted(v) for t, v in
+                     events.read_scalars(str(straight / sub)).items()}, sub
 
 
 # -- the whole network is rewound (ResNet-20 with BatchNorm) --------------------

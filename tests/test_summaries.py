@@ -57,20 +57,27 @@ def lottery_run(tmp_path_factory):
   return d
 
 
-def test_network_density_matches_results_csv(lottery_run):
+def test_lottery_levels_draw_no_flat_density_lines(lottery_run):
+  """A level's masks do not change in training: its density is in the
+  run-level lottery/ summaries (one point per level) and in the level's
+  text result, not in per-network curves."""
   rows = results(lottery_run / 'results.csv')
   assert len(rows) == 3
+  scalars = events.read_scalars(str(lottery_run / 'lottery'))
   for row in rows:
-    scalars = events.read_scalars(str(lottery_run / f'level_{row["level"]}'))
-    steps = int(row['steps'])
-    assert sorted(scalars['density/total']) == [0, 10, 20, 30, 40]
-    assert scalars['density/total'][steps] == pytest.approx(
+    level = int(row['level'])
+    net = by_tag(lottery_run / f'level_{level}')
+    assert not [t for t in net if t.split('/')[0] in (
+        'density', 'sparsity', 'disconnected_units')]
+    (_, text), = net['result'][int(row['steps'])]
+    assert f'| density | {float(row["density"]):.4g} |' in (
+        text.item().decode())
+    assert scalars['lottery/density/total'][level] == pytest.approx(
         float(row['density']), abs=1e-6)
-    assert scalars['sparsity/total'][steps] == pytest.approx(
-        float(row['sparsity']), abs=1e-6)
     for key in KEYS:
-      assert scalars[f'density/{key}'][steps] == pytest.approx(
+      assert scalars[f'lottery/density/{key}'][level] == pytest.approx(
           float(row[f'density/{key}']), abs=1e-6)
+      assert scalars[f'lottery/disconnected_units/{key}'][level] == 0.0
 
 
 def final_masks(run_dir, level):
@@ -105,9 +112,6 @@ def test_mask_views_at_start_and_end(lottery_run):
   (_, hist), = tags['unit_density/output'][40]
   per_unit = (final_masks(lottery_run, 2)['output'] > 0).mean(axis=0)
   assert hist[:, 2].tolist() == np.histogram(per_unit, 20, (0, 1))[0].tolist()
-  scalars = events.read_scalars(str(lottery_run / 'level_2'))
-  assert scalars['disconnected_units/fc1'][40] == 0.0
-  assert sorted(scalars['disconnected_units/total']) == [0, 10, 20, 30, 40]
 
 
 def test_histograms_hold_active_weights_only(lottery_run):
@@ -125,19 +129,12 @@ def test_lottery_level_scalars(lottery_run):
   scalars = events.read_scalars(str(lottery_run / 'lottery'))
   for row in rows:
     level, density = int(row['level']), float(row['density'])
-    assert scalars['lottery/density'][level] == pytest.approx(density,
-                                                              abs=1e-6)
+    assert scalars['lottery/density/total'][level] == pytest.approx(
+        density, abs=1e-6)
     for name in ('test_accuracy', 'early_stop_step',
                  'early_stop_test_accuracy'):
       assert scalars[f'lottery/{name}'][level] == pytest.approx(
           float(row[name]), abs=1e-6)
-      step = summaries.sparsity_step(density)
-      assert scalars[f'lottery_by_sparsity/{name}'][step] == pytest.approx(
-          float(row[name]), abs=1e-6)
-  assert sorted(scalars['lottery_by_sparsity/test_accuracy']) == [
-      summaries.sparsity_step(float(r['density'])) for r in rows]
-  steps = [summaries.sparsity_step(float(r['density'])) for r in rows]
-  assert steps[0] == 0 and steps == sorted(set(steps))  # dense, then more
   # IMP masks are nested: |m_L & m_L-1| / |m_L | m_L-1| = density ratio.
   assert sorted(scalars['lottery/jaccard/fc1']) == [1, 2]
   for level in (1, 2):
@@ -146,6 +143,42 @@ def test_lottery_level_scalars(lottery_run):
                                                                      abs=1e-6)
   text = by_tag(lottery_run / 'lottery')['lottery/levels'][2][0][1]
   assert text.item().decode().count('\n') == 4  # header, rule, 3 levels
+
+
+def _png(value):
+  return tf.io.decode_png(value[2]).numpy()[:, :, 0]
+
+
+def test_lottery_images_across_levels(lottery_run):
+  """The ticket figure (three panels against the weights remaining) and
+  the mask views of every level so far, written after each level."""
+  tags = by_tag(lottery_run / 'lottery')
+  assert sorted(tags['lottery/figure']) == [0, 1, 2]
+  (plugin, figure), = tags['lottery/figure'][2]
+  assert plugin == 'images' and figure[2][:8] == b'\x89PNG\r\n\x1a\n'
+  assert int(figure[0]) > 2.5 * int(figure[1])  # three panels side by side
+  # fc1 reads the image: one 28x28 map per level, enlarged 4x, side by side
+  # with 1-pixel gaps; each level stretched to its own range.
+  (_, grid), = tags['lottery/input_connections/fc1'][2]
+  image = _png(grid) / 255.0
+  assert image.shape == (112, 3 * 113 - 1)
+  for level in (1, 2):
+    counts = (final_masks(lottery_run, level)['fc1'] > 0).reshape(
+        28, 28, 300).sum(axis=2)
+    expected = np.kron(summaries.views.stretch(counts), np.ones((4, 4)))
+    cell = image[:, level * 113:level * 113 + 112]
+    assert np.abs(cell - expected).max() <= 0.5 / 255 + 1e-6
+  assert np.all(np.abs(image[:, :112] - 0.5) < 1 / 255)  # level 0: uniform
+  # Per-unit density: one band per level, one column per unit.
+  for key, units in (('fc1', 300), ('fc2', 100), ('output', 10)):
+    (_, bands), = tags[f'lottery/unit_density/{key}'][2]
+    image = _png(bands) / 255.0
+    cell = 600 // units
+    assert image.shape == (3 * 12, units * cell)
+    per_unit = (final_masks(lottery_run, 2)[key] > 0).mean(axis=0)
+    assert np.abs(image[-1, ::cell] - per_unit / per_unit.max()).max() <= (
+        0.5 / 255 + 1e-6)
+    assert np.all(image[:12] == 1.0)  # level 0: every unit complete
 
 
 def test_rewind_distance_from_start_weights(lottery_run):
@@ -173,8 +206,8 @@ def test_branch_writer_and_random_masks_overlap(lottery_run):
   rows = results(lottery_run / 'branch_random_prune' / 'results.csv')
   scalars = events.read_scalars(
       str(lottery_run / 'branch_random_prune' / 'lottery'))
-  assert sorted(scalars['lottery/density']) == [1, 2]
-  assert scalars['lottery/density'][2] == pytest.approx(
+  assert sorted(scalars['lottery/density/total']) == [1, 2]
+  assert scalars['lottery/density/total'][2] == pytest.approx(
       float(rows[1]['density']), abs=1e-6)
   # Independent random masks: overlap well below the nested 0.8.
   assert scalars['lottery/jaccard/fc1'][2] < 0.7
@@ -186,10 +219,10 @@ def test_custom_scalars_layout_once_at_run_root(lottery_run):
   (tag, _, plugin, value), = events.read_events(str(lottery_run))
   assert (tag, plugin) == ('custom_scalars__config__', 'custom_scalars')
   layout = layout_pb2.Layout.FromString(value.item())
-  assert [c.title for c in layout.category] == ['Sparsity']
+  assert [c.title for c in layout.category] == ['Training']
   charts = {t for c in layout.category for ch in c.chart
             for t in ch.multiline.tag}
-  assert r'^density/' in charts and r'^disconnected_units/' in charts
+  assert r'^train/loss$' in charts and r'^eval/val_accuracy$' in charts
   assert not summaries.write_layout(str(lottery_run))  # once per run dir
 
 
@@ -229,25 +262,21 @@ def test_tensorboard_shows_every_level(lottery_run, fast):
   branch = results(lottery_run / 'branch_random_prune' / 'results.csv')
   for run, rows in (('lottery', main), ('branch_random_prune/lottery', branch)):
     tags = {t: s for t, s in shown[run].items() if t.startswith('lottery')}
-    assert len(tags) == 16  # 4 + 3 + 4 jaccard + 4 + 1 rewind distances
+    # 3 + 4 densities + 4 jaccard + 4 + 1 rewind distances + 4 cut-off units
+    assert len(tags) == 20
     for tag, steps in tags.items():
       first_has_no_jaccard = 1 if '/jaccard/' in tag else 0
       assert len(steps) == len(rows) - first_has_no_jaccard, tag
     assert shown[run]['lottery/test_accuracy'] == [
         int(r['level']) for r in rows]
-    for name in ('test_accuracy', 'early_stop_step',
-                 'early_stop_test_accuracy'):
-      assert shown[run][f'lottery_by_sparsity/{name}'] == [
-          summaries.sparsity_step(float(r['density'])) for r in rows]
 
 
 def test_custom_scalars_sections_of_a_lottery_run(lottery_run):
   with events.tensorboard(lottery_run) as board:
     sections = events.custom_scalars_layout(board)
-  assert list(sections) == ['Sparsity', 'Lottery']  # no 'Sparse training'
-  assert len(sections['Lottery']) == 9
-  assert 'Test accuracy vs sparsity (step = 100 x % of weights pruned)' in (
-      sections['Lottery'])
+  assert list(sections) == ['Training', 'Lottery']  # no 'Sparse training'
+  assert len(sections['Lottery']) == 6
+  assert 'Density by level, total and per layer' in sections['Lottery']
 
 
 def test_rerun_of_a_finished_run_adds_no_events(lottery_run):
@@ -321,10 +350,12 @@ def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
   assert scalars['sparse_training/dropped/total'] == {20: 150.0}
   assert scalars['sparse_training/grown/total'] == {20: 150.0}
   assert result['grown_survival'] == 1.0
-  # Density stays constant (drop = grow) and is logged at the change.
+  # Density stays constant (drop = grow) and is logged from the first
+  # change on, with the start's value at the start's step.
   assert scalars['density/total'][20] == pytest.approx(
       scalars['density/total'][0], abs=1e-7)
   assert sorted(scalars['density/total']) == [0, 20, 30]  # every = 0
+  assert 'sparsity/total' not in scalars  # 1 - density: not repeated
 
 
 def test_real_rigl_run_dropped_equals_grown(tmp_path):
@@ -347,8 +378,9 @@ def test_real_rigl_run_dropped_equals_grown(tmp_path):
       pytest.approx(float(row['grown_survival']), abs=1e-6))
   with events.tensorboard(tmp_path / 'rigl') as board:
     sections = events.custom_scalars_layout(board)
-  assert list(sections) == ['Sparsity', 'Sparse training']  # no 'Lottery'
+  assert list(sections) == ['Training', 'Sparsity', 'Sparse training']
   assert len(sections['Sparse training']) == 6
+  assert len(sections['Sparsity']) == 2  # 4 lines each: no group needed
 
 
 def test_disabled_writes_no_sparsity_summaries(tmp_path):
@@ -427,8 +459,13 @@ def test_fit_image_and_sections():
   assert summaries.fit_image(np.ones((5, 40))).shape == (10, 80)
   assert summaries.fit_image(np.ones((200, 20))).shape == (200, 20)
   assert summaries.jaccard([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(1 / 3)
-  assert summaries.sparsity_step(0.036) == 9640
-  assert summaries.sparsity_step(1.0) == 0
+  # Per-layer charts of at most 10 lines: total + 9 layers a chart.
+  keys = [f'conv{i}' for i in range(20)]
+  charts = layout.grouped_charts('Density', 'density', keys)
+  assert [c.title for c in charts] == [f'Density ({i} of 3)' for i in (1, 2, 3)]
+  assert charts[0].multiline.tag == [
+      '^density/(total|' + '|'.join(keys[:9]) + ')$']
+  assert charts[2].multiline.tag == ['^density/(total|conv18|conv19)$']
   # Pruning-only updates (GMP, SNIP): no grown-connection charts.
   pruned = layout.reported_figures(
       {'fc1': dict(dropped=5, grown=0, regrown=0, active=10)})
@@ -441,10 +478,28 @@ def test_fit_image_and_sections():
 
 
 def test_histograms_of_a_diverged_network_leave_non_finite_values_out():
-  batch = summaries.network.Batch()
+  batch = summaries.Batch()
   batch.histogram('w', [np.nan, 1.0, np.inf, 3.0, -np.inf], buckets=2)
   batch.histogram('all_nan', [np.nan, np.nan])
   (value,) = batch.summary.value  # nothing for all-NaN weights
   h = tf.make_ndarray(value.tensor)
   assert value.tag == 'w'
   np.testing.assert_array_equal(h, [[1.0, 2.0, 1.0], [2.0, 3.0, 1.0]])
+
+
+def test_a_resumed_writer_leaves_one_event_file(tmp_path):
+  """Two writers in one directory (a network resumed at step 3 after the
+  first wrote up to step 5): one file, steps 0..2 from the first, 3..8
+  from the second, the points past the resume step dropped."""
+  for first, last, value in ((0, 5, 1.0), (3, 8, 2.0)):
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+      for step in range(first, last + 1):
+        tf.summary.scalar('x', value, step=step)
+    writer.close()
+  assert len(glob.glob(str(tmp_path / 'events.out.tfevents.*'))) == 2
+  assert summaries.compact_events(str(tmp_path))
+  assert len(glob.glob(str(tmp_path / 'events.out.tfevents.*'))) == 1
+  assert events.read_scalars(str(tmp_path))['x'] == {
+      s: (1.0 if s < 3 else 2.0) for s in range(9)}
+  assert not summaries.compact_events(str(tmp_path))  # one file: nothing

@@ -64,12 +64,14 @@ class Context:
             config=None, start_step=0, stop_step=None):
     """Trains one network in `net_dir` (resumes, never redoes finished work)."""
     self.trained += not rundir.is_finished(net_dir)
-    return training.train_network(
+    result = training.train_network(
         model, self.data, config or self.config, self.strategy, net_dir,
         hooks=list(hooks) + summaries.default_hooks(),
         writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
         learning_rate=learning_rate, start_step=start_step,
         stop_step=stop_step)
+    summaries.compact_events(net_dir)  # a resumed network: one file again
+    return result
 
   def write_results(self, rows, branch=None):
     """Writes the results.csv of the run (or of a control branch)."""

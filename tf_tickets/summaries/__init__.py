@@ -5,16 +5,19 @@
 * `views`: the mask views (per-unit density, connections per input
   position of a Dense layer on a flattened image);
 * `lottery`: run-level per-level lottery summaries (`LevelSummaries`);
+* `figures`: the papers' figures from results rows (also
+  tools/plot_tickets.py), written per level as an image;
+* `batch`: summary values written with one op (`Batch`);
+* `eventfiles`: one event file per directory after a resume (`compact`);
 * `layout`: the custom-scalars layout, one section per observer.
 """
+from tf_tickets.summaries.eventfiles import compact as compact_events
 from tf_tickets.summaries.layout import write_layout
-from tf_tickets.summaries.lottery import SPARSITY_STEP_SCALE
 from tf_tickets.summaries.lottery import LevelSummaries
 from tf_tickets.summaries.lottery import jaccard
 from tf_tickets.summaries.lottery import levels_table
-from tf_tickets.summaries.lottery import sparsity_step
 from tf_tickets.summaries.network import TOTAL
-from tf_tickets.summaries.network import Batch
+from tf_tickets.summaries.batch import Batch
 from tf_tickets.summaries.network import SummaryHook
 from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import default_hooks

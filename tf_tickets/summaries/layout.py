@@ -4,29 +4,38 @@ TensorBoard's CUSTOM SCALARS tab merges the layouts of every run (event
 directory) below `--logdir` by section title. So each observer writes the
 section of what it logs, where it logs it:
 
-* "Sparsity": `write_layout(run_dir)`, once per run directory, at its root
-  (every experiment kind trains networks);
+* "Training": `write_layout(run_dir)`, once per run directory, at its root
+  (every experiment kind trains networks): loss and accuracy curves;
 * "Lottery": `LevelSummaries`, into the run-level `lottery/` directory, the
-  first time it writes a level;
-* "Sparse training": `SummaryHook`, into the network's directory, at the
-  first mask update that reports figures, with the charts of the figures
-  reported (no grown-connection charts for pruning-only methods).
+  first time it writes a level (step = level);
+* "Sparsity" and "Sparse training": `SummaryHook`, into the network's
+  directory, at the first mask update (a network whose masks never change
+  in training has no sparsity curves: its density is in results.csv, the
+  lottery's per-level charts and the network's text summary), with the
+  charts of the figures reported (no grown-connection charts for
+  pruning-only methods).
 
-A dense or lottery run therefore shows no "Sparse training" section and a
+Per-layer charts hold at most MAX_LINES tags each (`grouped_charts`), so a
+20-layer ResNet gets three density charts rather than one of 21 lines. A
+dense or lottery run shows no "Sparse training" section and a
 sparse-training run no "Lottery" section (with `--logdir runs/` over runs
-of several kinds, TensorBoard shows the union).
+of several kinds, TensorBoard shows the union). Curves across levels are
+also drawn as an image (`lottery/figure`), which TensorBoard's smoothing
+and outlier clipping leave alone.
 """
 
 import glob
 import os
+import re
 
 import tensorflow as tf
 
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as cs_summary
 
-SPARSITY, LOTTERY, SPARSE_TRAINING = 'Sparsity', 'Lottery', 'Sparse training'
-_BY_SPARSITY = '(step = 100 x % of weights pruned)'
+TRAINING, SPARSITY, LOTTERY, SPARSE_TRAINING = (
+    'Training', 'Sparsity', 'Lottery', 'Sparse training')
+MAX_LINES = 10  # per chart and run: more lines than this are not readable
 
 
 def _chart(title, *regexes):
@@ -35,36 +44,59 @@ def _chart(title, *regexes):
       multiline=layout_pb2.MultilineChartContent(tag=list(regexes)))
 
 
-def sparsity_section():
-  return layout_pb2.Category(title=SPARSITY, chart=[
-      _chart('Density per layer and total', r'^density/'),
-      _chart('Sparsity per layer and total', r'^sparsity/'),
-      _chart('Units (filters) with no surviving weight, fraction',
-             r'^disconnected_units/'),
-      _chart('Test accuracy', r'^eval/test_accuracy$'),
+def _alternatives(names):
+  return '|'.join(re.escape(n) for n in names)
+
+
+def grouped_charts(title, prefix, keys, total='total'):
+  """Charts of `prefix/<key>` with at most MAX_LINES tags each: `total`
+  (if given) and the layers in groups of MAX_LINES - 1, in layer order."""
+  keys = list(keys)
+  size = MAX_LINES - 1
+  groups = [keys[i:i + size] for i in range(0, len(keys), size)] or [[]]
+  charts = []
+  for n, group in enumerate(groups):
+    names = ([total] if total is not None else []) + group
+    part = f' ({n + 1} of {len(groups)})' if len(groups) > 1 else ''
+    charts.append(_chart(title + part, rf'^{re.escape(prefix)}/'
+                         rf'({_alternatives(names)})$'))
+  return charts
+
+
+def training_section():
+  """What every network logs (one line per network)."""
+  return layout_pb2.Category(title=TRAINING, chart=[
       _chart('Training loss', r'^train/loss$'),
+      _chart('Validation accuracy', r'^eval/val_accuracy$'),
+      _chart('Test accuracy (end of training)', r'^eval/test_accuracy$'),
   ])
 
 
-def lottery_section():
-  """Per-level charts: step = level, or 100 x % of weights pruned."""
+def sparsity_section(keys):
+  """Density and cut-off units of a network whose masks change in
+  training (per layer, at most MAX_LINES lines a chart)."""
+  return layout_pb2.Category(
+      title=SPARSITY,
+      chart=grouped_charts('Density, total and per layer', 'density', keys)
+      + grouped_charts('Units (filters) with no surviving weight, fraction',
+                       'disconnected_units', keys))
+
+
+def lottery_section(keys):
+  """Per-level charts (step = level): accuracy, early stopping, density
+  and mask overlap per layer, distance from the rewind point."""
   return layout_pb2.Category(title=LOTTERY, chart=[
-      _chart('Test accuracy by level', r'^lottery/test_accuracy$'),
+      _chart('Test accuracy by level (end of training; at early stop)',
+             r'^lottery/test_accuracy$', r'^lottery/early_stop_test_accuracy$'),
       _chart('Early-stop step by level', r'^lottery/early_stop_step$'),
-      _chart('Early-stop test accuracy by level',
-             r'^lottery/early_stop_test_accuracy$'),
-      _chart('Density by level', r'^lottery/density$'),
-      _chart(f'Test accuracy vs sparsity {_BY_SPARSITY}',
-             r'^lottery_by_sparsity/test_accuracy$'),
-      _chart(f'Early-stop step vs sparsity {_BY_SPARSITY}',
-             r'^lottery_by_sparsity/early_stop_step$'),
-      _chart(f'Early-stop test accuracy vs sparsity {_BY_SPARSITY}',
-             r'^lottery_by_sparsity/early_stop_test_accuracy$'),
-      _chart('Mask overlap (Jaccard) with the previous level',
-             r'^lottery/jaccard/'),
-      _chart('L2 distance of trained weights from the rewind point',
-             r'^lottery/rewind_distance/'),
-  ])
+  ] + grouped_charts('Density by level, total and per layer',
+                     'lottery/density', keys)
+    + grouped_charts('Mask overlap (Jaccard) with the previous level',
+                     'lottery/jaccard', keys)
+    + grouped_charts('L2 distance of trained weights from the rewind point',
+                     'lottery/rewind_distance', keys)
+    + grouped_charts('Units (filters) with no surviving weight, fraction',
+                     'lottery/disconnected_units', keys))
 
 
 _SPARSE_CHARTS = (  # (figure that must be reported, title, regex)
@@ -126,12 +158,12 @@ def write_section(writer, step, *sections):
 
 
 def write_layout(run_dir):
-  """Writes the "Sparsity" section to `run_dir` unless events are there."""
+  """Writes the "Training" section to `run_dir` unless events are there."""
   if glob.glob(os.path.join(run_dir, 'events.out.tfevents.*')):
     return False
   writer = tf.summary.create_file_writer(run_dir)
   try:
-    write_section(writer, 0, sparsity_section())
+    write_section(writer, 0, training_section())
   finally:
     writer.close()
   return True

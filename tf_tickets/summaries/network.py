@@ -5,9 +5,12 @@ Every network that `experiment.Context.train` trains gets a `SummaryHook`
 (event files in the network directory, e.g. `RUN/level_3/`):
 
   density/<key>, density/total        fraction of prunable weights active
-  sparsity/<key>, sparsity/total      1 - density
   disconnected_units/<key>, /total    fraction of output units (Dense) or
                                       filters (Conv) with no surviving weight
+                                      (both only for networks whose masks
+                                      change in training, from the start on)
+  result                              text: the network's figures at the end
+                                      (density per layer, accuracy, ...)
   weights/<key>                       histogram of the *active* weights
   unit_density/<key>                  histogram over output units / filters
                                       of the fraction of their weights that
@@ -19,8 +22,12 @@ Every network that `experiment.Context.train` trains gets a `SummaryHook`
                                       = the best-connected position, black =
                                       none left): where the ticket looks
 
-Density scalars are written at the start, every `summaries.every` steps
-(default 1000), at every mask change and at the end; weight histograms at
+Density scalars are written once the masks change in training (sparse
+training; with the start's values), then every `summaries.every` steps
+(default 1000), at every mask change and at the end: a network with fixed
+masks (a lottery level, static sparse training, a dense network) draws no
+flat density lines, its density is in `result`, results.csv and, for a
+lottery, the per-level `lottery/` summaries. Weight histograms at
 the start, every `summaries.every` steps and at the end; the mask views
 (unit_density, input_connections) at the start, at mask changes (at most
 one set per `summaries.image_every` steps, default `summaries.every`; 0 for
@@ -51,36 +58,28 @@ import tensorflow as tf
 
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
-from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tf_tickets import settings
 from tf_tickets import steps
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import check_int
 from tf_tickets.summaries import views
+from tf_tickets.summaries.batch import Batch
+from tf_tickets.summaries.batch import metadata
 from tf_tickets.summaries.layout import reported_figures
+from tf_tickets.summaries.layout import sparsity_section
 from tf_tickets.summaries.layout import sparse_training_section
 from tf_tickets.summaries.layout import summary as layout_summary
 from tf_tickets.training import Hook
 
 TOTAL = 'total'
-_NEVER = 2**62  # a `next_event` step no run reaches
 _COUNT_FIGURES = ('dropped', 'grown')
 
 
-def _metadata(plugin, description=None):
-  return tf.compat.v1.SummaryMetadata.FromString(
-      plugin.create_summary_metadata(
-          display_name=None, description=description).SerializeToString())
-
-
-_SCALAR_METADATA = _metadata(scalar_metadata)
-_HISTOGRAM_METADATA = _metadata(histogram_metadata)
-_IMAGE_METADATA = _metadata(image_metadata)
-_CONNECTIONS_METADATA = _metadata(
+_CONNECTIONS_METADATA = metadata(
     image_metadata, 'Surviving connections per input position, summed over '
     'channels and units: white = the best-connected position, black = no '
     'connection left.')
-_UNIT_DENSITY_METADATA = _metadata(
+_UNIT_DENSITY_METADATA = metadata(
     histogram_metadata, 'Per output unit (filter): the fraction of its '
     'weights that survive.')
 
@@ -159,6 +158,20 @@ def as_number(value):
 # ------------------------------------------------------------------------------
 
 
+def result_table(result):
+  """A network's result as a Markdown table (TensorBoard's Text tab)."""
+  lines = ['| figure | value |', '|---|---|']
+  for name in ('density', 'test_accuracy', 'early_stop_step',
+               'early_stop_test_accuracy', 'steps', 'grown_survival',
+               'inference_flops_fraction'):
+    value = as_number(result.get(name))
+    if value is not None:
+      lines.append(f'| {name} | {value:.4g} |')
+  for key, value in sorted((result.get('layer_density') or {}).items()):
+    lines.append(f'| density of {key} | {float(value):.4f} |')
+  return '\n'.join(lines)
+
+
 class SummaryHook(Hook):
   """Writes sparsity scalars, histograms and mask views of one network.
 
@@ -182,19 +195,16 @@ class SummaryHook(Hook):
     self._updates = 0
     self._axes, self._inputs = {}, {}  # per key: unit axes, (H, W, C) input
     self._section = False  # "Sparse training" layout written
+    self._changed = False  # masks changed in training: sparsity scalars
+    self._sections, self._sections_written = [], 0  # custom-scalars layout
+    self._begin_step = 0
 
   # -- hook API ------------------------------------------------------------
   def begin(self, trainer):
     self._setup(trainer)
+    self._begin_step = int(trainer.step_var.numpy())
     if self.writer is not None:
-      self._write_state(int(trainer.step_var.numpy()), histograms=True,
-                        images=True)
-
-  def next_event(self, step):
-    """The next interval write (none with `every` = 0 or no writer)."""
-    if self.writer is not None and self.every:
-      return (step // self.every + 1) * self.every
-    return _NEVER
+      self._write_state(self._begin_step, histograms=True, images=True)
 
   def next_event(self, step):
     """Only the steps it writes at (`every`); mask changes reach it through
@@ -216,14 +226,26 @@ class SummaryHook(Hook):
     images = (last_image is None or not self.image_every
               or step - last_image >= self.image_every)
     batch = Batch()
+    if not self._changed:  # from now on density is a curve worth drawing
+      self._changed = True
+      start = Batch()
+      self._add_scalars(start, self._begin_masks)
+      if self._begin_step < step:
+        start.write(self.writer, self._begin_step)
+      else:
+        batch = start
+      self._sections.append(sparsity_section(list(self.entries)))
     masks = self._add_state(batch, step, images=images)
     self._updates += 1
     totals = {}
     figures_seen = reported_figures(stats)
     if figures_seen and not self._section:
       self._section = True
-      batch.merge(layout_summary(
-          sparse_training_section(figures_seen)))
+      self._sections.append(sparse_training_section(figures_seen))
+    if len(self._sections) > self._sections_written:
+      # One layout with every section: TensorBoard reads a run's latest.
+      self._sections_written = len(self._sections)
+      batch.merge(layout_summary(*self._sections))
     for key, figures in (stats or {}).items():
       figures = dict(figures or {})
       for name, value in figures.items():
@@ -255,6 +277,7 @@ class SummaryHook(Hook):
     masks = self._add_state(batch, step, histograms=True, images=True)
     if self._updates:
       self._add_survival(batch, masks, result)
+    batch.text('result', result_table(result))
     batch.write(self.writer, step)
     self.writer.flush()
 
@@ -273,6 +296,7 @@ class SummaryHook(Hook):
                   for k, (wr, i) in self.entries.items()}
     self._inputs = views.image_inputs(trainer.model, self.entries)
     masks = masks_of(self.entries)
+    self._begin_masks = masks
     self._prev = {k: m > 0 for k, m in masks.items()}
     self._ever_grown = {k: np.zeros(m.shape, bool) for k, m in masks.items()}
 
@@ -292,22 +316,8 @@ class SummaryHook(Hook):
     """Density scalars, histograms and mask views (each at most once a
     step)."""
     masks = masks_of(self.entries)
-    if self._once('scalars', step):
-      active = total = cut = units = 0
-      for key, m in masks.items():
-        a = int(np.count_nonzero(m))
-        active += a
-        total += m.size
-        batch.scalar(f'density/{key}', a / m.size)
-        batch.scalar(f'sparsity/{key}', 1.0 - a / m.size)
-        per_unit = views.unit_density(m, self._axes[key])
-        n = int(np.count_nonzero(per_unit == 0))
-        cut, units = cut + n, units + per_unit.size
-        batch.scalar(f'disconnected_units/{key}', n / per_unit.size)
-      density = active / total if total else 1.0
-      batch.scalar(f'density/{TOTAL}', density)
-      batch.scalar(f'sparsity/{TOTAL}', 1.0 - density)
-      batch.scalar(f'disconnected_units/{TOTAL}', cut / units if units else 0)
+    if self._changed and self._once('scalars', step):
+      self._add_scalars(batch, masks)
     if histograms and self.histograms and self._once('histograms', step):
       weights = weights_of(self.entries)
       for key, m in masks.items():
@@ -323,6 +333,21 @@ class SummaryHook(Hook):
                       views.connections_image(counts, self.image_size),
                       metadata=_CONNECTIONS_METADATA)
     return masks
+
+  def _add_scalars(self, batch, masks):
+    """Density and cut-off units per layer and in total."""
+    active = total = cut = units = 0
+    for key, m in masks.items():
+      a = int(np.count_nonzero(m))
+      active += a
+      total += m.size
+      batch.scalar(f'density/{key}', a / m.size)
+      per_unit = views.unit_density(m, self._axes[key])
+      n = int(np.count_nonzero(per_unit == 0))
+      cut, units = cut + n, units + per_unit.size
+      batch.scalar(f'disconnected_units/{key}', n / per_unit.size)
+    batch.scalar(f'density/{TOTAL}', active / total if total else 1.0)
+    batch.scalar(f'disconnected_units/{TOTAL}', cut / units if units else 0)
 
   def _add_survival(self, batch, masks, result):
     grown_total = alive_total = 0
@@ -340,59 +365,3 @@ class SummaryHook(Hook):
       result['grown_survival'] = reported
     if reported is not None:
       batch.scalar(f'sparse_training/grown_survival/{TOTAL}', reported)
-
-
-class Batch:
-  """Summary values built on the host and written with one op.
-
-  The values are what `tf.summary.scalar` / `histogram` / `image` write
-  (tensor summaries with the plugins' metadata), but one `write_raw_pb`
-  call writes them all: much cheaper than one eager summary op per value.
-  """
-
-  def __init__(self):
-    self.summary = tf.compat.v1.Summary()
-
-  def _add(self, tag, metadata, array):
-    value = self.summary.value.add(tag=tag)
-    value.metadata.CopyFrom(metadata)
-    value.tensor.CopyFrom(tf.make_tensor_proto(array))
-
-  def merge(self, summary):
-    """Adds the values of another tf.compat.v1.Summary."""
-    self.summary.value.extend(summary.value)
-
-  def scalar(self, tag, value):
-    self._add(tag, _SCALAR_METADATA, np.float32(value))
-
-  def histogram(self, tag, values, buckets=30, bounds=None, metadata=None):
-    """Buckets as `tf.summary.histogram` ([k, 3]: left, right, count) over
-    the values' range or fixed `bounds` (lo, hi); no value for empty
-    `values`; non-finite values (a diverged run) are left out."""
-    values = np.asarray(values, np.float64).reshape(-1)
-    values = values[np.isfinite(values)]
-    if not values.size:
-      return
-    lo, hi = bounds or (float(values.min()), float(values.max()))
-    if lo == hi:
-      edges = np.full(buckets + 1, lo)
-      counts = np.zeros(buckets)
-      counts[-1] = values.size
-    else:
-      counts, edges = np.histogram(values, buckets, (lo, hi))
-    self._add(tag, metadata or _HISTOGRAM_METADATA,
-              np.stack([edges[:-1], edges[1:], counts], axis=1))
-
-  def image(self, tag, image, metadata=None):
-    """A grey (H, W) float image in [0, 1], as PNG (fast compression)."""
-    u8 = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    png = tf.io.encode_png(u8[:, :, None], compression=1).numpy()
-    h, w = image.shape
-    self._add(tag, metadata or _IMAGE_METADATA,
-              np.array([str(w).encode(), str(h).encode(), png], dtype=object))
-
-  def write(self, writer, step):
-    if self.summary.value:
-      with writer.as_default():
-        tf.summary.experimental.write_raw_pb(self.summary.SerializeToString(),
-                                             step=step)

@@ -147,3 +147,52 @@ def image_inputs(model, entries):
     if shape is not None and int(np.prod(shape)) == rows:
       out[key] = shape
   return out
+
+
+# ------------------------------------------------------------------------------
+# Views across lottery levels
+# ------------------------------------------------------------------------------
+
+
+def stretch(values):
+  """`values` scaled to [0, 1] from their minimum to their maximum (all
+  0.5 if constant): the structure of a map shows at any density."""
+  v = np.asarray(values, np.float32)
+  lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+  return (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
+
+
+def level_grid(maps, columns=4, max_side=1024):
+  """Per-level (H, W) maps side by side, row-major in level order, each
+  stretched to its own range (white = that level's best-connected
+  position), on a grey background with 1-pixel gaps; enlarged by a whole
+  factor so that a map is at least MIN_IMAGE_SIDE a side."""
+  maps = [stretch(m) for m in maps]
+  h, w = maps[0].shape
+  up = max(1, MIN_IMAGE_SIDE // max(h, w))
+  h, w = h * up, w * up
+  cols = min(columns, len(maps))
+  rows = math.ceil(len(maps) / cols)
+  grid = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), 0.5, np.float32)
+  for i, m in enumerate(maps):
+    r, c = divmod(i, cols)
+    grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (
+        np.repeat(np.repeat(m, up, axis=0), up, axis=1))
+  return fit_image(grid, max_side, min_side=1)
+
+
+def unit_rows(densities, row_height=12, width=600):
+  """Per-level unit densities (one 1-D array per level, units in a fixed
+  order) as an image: one band of `row_height` pixels per level, one
+  column (a whole number of pixels wide) per unit, grey = the unit's
+  surviving fraction relative to that level's best-connected unit (black:
+  a unit with no weight left). The same unit is the same column at every
+  level, so units dying level after level show as dark columns."""
+  rows = []
+  for d in densities:
+    d = np.asarray(d, np.float32).reshape(-1)
+    top = float(d.max()) if d.size else 0.0
+    rows.append(d / top if top > 0 else np.zeros_like(d))
+  image = np.stack(rows)
+  cell = max(1, width // image.shape[1])
+  return np.repeat(np.repeat(image, row_height, axis=0), cell, axis=1)
