@@ -145,10 +145,13 @@ def test_cli_default_run_dir_and_no_redo(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize('every', ['25', "'0.2s'"], ids=['steps', 'seconds'])
+def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path, every):
+  """Checkpoints every 25 steps or by wall time (at call boundaries of
+  25 steps): the killed and resumed run ends bitwise as the straight one."""
   params = ('training.steps = 600', 'training.eval_every = 200',
-            'training.checkpoint_every = 25', 'lottery.levels = 0',
-            'dataset.max_train_examples = 1200')
+            f'training.checkpoint_every = {every}', 'lottery.levels = 0',
+            'training.steps_per_loop = 25', 'dataset.max_train_examples = 1200')
   killed = tmp_path / 'killed'
   cli.train_and_kill('gin/lenet_dense.gin', params, killed,
                      'level_0/checkpoints/ckpt-*.index')
@@ -186,6 +189,9 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path):
     (('lottery.levels = 2', 'lottery.layer_fractions = {"output": -0.1}'),
      'lottery.layer_fractions'),
     (('this is not gin',), 'gin config'),
+    (("training.checkpoint_every = '0s'",), 'training.checkpoint_every'),
+    (("training.checkpoint_every = '-5min'",), 'training.checkpoint_every'),
+    (("training.checkpoint_every = 'soon'",), 'training.checkpoint_every'),
     (('training.no_such_setting = 3',), 'no_such_setting'),
 ])
 def test_bad_input_one_line_error(tmp_path, capsys, params, expect):

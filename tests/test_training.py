@@ -255,3 +255,20 @@ def test_a_killed_workers_private_copy_is_replaced_when_it_runs_again(
   assert os.path.islink(os.path.join(again, 'level_0', 'result.json'))
   other = cluster.make_shadow(str(run), 2)  # another worker: its own copy
   assert other != first and len(os.listdir(tmp)) == 2
+
+
+@pytest.mark.parametrize('value,seconds,steps', [
+    ('60s', 60.0, None), ('5min', 300.0, None), ('1.5h', 5400.0, None),
+    (1000, None, 1000), ('2ep', None, 20)])
+def test_checkpoint_interval_by_wall_time_or_steps(value, seconds, steps):
+  config = training.TrainingConfig(steps=100, checkpoint_every=value)
+  sched = training.resolve_schedule(config, steps_per_epoch=10)
+  assert (sched.checkpoint_seconds, sched.checkpoint_every) == (seconds, steps)
+
+
+def test_checkpoint_interval_default_is_wall_time():
+  assert training.TrainingConfig().checkpoint_every == '60s'
+  for bad in ('0s', '-1min', '1 day', 's', True):
+    with pytest.raises(Exception, match=r'training.checkpoint_every: expected '
+                       r'a positive duration like "60s"'):
+      training.TrainingConfig(checkpoint_every=bad)

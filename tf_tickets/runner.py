@@ -48,6 +48,7 @@ RESUMABLE = {
     ('lottery', 'branch'), ('lottery', 'branch_seed'),
     ('lottery', 'branch_levels'),
     ('training', 'steps_per_loop'),  # boundaries fall on the same steps
+    ('training', 'checkpoint_every'),  # checkpoints never change results
     ('training', 'worker_timeout'),
 }
 

@@ -12,6 +12,9 @@ Forms a step setting accepts:
 a step count. Counts and epochs are multiplied by `multiplier` for the
 settings that scale with `training.steps_multiplier` (steps, milestones,
 warmup, end steps; not intervals such as `update_every` or `eval_every`).
+
+Interval settings that may also be wall time (`training.checkpoint_every`)
+accept a duration: `'60s'`, `'5min'`, `'1h'` (`parse_interval`).
 """
 import dataclasses
 import numbers
@@ -21,6 +24,8 @@ from tf_tickets.errors import ConfigError
 
 _STEP_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(it|ep)?\s*$')
 _FORMS = 'steps like 500, "500it" or "2ep"'
+_DURATION_RE = re.compile(r'^\s*([-+]?\d*\.?\d+)\s*(s|min|h)\s*$')
+_SECONDS = {'s': 1.0, 'min': 60.0, 'h': 3600.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,3 +97,22 @@ def resolve(value, setting, steps_per_epoch=1, total=None, multiplier=1.0,
   """`parse(value, setting, fraction).resolve(...)` in one call."""
   return parse(value, setting, fraction=fraction).resolve(
       steps_per_epoch, total, multiplier)
+
+
+def parse_interval(value, setting):
+  """A step setting or a wall-time duration ('60s', '5min', '1h').
+
+  Returns ('seconds', float > 0) or ('steps', Step); errors name `setting`
+  and both forms.
+  """
+  match = _DURATION_RE.match(value) if isinstance(value, str) else None
+  forms = f'a positive duration like "60s", "5min" or "1h", or {_FORMS}'
+  if match:
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not seconds > 0:
+      raise ConfigError(setting, f'expected {forms}, got {value!r}')
+    return 'seconds', seconds
+  try:
+    return 'steps', parse(value, setting)
+  except ConfigError:
+    raise ConfigError(setting, f'expected {forms}, got {value!r}') from None

@@ -51,7 +51,11 @@ class TrainingConfig(settings.Settings):
     peers (to join at start-up, in any collective operation) before it ends
     with one error line (see `training.cluster`).
   eval_every: evaluation interval (validation and test), steps or 'Nep'.
-  checkpoint_every: checkpoint interval in steps (also at each eval).
+  checkpoint_every: checkpoint interval: wall time ('60s', '5min', '1h';
+    checked at the compiled loop's call boundaries, every `steps_per_loop`
+    steps at most) or steps (1000, '1000it', '2ep'). A killed run resumes
+    from the last checkpoint (bitwise as if uninterrupted) and so loses at
+    most this much work; a finished network is saved whole (final/).
   log_every: interval of progress and loss summaries.
   deterministic: enable TF op determinism (bitwise-reproducible runs).
   jit_compile: compile the training step with XLA: True, False or 'auto'
@@ -78,7 +82,7 @@ class TrainingConfig(settings.Settings):
   strategy: str = 'default'
   worker_timeout: float = DEFAULT_WORKER_TIMEOUT
   eval_every: object = '1ep'
-  checkpoint_every: object = 1000
+  checkpoint_every: object = '60s'
   log_every: int = 100
   deterministic: bool = True
   jit_compile: object = 'auto'
@@ -114,7 +118,8 @@ class TrainingConfig(settings.Settings):
       steps_lib.parse(m, 'training.lr_milestones')
     steps_lib.parse(self.warmup_steps, 'training.warmup_steps')
     steps_lib.parse(self.eval_every, 'training.eval_every')
-    steps_lib.parse(self.checkpoint_every, 'training.checkpoint_every')
+    steps_lib.parse_interval(self.checkpoint_every,
+                             'training.checkpoint_every')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +129,8 @@ class Schedule:
   milestones: tuple
   warmup: int
   eval_every: int
-  checkpoint_every: int
+  checkpoint_every: int  # steps; None when checkpoints go by wall time
+  checkpoint_seconds: float = None
 
 
 def resolve_schedule(config, steps_per_epoch):
@@ -140,12 +146,15 @@ def resolve_schedule(config, steps_per_epoch):
                             for v in config.lr_milestones))
   eval_every = steps_lib.resolve(config.eval_every, 'training.eval_every',
                                  steps_per_epoch)
-  ckpt_every = steps_lib.resolve(config.checkpoint_every,
-                                 'training.checkpoint_every', steps_per_epoch)
+  kind, every = steps_lib.parse_interval(config.checkpoint_every,
+                                        'training.checkpoint_every')
+  seconds = every if kind == 'seconds' else None
+  ckpt_every = None if seconds else max(
+      1, every.resolve(steps_per_epoch) or total)
   return Schedule(steps=total, milestones=milestones,
                   warmup=scaled(config.warmup_steps, 'training.warmup_steps'),
                   eval_every=max(1, min(eval_every or total, total)),
-                  checkpoint_every=max(1, ckpt_every or total))
+                  checkpoint_every=ckpt_every, checkpoint_seconds=seconds)
 
 
 class LearningRate(keras.optimizers.schedules.LearningRateSchedule):

@@ -33,6 +33,7 @@ from tf_tickets import rundir
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 from tf_tickets.keras import keras
+from tf_tickets.training.cluster import Workers
 from tf_tickets.training.compiled import CompiledSteps
 from tf_tickets.training.compiled import single_device
 from tf_tickets.training.config import make_optimizer
@@ -103,6 +104,8 @@ class Trainer(CompiledSteps):
     self._step_fns = {}
     self._eval_fns = {}
     self.history = []
+    self.workers = Workers.of(strategy)
+    self._saved_at = time.monotonic()
 
   def mask_updated(self, step, stats):
     """Tells every hook that masks changed at `step` (stats: per-weight key
@@ -145,6 +148,23 @@ class Trainer(CompiledSteps):
   def save_checkpoint(self, step):
     self.step_var.assign(step)
     self.manager.save(checkpoint_number=step)
+    self._saved_at = time.monotonic()
+
+  def _checkpoint_due(self, step):
+    """Whether to checkpoint at this call boundary: every
+    `checkpoint_every` steps, or once `checkpoint_seconds` have passed
+    since the last save (never at the end: final/ holds the network). With
+    several workers they decide together (one tiny collective per call),
+    so that every worker holds checkpoints of the same steps."""
+    sched = self.schedule
+    if sched.checkpoint_seconds is None:
+      return step % sched.checkpoint_every == 0
+    if step >= self.stop_step:
+      return False
+    due = time.monotonic() - self._saved_at >= sched.checkpoint_seconds
+    if self.workers.several:
+      due = max(self.workers.gather(int(due))) > 0
+    return due
 
   def fit(self):
     """Trains to `schedule.steps` (resuming if possible) and evaluates."""
@@ -178,6 +198,7 @@ class Trainer(CompiledSteps):
     variables = self.model.trainable_variables
     iterator = self._iterator(start)
     t0, wall0 = time.time(), float(self.wall_var.numpy())
+    self._saved_at = time.monotonic()  # the run's wall-time interval starts
     step, shown = start, {}
     if start == self.start_step:
       metrics = self._evaluate_and_track(start)
@@ -222,7 +243,7 @@ class Trainer(CompiledSteps):
       if shown and progress is not None:
         progress.update(step, **shown)
         shown = {}
-      if step % sched.checkpoint_every == 0:
+      if self._checkpoint_due(step):
         self.wall_var.assign(wall0 + time.time() - t0)
         self.save_checkpoint(step)
     self.wall_var.assign(wall0 + time.time() - t0)
@@ -234,7 +255,7 @@ class Trainer(CompiledSteps):
     sched, every = self.schedule, self.config.log_every
     stops = [self.stop_step, step + self.config.steps_per_loop]
     stops += [(step // n + 1) * n for n in (every, sched.eval_every,
-                                            sched.checkpoint_every)]
+                                            sched.checkpoint_every) if n]
     stops += [h.next_event(step) for h in self.hooks]
     if self.on_device:
       stops.append(self.epoch_end(step))
