@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -38,29 +37,13 @@ ARMS = (('default (60s)', '60s'), ('every 1000 steps', 1000),
         ('end only', 10**9))
 
 
-class _Clock(training.Hook):
-  """Times steps warmup..steps (boundaries there and nowhere else)."""
-
-  def __init__(self, warmup, steps):
-    self.warmup, self.steps, self.t0, self.t1 = warmup, steps, None, None
-
-  def next_event(self, step):
-    return self.warmup if step < self.warmup else self.steps
-
-  def after_step(self, trainer, step, grads):
-    if step == self.warmup:
-      self.t0 = time.perf_counter()
-    elif step == self.steps:
-      self.t1 = time.perf_counter()
-
-
 def steps_per_second(data, every, warmup, steps):
   config = training.TrainingConfig(
       steps=steps, optimizer='adam', learning_rate=1.2e-3, eval_every=steps,
       checkpoint_every=every, deterministic=False)
   model = tt.wrap(bench_loop.build('lenet_300_100', data))
   tt.init_masks(model, 'erk', seed=0, sparsity=0.9)
-  clock = _Clock(warmup, steps)
+  clock = benchlib.WindowClock(warmup, steps)
   with tempfile.TemporaryDirectory() as d:
     training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
                      hooks=[clock], quiet=True).fit()

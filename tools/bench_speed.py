@@ -57,22 +57,6 @@ BATCH = 60
 UPDATE_EVERY = 100
 
 
-class _Clock(training.Hook):
-  """Times steps (warmup, steps]; its events make the loop stop there."""
-
-  def __init__(self, warmup, steps):
-    self.warmup, self.steps, self.t0, self.t1 = warmup, steps, None, None
-
-  def next_event(self, step):
-    return self.warmup if step < self.warmup else self.steps
-
-  def after_step(self, trainer, step, grads):
-    if step == self.warmup:
-      self.t0 = time.perf_counter()
-    elif step == self.steps:
-      self.t1 = time.perf_counter()
-
-
 def _sparse_model(data, method, sparsity, network='lenet_300_100'):
   model = tt.wrap(models.build_model(
       network, input_shape=data.input_shape,
@@ -100,7 +84,7 @@ def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
           **config_changes)
 
   def run():
-    clock = _Clock(warmup, steps)
+    clock = benchlib.WindowClock(warmup, steps)
     with tempfile.TemporaryDirectory() as d:
       training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
                        hooks=hooks + [clock], quiet=True).fit()

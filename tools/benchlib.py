@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from tf_tickets import training
 from tf_tickets.summaries import figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,3 +95,20 @@ def fmt_ci(values, digits=2):
   """'+m [lo, hi]' of the 95% CI of `values`."""
   m, h = ci(values)
   return f'{m:+.{digits}f} [{m - h:+.{digits}f}, {m + h:+.{digits}f}]'
+
+
+class WindowClock(training.Hook):
+  """Times training steps (warmup, steps]; its events make the compiled
+  loop stop there and nowhere else."""
+
+  def __init__(self, warmup, steps):
+    self.warmup, self.steps, self.t0, self.t1 = warmup, steps, None, None
+
+  def next_event(self, step):
+    return self.warmup if step < self.warmup else self.steps
+
+  def after_step(self, trainer, step, grads):
+    if step == self.warmup:
+      self.t0 = time.perf_counter()
+    elif step == self.steps:
+      self.t1 = time.perf_counter()

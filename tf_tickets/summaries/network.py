@@ -54,7 +54,6 @@ The values of one step are built on the host and written with one op
 
 import sys
 import numpy as np
-import tensorflow as tf
 
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
