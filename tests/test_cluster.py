@@ -61,8 +61,7 @@ def assert_one_writer(run_dir, tmp):
 def run_pair(gin_file, params, out, tmp):
   workers = cli.Workers(gin_file, params, out, tmpdir=tmp)
   (rc0, out0, err0), (rc1, out1, err1) = workers.wait()
-  assert rc0 == 0, err0[-3000:]
-  assert rc1 == 0, err1[-3000:]
+  assert (rc0, rc1) == (0, 0), (err0[-3000:], err1[-3000:])
   assert 'workers agree: the final masks and weights are bitwise identical' \
       in out0
   assert 'worker 1 of 2: done' in out1

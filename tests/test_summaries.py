@@ -503,3 +503,60 @@ def test_a_resumed_writer_leaves_one_event_file(tmp_path):
   assert events.read_scalars(str(tmp_path))['x'] == {
       s: (1.0 if s < 3 else 2.0) for s in range(9)}
   assert not summaries.compact_events(str(tmp_path))  # one file: nothing
+
+
+def test_lottery_views_of_a_conv_net_show_filters(tmp_path):
+  """Per-filter density bands for convolutions and connection maps of the
+  first Dense layer on the last feature map, from LevelSummaries alone."""
+  net = tt.wrap(models.build_model(name='conv2', input_shape=(32, 32, 3),
+                                   num_classes=10, seed=0))
+  sums = summaries.LevelSummaries(str(tmp_path), enabled=True)
+  rows = []
+  for level in range(3):
+    if level:
+      prune_by_magnitude(net, 0.5)
+    sums.before(net, str(tmp_path / f'level_{level}'))
+    report = pruning.sparsity_report(net)
+    rows.append(dict(level=level, density=report['density'], method='imp',
+                     branch='lottery', test_accuracy=0.5 + 0.1 * level,
+                     early_stop_step=10, early_stop_test_accuracy=0.5))
+    sums.after(net, rows[-1], rows)
+  tags = by_tag(tmp_path / 'lottery')
+  masks = pruning.get_masks(net)
+  assert 'conv1' in masks and masks['conv1'].ndim == 4
+  (_, bands), = tags['lottery/unit_density/conv1'][2]
+  image = _png(bands) / 255.0
+  filters = masks['conv1'].shape[-1]
+  cell = 600 // filters
+  assert image.shape == (3 * 12, filters * cell)
+  per_filter = (masks['conv1'] > 0).reshape(-1, filters).mean(axis=0)
+  assert np.abs(image[-1, ::cell] - per_filter / per_filter.max()).max() <= (
+      0.5 / 255 + 1e-6)
+  (_, grid), = tags['lottery/input_connections/fc1'][2]
+  h, w, _ = summaries.image_inputs(net, wrapper.prunable_entries(net))['fc1']
+  up = max(1, 112 // max(h, w))
+  assert _png(grid).shape == (h * up, 3 * (w * up + 1) - 1)
+  assert sorted(tags['lottery/figure']) == [0, 1, 2]
+  assert len(glob.glob(str(tmp_path / 'lottery' / 'events.out.tfevents.*'))
+             ) == 1
+
+
+def test_compaction_keeps_what_a_kill_left_and_leaves_links_alone(tmp_path):
+  for first, last in ((0, 5), (3, 8)):
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+      for step in range(first, last + 1):
+        tf.summary.scalar('x', float(step), step=step)
+    writer.close()
+  older = sorted(glob.glob(str(tmp_path / 'events.out.tfevents.*')))[0]
+  with open(older, 'rb') as f:
+    data = f.read()
+  with open(older, 'wb') as f:  # a kill in the middle of the last record
+    f.write(data[:-7])
+  link_dir = tmp_path / 'shadow'
+  link_dir.mkdir()
+  for path in glob.glob(str(tmp_path / 'events.out.tfevents.*')):
+    os.symlink(path, link_dir / os.path.basename(path))
+  assert not summaries.compact_events(str(link_dir))  # the chief's files
+  assert summaries.compact_events(str(tmp_path))
+  assert sorted(events.read_scalars(str(tmp_path))['x']) == list(range(9))

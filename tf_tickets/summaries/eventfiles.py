@@ -10,22 +10,40 @@ import tensorflow as tf
 
 
 def _paths(directory):
-  def when(path):  # events.out.tfevents.<unix time>.<host>.<pid>.<n>...
-    found = re.search(r'tfevents\.(\d+(?:\.\d+)?)\.', os.path.basename(path))
-    return (float(found.group(1)) if found else 0.0, os.path.getmtime(path),
+  """Event files in the order they were opened: by the creation time and
+  the writer counter in their names (events.out.tfevents.<time>.<host>.
+  <pid>.<counter>.v2); modification times change when a file is
+  written to, so they do not tell."""
+  def opened(path):
+    found = re.search(r'tfevents\.(\d+)\..*\.(\d+)\.(\d+)(\.v2)?$',
+                      os.path.basename(path))
+    return ((int(found.group(1)), int(found.group(3))) if found else (0, 0),
             path)
   return sorted(glob.glob(os.path.join(directory, 'events.out.tfevents.*')),
-                key=when)
+                key=opened)
+
+
+def _read(path):
+  """The events of a file, up to a record a kill truncated."""
+  events = []
+  try:
+    for record in tf.data.TFRecordDataset(path):
+      events.append(tf.compat.v1.Event.FromString(record.numpy()))
+  except tf.errors.DataLossError:
+    pass
+  return events
 
 
 def compact(directory):
   """Merges `directory`'s event files into its newest one (no writer may
-  have them open); returns True if there was more than one."""
-  paths = [p for p in _paths(directory) if not p.endswith('.tmp')]
+  have them open); returns True if there was more than one. Links are
+  left alone: a non-chief worker's private copy links the chief's files,
+  which only the chief compacts."""
+  paths = [p for p in _paths(directory)
+           if not p.endswith('.tmp') and not os.path.islink(p)]
   if len(paths) < 2:
     return False
-  files = [[tf.compat.v1.Event.FromString(r.numpy())
-            for r in tf.data.TFRecordDataset(p)] for p in paths]
+  files = [_read(p) for p in paths]
   kept = []
   for i, events in enumerate(files):
     later = [e.step for f in files[i + 1:] for e in f if e.HasField('summary')]
