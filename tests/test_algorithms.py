@@ -183,3 +183,78 @@ def test_snip_from_gin_end_to_end(tmp_path):
   row = rows[0]
   assert row['method'] == 'snip' and row['mask_updates'] == 0
   assert row['density'] == pytest.approx(0.1, abs=1e-4)
+
+
+def _scanned(algorithm, step, horizon=400):
+  return next((s for s in range(step + 1, step + horizon)
+               if algorithm.wants_update(s)), None)
+
+
+@pytest.mark.parametrize('method,settings', [
+    ('rigl', dict(update_every=7, end_step=150)),
+    ('set', dict(update_every=50, end_step=0.75)),
+    ('static', {}),
+    ('gmp', dict(begin_step=13, end_step=160, frequency=9)),
+    ('gmp', dict(begin_step=0, end_step=100, frequency=100)),
+])
+def test_next_update_is_the_first_step_that_wants_one(method, settings):
+  """Schedules say their next update directly; it is the step a scan of
+  `wants_update` finds (the loop plans its compiled calls on it)."""
+  gmp = None
+  if method == 'gmp':
+    gmp = algorithms.GMPSettings(**settings)
+    settings = {}
+  algorithm = algorithms.METHODS.get(method)(
+      cfg(method=method, **settings), {'a': 0.9, 'b': 0.5}, 0,
+      **({'gmp': gmp} if gmp else {}))
+  resolved(algorithm)
+  for step in range(0, 200):
+    assert algorithm.next_update(step) == _scanned(algorithm, step), step
+
+
+def test_gmp_schedule_equals_tfmots_polynomial_decay():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_model_optimization as tfmot  # pylint: disable=g-import-not-at-top
+  from tf_tickets.algorithms.gmp import Polynomial  # pylint: disable=g-import-not-at-top
+  for initial, final, begin, end, power, freq in (
+      (0.0, 0.9, 100, 2000, 3, 100), (0.2, 0.98, 0, 997, 2.5, 7),
+      (0.5, 0.5, 10, 20, 1, 1)):
+    ours = Polynomial(initial, final, begin, end, power, freq)
+    ref = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=initial, final_sparsity=final, begin_step=begin,
+        end_step=end, power=power, frequency=freq)
+    for step in list(range(0, end + 50, 3)) + [begin, end]:
+      should, sparsity = ref(tf.constant(step, tf.int64))
+      mine = ours(step)
+      assert mine[0] == bool(should), step
+      # float32 both; numpy's and TensorFlow's pow may differ in one ulp.
+      assert abs(mine[1] - float(sparsity)) <= 2.5e-7, step
+      # What GMP prunes to: the same kept count for LeNet's fc1.
+      assert round((1 - mine[1]) * 235200) == round(
+          (1 - float(sparsity)) * 235200), step
+
+
+def test_imp_on_arrays_is_what_prune_writes_into_the_model():
+  """`compute_masks` is the IMP step on plain arrays; `prune` only reads
+  and writes the model around it (inputs are left unchanged)."""
+  import tf_tickets as tt  # pylint: disable=g-import-not-at-top
+  from tf_tickets import masks as masks_lib  # pylint: disable=g-import-not-at-top
+  from tf_tickets import models  # pylint: disable=g-import-not-at-top
+  for scope, block in (('global', None), ('layerwise', (16, 1))):
+    net = tt.wrap(models.build_model('lenet_300_100', input_shape=(8, 8, 1),
+                                     num_classes=10, seed=3))
+    before = masks_lib.get_masks(net)
+    weights = masks_lib.get_weights(net)
+    initial = masks_lib.get_weights(net, 'initial')
+    copies = {k: m.copy() for k, m in before.items()}
+    pure = algorithms.compute_masks(before, weights, initial, 0.2, scope,
+                                    {'output': 0.1}, (), 'magnitude', block)
+    assert all(np.array_equal(before[k], copies[k]) for k in before)
+    pruned = algorithms.prune(net, 0.2, scope, {'output': 0.1}, (),
+                              'magnitude', block)
+    after = masks_lib.get_masks(net)
+    for k in before:
+      np.testing.assert_array_equal(pure[k], after[k])
+      assert pruned[k] == before[k].sum() - pure[k].sum()
+    if block is None:  # the output layer at its own rate
+      assert pure['output'].sum() == before['output'].sum() - 100

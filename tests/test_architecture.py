@@ -138,3 +138,24 @@ def test_run_dir_layout_spelled_in_one_module():
         if re.search(r"['\"]results\.csv['\"]|f['\"]branch_\{", line):
           places.append(f'tools/{tool}:{i}: {line.strip()}')
   assert not places, '\n'.join(places)
+
+
+def test_algorithms_import_no_tensorflow():
+  """Algorithms work on numpy arrays: no module of algorithms/ imports
+  TensorFlow, tfmot or Keras itself."""
+  banned = ('tensorflow', 'tensorflow_model_optimization', 'tf_keras',
+            'keras', 'tf_tickets.keras')
+  found = []
+  for name, path in modules().items():
+    if not name.startswith('tf_tickets.algorithms'):
+      continue
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, ast.Import):
+        targets = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        targets = [node.module or '']
+      else:
+        continue
+      found += [f'{name}: {t}' for t in targets
+                if t.split('.')[0] in banned or t.startswith(banned)]
+  assert not found, found

@@ -22,6 +22,7 @@ from tf_tickets.algorithms.dynamic import Static
 from tf_tickets.algorithms.gmp import GMP
 from tf_tickets.algorithms.imp import CRITERIA
 from tf_tickets.algorithms.imp import Criterion
+from tf_tickets.algorithms.imp import compute_masks
 from tf_tickets.algorithms.imp import prune
 from tf_tickets.algorithms.imp import prune_by_magnitude
 from tf_tickets.algorithms.settings import GMPSettings

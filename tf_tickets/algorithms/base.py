@@ -61,6 +61,11 @@ class UpdateSchedule:
   def __call__(self, step):
     return 0 < step < self.end and step % self.every == 0
 
+  def next(self, step):
+    """The first update step after `step`, or None."""
+    n = (step // self.every + 1) * self.every
+    return n if n < self.end else None
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSteps:
@@ -119,6 +124,12 @@ class Algorithm:
     """True if `update` runs after step `step`."""
     del step
     return False
+
+  def next_update(self, step):
+    """The first step after `step` with `wants_update`, or None (said
+    directly: the loop plans its compiled calls up to it)."""
+    del step
+    return None
 
   def update(self, step, masks, weights, grads, lr_ratio=1.0):
     """A `MaskUpdate` (or None) from key -> flat arrays (masks are bool)."""
@@ -181,6 +192,9 @@ class DynamicSparse(Algorithm):
 
   def wants_update(self, step):
     return self.schedule(step)
+
+  def next_update(self, step):
+    return self.schedule.next(step)
 
   def update(self, step, masks, weights, grads, lr_ratio=1.0):
     f = self.drop_fraction(step, lr_ratio)

@@ -1,14 +1,16 @@
 """Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune").
 
-Starts dense; each layer with a target sparsity > 0 follows a
-`tfmot.sparsity.keras.PolynomialDecay` (gin `gmp.*`, see `GMPSettings`)
-whose final value is the layer's target. At its pruning steps (and at
-`gmp.end_step`) the layer's active weights with the smallest magnitude are
-pruned until round((1 - s(t)) * size) remain. Masks only shrink.
+Starts dense; each layer with a target sparsity > 0 follows the polynomial
+schedule of `tfmot.sparsity.keras.PolynomialDecay` (gin `gmp.*`, see
+`GMPSettings`) whose final value is the layer's target: `Polynomial`, the
+same arithmetic in float32 on numpy (tests check it against tfmot's). At
+its pruning steps (and at `gmp.end_step`) the layer's active weights with
+the smallest magnitude are pruned until round((1 - s(t)) * size) remain.
+Masks only shrink.
 """
+import dataclasses
+
 import numpy as np
-import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 
 from tf_tickets import masks as masks_lib
 from tf_tickets.algorithms.base import Algorithm
@@ -18,9 +20,45 @@ from tf_tickets.algorithms.settings import METHODS
 from tf_tickets.errors import ConfigError
 
 
+@dataclasses.dataclass(frozen=True)
+class Polynomial:
+  """tfmot's `PolynomialDecay`: s(t) = final + (initial - final) *
+  (1 - p)^power with p = clip((t - begin) / (end - begin), 0, 1), in
+  float32 as tfmot computes it (numpy's float32 pow may differ from
+  TensorFlow's in the last bit: the kept counts agree, see the tests);
+  pruning turns every `frequency` steps from `begin` to `end`."""
+  initial: float
+  final: float
+  begin: int
+  end: int
+  power: float
+  frequency: int
+
+  def __call__(self, step):
+    """(should_prune, sparsity) at `step`, as tfmot's schedule returns."""
+    f32 = np.float32
+    p = f32(step - self.begin) / f32(self.end - self.begin)
+    p = min(f32(1.0), max(f32(0.0), f32(p)))
+    sparsity = (f32(self.initial - self.final)
+                * np.power(f32(1.0) - p, f32(self.power)) + f32(self.final))
+    turn = (self.begin <= step <= self.end
+            and (step - self.begin) % self.frequency == 0)
+    return turn, float(sparsity)
+
+  def next(self, step):
+    """The first pruning turn (or `end`) after `step`, or None."""
+    if step >= self.end:
+      return None
+    if step < self.begin:
+      return self.begin
+    turn = self.begin + ((step - self.begin) // self.frequency + 1) * (
+        self.frequency)
+    return min(turn, self.end)
+
+
 @METHODS.register('gmp')
 class GMP(Algorithm):
-  """Gradual magnitude pruning with tfmot's polynomial schedule."""
+  """Gradual magnitude pruning on tfmot's polynomial schedule."""
   starts_dense = True
 
   def __init__(self, cfg, sparsities, seed, gmp=None):
@@ -43,22 +81,25 @@ class GMP(Algorithm):
     self.schedules = {}
     for k, final in self.sparsities.items():
       if float(final) > 0.0:
-        self.schedules[k] = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=min(gmp.initial_sparsity, float(final)),
-            final_sparsity=float(final), begin_step=self.begin_step,
-            end_step=self.end_step, power=gmp.power,
-            frequency=gmp.frequency)
+        self.schedules[k] = Polynomial(
+            initial=min(gmp.initial_sparsity, float(final)),
+            final=float(final), begin=self.begin_step, end=self.end_step,
+            power=gmp.power, frequency=gmp.frequency)
 
   def sparsity_at(self, key, step):
     """(should_prune, sparsity) of `key`'s schedule at `step`."""
-    should, sparsity = self.schedules[key](tf.constant(step, tf.int64))
-    return bool(should), float(sparsity)
+    return self.schedules[key](step)
 
   def wants_update(self, step):
     if not self.schedules or not self.begin_step <= step <= self.end_step:
       return False
     first = next(iter(self.schedules))
     return self.sparsity_at(first, step)[0] or step == self.end_step
+
+  def next_update(self, step):
+    if not self.schedules:
+      return None
+    return next(iter(self.schedules.values())).next(step)
 
   def update(self, step, masks, weights, grads, lr_ratio=1.0):
     new_masks, stats = {}, {}

@@ -1,7 +1,10 @@
 """Iterative magnitude pruning: one pruning step of a lottery level.
 
-`prune(model, fraction, ...)` removes `fraction` of the remaining weights
-with the smallest score, layerwise or globally, with per-layer overrides.
+`compute_masks(masks, weights, initial, fraction, ...)` is the IMP step on
+arrays: it removes `fraction` of the remaining weights with the smallest
+score, layerwise or globally, with per-layer overrides; `prune(model, ...)`
+reads a wrapped model's arrays, resolves layer names and writes the masks
+back.
 The score is a pruning criterion (gin `lottery.criterion`); adding one is a
 class and a registry line:
 
@@ -68,60 +71,71 @@ def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
   Returns:
     dict key -> number of entries pruned.
   """
-  check_range('lottery.pruning_fraction', fraction)
-  check_choice('lottery.scope', scope, SCOPES)
-  score_fn = CRITERIA.get(criterion)().scores
   entries = masks_lib.entries_of(model)
   overrides = masks_lib.resolve_names(fractions or {}, entries,
                                       'lottery.layer_fractions')
-  for k, f in overrides.items():
-    check_range(f'lottery.layer_fractions[{k!r}]', f)
   skipped = set(masks_lib.resolve_names({s: None for s in skip}, entries,
                                         'lottery.unpruned_layers'))
-  shapes = masks_lib.weight_shapes(model)
+  before = masks_lib.get_masks(model)
+  after = compute_masks(before, masks_lib.get_weights(model),
+                        masks_lib.get_weights(model, 'initial'), fraction,
+                        scope, overrides, skipped, criterion, block)
+  masks_lib.set_masks(model, after)
+  return {k: int(np.count_nonzero(before[k]) - np.count_nonzero(after[k]))
+          for k in before}
+
+
+def compute_masks(masks, weights, initial, fraction, scope='layerwise',
+                  fractions=None, skip=(), criterion='magnitude', block=None):
+  """One IMP step on arrays: the new masks (float32 0/1, the shapes of
+  `masks`) from key -> mask, trained weight and theta_0 arrays.
+  `fractions` (key -> fraction) and `skip` (keys) name weight keys; the
+  other arguments are `prune`'s."""
+  check_range('lottery.pruning_fraction', fraction)
+  check_choice('lottery.scope', scope, SCOPES)
+  overrides = dict(fractions or {})
+  for k, f in overrides.items():
+    check_range(f'lottery.layer_fractions[{k!r}]', f)
+  skipped = set(skip)
+  score_fn = CRITERIA.get(criterion)().scores
+  shapes = {k: tuple(m.shape) for k, m in masks.items()}
   layouts = {k: layout for k, layout in blocks.layouts(shapes, block).items()
              if k not in skipped and overrides.get(k, fraction) > 0}
-  before = {k: m.reshape(-1) > 0
-            for k, m in masks_lib.get_masks(model).items()}
-  weights = masks_lib.get_weights(model)
-  initial = masks_lib.get_weights(model, 'initial')
   # The units pruned: entries, or whole blocks of the blocked weights.
-  masks, scores = {}, {}
-  for k in entries:
+  active, scores = {}, {}
+  for k, mask in masks.items():
+    flat = np.asarray(mask).reshape(-1) > 0
     score = score_fn(weights[k], initial[k]).reshape(-1)
     layout = layouts.get(k)
-    masks[k] = layout.active(before[k]) if layout else before[k].copy()
+    active[k] = layout.active(flat) if layout else flat.copy()
     scores[k] = layout.scores(score) if layout else score
 
   def count(f, mask):
     return int(round(f * np.count_nonzero(mask)))
 
-  for k in entries:
+  for k in masks:
     if k not in skipped and (k in overrides or scope == 'layerwise'):
-      masks_lib.drop_lowest(masks[k], scores[k],
-                            count(overrides.get(k, fraction), masks[k]))
-  pool = [k for k in entries if k not in skipped and k not in overrides]
+      masks_lib.drop_lowest(active[k], scores[k],
+                            count(overrides.get(k, fraction), active[k]))
+  pool = [k for k in masks if k not in skipped and k not in overrides]
   if scope == 'global' and pool:
     if layouts and any(k not in layouts for k in pool):
       raise ConfigError('lottery.block_size', 'global pruning with blocks '
                         'needs every pooled weight blocked (2-D, at least '
                         f'{block} entries); not blocked: '
                         f'{[k for k in pool if k not in layouts]}')
-    flat_m = np.concatenate([masks[k] for k in pool])
+    flat_m = np.concatenate([active[k] for k in pool])
     flat_s = np.concatenate([scores[k] for k in pool])
     masks_lib.drop_lowest(flat_m, flat_s, count(fraction, flat_m))
     offset = 0
     for k in pool:
-      n = masks[k].size
-      masks[k] = flat_m[offset:offset + n]
+      n = active[k].size
+      active[k] = flat_m[offset:offset + n]
       offset += n
   for k, layout in layouts.items():
-    masks[k] = layout.expand(masks[k])
-  pruned = {k: int(np.count_nonzero(before[k]) - np.count_nonzero(masks[k]))
-            for k in entries}
-  masks_lib.set_masks(model, {k: m.reshape(shapes[k]).astype(np.float32)
-                              for k, m in masks.items()})
-  return pruned
+    active[k] = layout.expand(active[k])
+  return {k: m.reshape(shapes[k]).astype(np.float32)
+          for k, m in active.items()}
 
 
 def prune_by_magnitude(model, fraction, scope='layerwise', fractions=None,

@@ -20,6 +20,8 @@ pools all layers. At the end the result (the results.csv row) gets the
 method, churn, 'grown_survival' (the fraction of the connections grown at
 any update that are active at the end) and the algorithm's own fields.
 """
+import sys
+
 from absl import logging
 import numpy as np
 import tensorflow as tf
@@ -31,7 +33,6 @@ from tf_tickets.training.config import optimizer_slots
 from tf_tickets.keras import batchnorm_layers
 from tf_tickets.training.hook import Hook
 
-_HORIZON = 10000  # steps `next_event` looks ahead for a mask update
 
 
 class _State(tf.Module):
@@ -54,7 +55,6 @@ class MaskHook(Hook):
 
   def __init__(self, algorithm):
     self.algorithm = algorithm
-    self._next = None  # cached `next_event`
     self.method = algorithm.name
     self._state = None
     self._grad_fn = None
@@ -76,7 +76,7 @@ class MaskHook(Hook):
                                     trainer.data.steps_per_epoch,
                                     trainer.config.steps_multiplier))
     self.batch = self._fixed_batch(trainer)
-    self._next = self._grad_fn = None  # of this trainer and schedule
+    self._grad_fn = None  # of this trainer and schedule
     self.entries = masks_lib.entries_of(trainer.model)  # fixed for the run
     fresh = int(trainer.step_var.numpy()) == trainer.start_step
     if fresh and self.algorithm.prunes_at_start:  # e.g. SNIP, before step 1
@@ -132,14 +132,9 @@ class MaskHook(Hook):
             for v, g in zip(model.trainable_variables, grads)}
 
   def next_event(self, step):
-    """The next mask-update step (scanned up to `_HORIZON` steps ahead)."""
-    if self._next is None or not step < self._next <= step + _HORIZON:
-      self._next = step + _HORIZON + 1
-      for s in range(step + 1, step + _HORIZON + 1):
-        if self.algorithm.wants_update(s):
-          self._next = s
-          break
-    return self._next
+    """The next mask-update step, as the algorithm's schedule says."""
+    n = self.algorithm.next_update(step)
+    return sys.maxsize if n is None else n
 
   def uses_step_outputs(self):
     return self._uses_gradients() or self._skips_updates()
