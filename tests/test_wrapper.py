@@ -1,5 +1,4 @@
 """The prune-wrapper: structure, invariants under training, persistence."""
-import os
 
 import numpy as np
 import pytest
@@ -316,7 +315,13 @@ def test_mirrored_wrap_and_strip(mirrored):
   x, _ = batch()
   plain = tt.strip(model)
   np.testing.assert_allclose(plain(x), model(x), atol=1e-6)
-  assert os.environ['TF_USE_LEGACY_KERAS'] == '1'
+  assert not wrappers(plain)  # plain layers, masks baked into the kernels
+  for wr in wrappers(model):
+    kernel = plain.get_layer(wr.layer.name).kernel.numpy()
+    mask = wr.masks[0].numpy()
+    assert 0 < mask.mean() < 1
+    assert np.all(kernel[mask == 0] == 0.0)
+    np.testing.assert_array_equal(kernel, wr.prunable_weights[0].numpy())
 
 
 def test_mirrored_masks_rewind_and_checkpoint(mirrored, tmp_path):
