@@ -560,3 +560,24 @@ def test_compaction_keeps_what_a_kill_left_and_leaves_links_alone(tmp_path):
   assert not summaries.compact_events(str(link_dir))  # the chief's files
   assert summaries.compact_events(str(tmp_path))
   assert sorted(events.read_scalars(str(tmp_path))['x']) == list(range(9))
+
+
+def test_summary_hook_writes_on_its_own_schedule(tmp_path):
+  """`summaries.every = 7` over 20 steps: histograms at the start, every 7
+  steps and at the end; the loop stops exactly there (its `next_event`)."""
+  gin.clear_config()
+  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+      'dataset.max_train_examples = 600',
+      'summaries.enabled = False'])  # only this test's hook writes
+  data = data_lib.load_dataset()
+  config = training.TrainingConfig(steps=20, eval_every=20,
+                                   steps_per_loop=100)
+  ctx = experiments.Context(run_dir=str(tmp_path), data=data, config=config,
+                            strategy=tf.distribute.get_strategy(), quiet=True)
+  model = ctx.build_model()
+  hook = summaries.SummaryHook(every=7)
+  ctx.train(model, str(tmp_path / 'net'), hooks=[hook])
+  tags = by_tag(tmp_path / 'net')
+  assert sorted(tags['weights/fc1']) == [0, 7, 14, 20]
+  assert hook.next_event(14) == 21 and hook.next_event(0) == 7
+  assert summaries.SummaryHook(every=0).next_event(5) > 10**9  # no writer

@@ -321,3 +321,27 @@ def test_cli_corrupt_checkpoint_is_reported_not_destroyed(tmp_path):
   line = cli.last_line(proc)
   assert line.startswith('error: ') and 'ckpt-10' in line, proc.stderr[-2000:]
   assert snapshot(out) == before
+
+
+def test_runner_success_path_in_process(tmp_path, capsys):
+  """The entrypoint's success path (the fast set's twin of the CLI runs):
+  exit 0, the run directory's files, the results table; a rerun has
+  nothing to do."""
+  from tf_tickets import runner  # pylint: disable=g-import-not-at-top
+  gin_file = os.path.join(cli.REPO, 'gin', 'lenet_dense.gin')
+  params = list(cli.FIXTURE_PARAMS + FAST + (
+      'dataset.max_train_examples = 600', 'summaries.enabled = False'))
+  out = tmp_path / 'run'
+  assert runner.execute([gin_file], params, str(out), quiet=True) == 0
+  printed = capsys.readouterr().out
+  assert f'run directory: {out}' in printed
+  assert printed.strip().splitlines()[-1] == (
+      f'results: {out / "results.csv"}')
+  for name in ('config.json', 'operative_config.gin', 'results.csv',
+               'level_0/result.json', 'level_0/final/weights.index'):
+    assert (out / name).exists(), name
+  row, = rundir.read_results(str(out / 'results.csv'))
+  assert int(row['steps']) == 30 and float(row['density']) == 1.0
+  gin.clear_config()
+  assert runner.execute([gin_file], params, str(out), quiet=True) == 0
+  assert 'nothing to do' in capsys.readouterr().out
