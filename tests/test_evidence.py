@@ -56,3 +56,28 @@ def test_sparse_verdicts_are_one_per_setting_and_paired_by_seed():
   assert 'rigl vs set not shown (+0.00)' in verdict
   assert 'rigl vs static rigl better (shown) (+0.80)' in verdict
   assert 'gmp vs rigl gmp better (shown) (+0.30)' in verdict
+
+
+def test_reproduce_sparse_refuses_a_finished_run_of_other_settings(
+    tmp_path, monkeypatch):
+  """A rerun with changed settings under the same point name is refused
+  (as the command line refuses it), not silently reused."""
+  import gin  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  import cli  # pylint: disable=g-import-not-at-top
+  from tf_tickets.errors import ConfigError  # pylint: disable=g-import-not-at-top
+
+  class Args:
+    idx_dir, quick, runs = cli.FIXTURE, True, str(tmp_path)
+
+  acc = reproduce_sparse.run_one(Args, 'adam', 1, 'static', 0, 0.9)
+  assert 0 < acc <= 100
+  again = reproduce_sparse.run_one(Args, 'adam', 1, 'static', 0, 0.9)
+  assert again == acc  # finished: reused
+  real = reproduce_sparse.bindings
+  monkeypatch.setattr(reproduce_sparse, 'bindings', lambda *a: real(*a) + [
+      'training.learning_rate = 0.5'])
+  with pytest.raises(ConfigError, match='--output_dir: .* holds a run with '
+                     'a different configuration'):
+    reproduce_sparse.run_one(Args, 'adam', 1, 'static', 0, 0.9)
+  gin.clear_config()

@@ -53,6 +53,7 @@ import tf_tickets  # noqa: E402,F401  (tf_keras before TensorFlow)
 import gin  # noqa: E402
 
 from tf_tickets import experiments  # noqa: E402
+from tf_tickets import runner  # noqa: E402
 from tf_tickets.keras import keras  # noqa: E402
 from tools import benchlib  # noqa: E402
 
@@ -102,8 +103,14 @@ def run_one(args, protocol, epochs, method, seed, sparsity=None):
       gin_files(method, protocol),
       bindings(args, protocol, epochs, seed, sparsity), finalize_config=False)
   t = time.time()
+  path = os.path.join(args.runs, name)
   with gin.unlock_config():
-    row = experiments.run(os.path.join(args.runs, name), quiet=True)[-1]
+    # As the command line does: a directory holding a run of other settings
+    # is refused, not silently reused; the run is stamped before it trains.
+    runner.check_run_dir(path)
+    ctx = experiments.context(path, quiet=True)
+    runner.start_run(path)
+    row = experiments.execute(ctx)[-1]
   print(f'  {name}: test accuracy {row["test_accuracy"]:.4f}, density '
         f'{row["density"]:.4f} ({time.time() - t:.0f}s)', flush=True)
   return 100.0 * row['test_accuracy']

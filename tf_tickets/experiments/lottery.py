@@ -248,9 +248,13 @@ def _train_levels(ctx, cfg, model, levels, prepare, branch=None):
 
 
 def run_levels(ctx, cfg, model):
-  """Trains levels 0..levels of the lottery; returns their rows."""
+  """Trains levels 0..levels of the lottery; returns their rows. Level L
+  starts from level L-1's trained network read from its final/ (not from
+  whatever the model object holds), pruned and rewound."""
   def prepare(level):
     if level > 0:
+      previous = rundir.level_dir(ctx.run_dir, level - 1)
+      rundir.load_weights(model, rundir.final_dir(previous))
       prepare_level(model, cfg)
   return _train_levels(ctx, cfg, model, range(cfg.levels + 1), prepare)
 
