@@ -217,24 +217,24 @@ def test_evaluation_on_the_device_equals_the_dataset_path(
   model = tt.wrap(models.build_model(input_shape=data.input_shape,
                                      num_classes=10, seed=3))
   tt.prune_by_magnitude(model, 0.5)
-  trainer = training.Trainer(model, data, training.TrainingConfig(steps=5),
-                             tf.distribute.get_strategy(), str(tmp_path),
-                             quiet=True)
-  assert trainer.on_device
+  del tmp_path
+  strategy = tf.distribute.get_strategy()
+  evaluate = training.Evaluator(model, data, strategy, jit_compile=True)
+  assert evaluate.on_device
   logits = model(data.x_val.astype(np.float32), training=False).numpy()
   shifted = logits - logits.max(-1, keepdims=True)
   log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
   expected_loss = -log_p[np.arange(len(logits)), data.y_val].mean()
   expected_acc = float(np.mean(logits.argmax(-1) == data.y_val))
-  loss, acc = trainer.evaluate('val')
+  loss, acc = evaluate('val')
   assert acc == expected_acc
   assert loss == pytest.approx(expected_loss, rel=1e-5)
-  trainer.on_device, trainer._eval_fns = False, {}
-  assert trainer.evaluate('val') == pytest.approx((loss, acc), rel=1e-6)
+  per_batch = training.Evaluator(model, data, strategy)
+  per_batch.on_device = False  # the path of several replicas
+  assert per_batch('val') == pytest.approx((loss, acc), rel=1e-6)
   for v in model.trainable_weights:  # reads the current weights
     v.assign(tf.zeros_like(v))
-  trainer.on_device, trainer._eval_fns = True, {}
-  assert trainer.evaluate('val') == pytest.approx(  # logits 0: class 0
+  assert evaluate('val') == pytest.approx(  # logits 0: class 0
       (np.log(10.0), float(np.mean(data.y_val == 0))))
 
 

@@ -191,14 +191,14 @@ def _path(ctx, cfg, model, finals):
   for final in finals:
     rundir.load_weights(model, final)
     ends.append([v.numpy() for v in variables])
-  # Only its evaluation is used (nothing is trained or written).
-  trainer = training.Trainer(model, ctx.data, ctx.config, ctx.strategy,
-                             rundir.parent_dir(ctx.run_dir), quiet=True)
+  evaluate = training.Evaluator(
+      model, ctx.data, ctx.strategy,
+      training.use_xla(ctx.config.jit_compile, model))
   errors, losses = [], []
   for alpha in np.linspace(0.0, 1.0, cfg.points):
     _interpolate(variables, ends[0], ends[1], alpha)
     _recompute_batchnorm(model, ctx.data, ctx.config.seed, cfg.bn_batches)
-    loss, accuracy = trainer.evaluate('test')
+    loss, accuracy = evaluate('test')
     errors.append(1.0 - accuracy)
     losses.append(loss)
   return errors, losses

@@ -12,6 +12,8 @@ from tf_tickets.training.cluster import PeerError
 from tf_tickets.training.cluster import Workers
 from tf_tickets.training.cluster import make_strategy
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.config import use_xla
+from tf_tickets.training.evaluate import Evaluator
 from tf_tickets.training.hook import Hook
 from tf_tickets.training.loop import Trainer
 from tf_tickets.training.network import train_network

@@ -1,6 +1,6 @@
 """What runs on the device: the compiled loop of training steps (on one
 device its last step also returns the dense gradients a mask update
-needs), the compiled step of several replicas, evaluation.
+needs), the compiled step of several replicas (evaluation: `Evaluator`).
 `CompiledSteps` is the device half of `Trainer` (it uses the trainer's
 model, data, config, strategy, optimizer and loss variables).
 
@@ -155,69 +155,6 @@ class CompiledSteps:
 
       self._step_fns[key] = fn
     return self._step_fns[key]
-
-  def _eval_sums(self, x, y):
-    """(summed loss, correct, count) of one batch, per replica."""
-    logits = self.model(x, training=False)
-    loss = tf.reduce_sum(self.loss_fn(y, logits))
-    correct = tf.reduce_sum(tf.cast(
-        tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                 tf.cast(y, tf.int32)), tf.float32))
-    count = tf.cast(tf.shape(y)[0], tf.float32)
-    return tf.cast(tf.stack([loss, correct, count]), tf.float64)
-
-  def _eval_fn(self, x, y):
-    """The evaluation of a split: `fn()` -> summed (loss, correct, count).
-
-    On one device the split is held on the device and evaluated in one
-    compiled call (a loop over batches of `EVAL_BATCH`, the remainder
-    apart, so every shape is static for XLA); with several replicas, a
-    distributed dataset with one call per batch."""
-    if self.on_device:
-      with self.strategy.scope():
-        xs = tf.Variable(x, trainable=False)
-        ys = tf.Variable(np.asarray(y).astype(np.int32), trainable=False)
-      full = len(x) // data_lib.EVAL_BATCH
-
-      def batch(index):
-        return (tf.cast(tf.gather(xs, index), tf.float32),
-                tf.gather(ys, index))
-
-      def run():
-        total = tf.zeros([3], tf.float64)
-        for i in tf.range(full, dtype=tf.int64):
-          # A gather, not a slice: XLA would take the start as a constant.
-          total += self._eval_sums(*batch(
-              i * data_lib.EVAL_BATCH + tf.range(data_lib.EVAL_BATCH,
-                                                 dtype=tf.int64)))
-        if full * data_lib.EVAL_BATCH < len(x):
-          total += self._eval_sums(*batch(tf.range(
-              full * data_lib.EVAL_BATCH, len(x), dtype=tf.int64)))
-        return total
-
-      return tf.function(run, jit_compile=self.jit_compile)
-    ds = self.strategy.experimental_distribute_dataset(
-        data_lib.eval_dataset(x, y, data_lib.EVAL_BATCH))
-
-    @tf.function
-    def eval_batch(x_batch, y_batch):
-      out = self.strategy.run(self._eval_sums, args=(x_batch, y_batch))
-      return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
-
-    def run():
-      return sum((eval_batch(a, b).numpy() for a, b in ds), np.zeros(3))
-    return run
-
-  def evaluate(self, split):
-    """(loss, accuracy) of the model on 'val' or 'test'."""
-    x, y = ((self.data.x_val, self.data.y_val) if split == 'val'
-            else (self.data.x_test, self.data.y_test))
-    if len(x) == 0:
-      return float('nan'), float('nan')
-    if split not in self._eval_fns:
-      self._eval_fns[split] = self._eval_fn(x, y)
-    total = np.asarray(self._eval_fns[split]())
-    return total[0] / total[2], total[1] / total[2]
 
   def _iterator(self, step):
     """The training batches from global step `step` on: the distributed

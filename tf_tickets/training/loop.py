@@ -32,13 +32,14 @@ from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
 from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
-from tf_tickets.keras import keras
 from tf_tickets.training.cluster import Workers
 from tf_tickets.training.compiled import CompiledSteps
 from tf_tickets.training.compiled import single_device
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
 from tf_tickets.training.config import use_xla
+from tf_tickets.training.evaluate import Evaluator
+from tf_tickets.training.evaluate import loss_function
 from tf_tickets.training.progress import Progress
 from tf_tickets.training.shadow import Shadow
 from tf_tickets.training.shadow import state_variables
@@ -99,10 +100,9 @@ class Trainer(CompiledSteps):
         **hook_state)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, rundir.checkpoints_dir(net_dir), max_to_keep=2)
-    self.loss_fn = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction=keras.losses.Reduction.NONE)
+    self.loss_fn = loss_function()
+    self.evaluate = Evaluator(model, data, strategy, self.jit_compile)
     self._step_fns = {}
-    self._eval_fns = {}
     self.history = []
     self.workers = Workers.of(strategy)
     self._saved_at = time.monotonic()
