@@ -159,3 +159,19 @@ def test_algorithms_import_no_tensorflow():
       found += [f'{name}: {t}' for t in targets
                 if t.split('.')[0] in banned or t.startswith(banned)]
   assert not found, found
+
+
+def test_only_summaries_write_tensorboard_events():
+  """The summaries package is the one writer of TensorBoard events; the
+  experiments only create the network's writer (`Context.writer`)."""
+  pattern = re.compile(r'tf\.summary\.|write_raw_pb|create_file_writer')
+  found = []
+  for name, path in modules().items():
+    if name.startswith('tf_tickets.summaries'):
+      continue
+    for i, line in enumerate(open(path), 1):
+      if pattern.search(line) and not (
+          name == 'tf_tickets.experiments.context'
+          and 'create_file_writer' in line):
+        found.append(f'{name}:{i}: {line.strip()}')
+  assert not found, '\n'.join(found)

@@ -72,7 +72,7 @@ class Recorder(training.Hook):
       assert np.count_nonzero(w) <= np.count_nonzero(m), (key, step)
       assert np.all(w[m == 0] == 0.0), (key, step)
 
-  def on_mask_update(self, trainer, step, stats):
+  def on_mask_update(self, trainer, step, stats, totals=None):
     masks = pruning.get_masks(trainer.model)
     entries = wrapper_lib.prunable_entries(trainer.model)
     grown = {}

@@ -59,8 +59,8 @@ class Timed(training.Hook):
     self.wall += time.perf_counter() - t
     self.cpu += time.thread_time() - c
 
-  def on_mask_update(self, trainer, step, stats):
-    self.hook.on_mask_update(trainer, step, stats)
+  def on_mask_update(self, trainer, step, stats, totals=None):
+    self.hook.on_mask_update(trainer, step, stats, totals)
 
   def end(self, trainer, result):
     self.hook.end(trainer, result)
@@ -91,7 +91,9 @@ def run_arm(data, config, every, warmup, workdir):
   net_dir = tempfile.mkdtemp(dir=workdir)
   writer = tf.summary.create_file_writer(net_dir)
   timer = StepTimer(warmup)
-  hooks = [] if every is None else [Timed(summaries.SummaryHook(every=every))]
+  hooks = [summaries.TrainingScalars()]  # the loop's curves, in every arm
+  if every is not None:
+    hooks.append(Timed(summaries.SummaryHook(every=every)))
   trainer = training.Trainer(model, data, config, tf.distribute.get_strategy(),
                              net_dir, hooks=hooks + [timer], writer=writer,
                              quiet=True)

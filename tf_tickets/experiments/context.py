@@ -66,7 +66,8 @@ class Context:
     self.trained += not rundir.is_finished(net_dir)
     result = training.train_network(
         model, self.data, config or self.config, self.strategy, net_dir,
-        hooks=list(hooks) + summaries.default_hooks(),
+        hooks=(list(hooks) + [summaries.TrainingScalars()]
+               + summaries.default_hooks()),
         writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
         learning_rate=learning_rate, start_step=start_step,
         stop_step=stop_step)

@@ -35,13 +35,13 @@ import os
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
 from tf_tickets import settings
 from tf_tickets import steps
+from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
@@ -232,20 +232,6 @@ def analyse_step(ctx, cfg, k, masks):
   return row
 
 
-def _summaries(ctx, rows):
-  writer = tf.summary.create_file_writer(ctx.run_dir)
-  with writer.as_default():
-    for row in rows:
-      tf.summary.scalar('stability/error_barrier', row['error_barrier'],
-                        step=row['k'])
-      tf.summary.scalar('stability/loss_barrier', row['loss_barrier'],
-                        step=row['k'])
-      for i, e in enumerate(row['errors']):
-        tf.summary.scalar(f'stability/error_along_path/k_{row["k"]}', e,
-                          step=i)
-  writer.close()
-
-
 def table(rows):
   """A markdown table of the error barrier per rewind step k."""
   lines = ['| k | error barrier | loss barrier | error A | error B |',
@@ -285,6 +271,6 @@ def run(ctx):
     ctx.write_results(rows)
     logging.info('stability: k=%d error barrier %.4f', k,
                  rows[-1]['error_barrier'])
-  _summaries(ctx, rows)
+  summaries.write_stability(ctx.run_dir, rows)
   return rows
 

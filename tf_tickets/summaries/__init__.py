@@ -7,6 +7,8 @@
 * `lottery`: run-level per-level lottery summaries (`LevelSummaries`);
 * `figures`: the papers' figures from results rows (also
   tools/plot_tickets.py), written per level as an image;
+* `scalars`: the loop's own figures (loss, evaluations, FLOPs, mask-update
+  totals), written whether or not summaries are enabled (`TrainingScalars`);
 * `batch`: summary values written with one op (`Batch`);
 * `eventfiles`: one event file per directory after a resume (`compact`);
 * `layout`: the custom-scalars layout, one section per observer.
@@ -21,6 +23,8 @@ from tf_tickets.summaries.batch import Batch
 from tf_tickets.summaries.network import SummaryHook
 from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import default_hooks
+from tf_tickets.summaries.scalars import TrainingScalars
+from tf_tickets.summaries.scalars import write_stability
 from tf_tickets.summaries.views import connections_image
 from tf_tickets.summaries.views import fit_image
 from tf_tickets.summaries.views import image_inputs

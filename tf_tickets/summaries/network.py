@@ -216,7 +216,7 @@ class SummaryHook(Hook):
     if self.writer is not None and self.every and step % self.every == 0:
       self._write_state(step, histograms=True)
 
-  def on_mask_update(self, trainer, step, stats):
+  def on_mask_update(self, trainer, step, stats, totals=None):
     if self.entries is None:  # masks changed in a `begin` before ours
       self._setup(trainer)
     if self.writer is None:

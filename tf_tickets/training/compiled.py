@@ -9,7 +9,6 @@ backward, masked optimizer update) is compiled; with several replicas only
 the forward and backward pass, since the update's cross-replica
 aggregation cannot be compiled into the replica function.
 """
-import numpy as np
 import tensorflow as tf
 
 from tf_tickets import data as data_lib

@@ -56,8 +56,13 @@ class Hook:
     before the update; dense for prunable weights, since the forward pass
     reads the stored masked weights) if `wants_gradients(step)`, else None."""
 
-  def on_mask_update(self, trainer, step, stats):
-    """After a hook changed masks at `step` (see `Trainer.mask_updated`)."""
+  def on_mask_update(self, trainer, step, stats, totals=None):
+    """After a hook changed masks at `step` (see `Trainer.mask_updated`):
+    `stats` per weight key, `totals` of the whole update (e.g. churn)."""
+
+  def after_log(self, trainer, step, values):
+    """At every `training.log_every` step and at the end: `values` has
+    loss (the mean training loss since the last log) and learning_rate."""
 
   def after_eval(self, trainer, step, metrics):
     """After each validation; `metrics` has step, val_loss, val_accuracy

@@ -107,11 +107,12 @@ class Trainer(CompiledSteps):
     self.workers = Workers.of(strategy)
     self._saved_at = time.monotonic()
 
-  def mask_updated(self, step, stats):
+  def mask_updated(self, step, stats, totals=None):
     """Tells every hook that masks changed at `step` (stats: per-weight key
-    -> dict of figures, e.g. dropped/grown counts)."""
+    -> dict of figures, e.g. dropped/grown counts; totals: figures of the
+    whole update)."""
     for hook in self.hooks:
-      hook.on_mask_update(self, step, stats)
+      hook.on_mask_update(self, step, stats, totals)
 
   # -- the loop ----------------------------------------------------------------
   def restore(self):
@@ -230,11 +231,10 @@ class Trainer(CompiledSteps):
         hook.after_step(self, step, grads)
       if step % self.config.log_every == 0 or step == self.stop_step:
         loss = self._read_loss()
-        if self.writer is not None:
-          with self.writer.as_default(step=step):
-            tf.summary.scalar('train/loss', loss)
-            tf.summary.scalar('train/learning_rate',
-                              self.lr(self.optimizer.iterations))
+        values = dict(loss=loss, learning_rate=float(
+            self.lr(self.optimizer.iterations)))
+        for hook in self.hooks:
+          hook.after_log(self, step, values)
         shown['loss'] = loss
       if step % sched.eval_every == 0 or step == self.stop_step:
         metrics = self._evaluate_and_track(step)
@@ -276,18 +276,11 @@ class Trainer(CompiledSteps):
       self.best.assign([val_loss, step])
       self.best_state.copy_from()
     self.history.append(metrics)
-    self._write_scalars(step, val_loss=val_loss, val_accuracy=val_acc)
     logging.debug('step %d: val_loss %.4f val_acc %.4f', step, val_loss,
                   val_acc)
     for hook in self.hooks:
       hook.after_eval(self, step, metrics)
     return metrics
-
-  def _write_scalars(self, step, **values):
-    if self.writer is not None:
-      with self.writer.as_default(step=step):
-        for k, v in values.items():
-          tf.summary.scalar(f'eval/{k}', v)
 
   def _early_stop_test_accuracy(self, step, final_accuracy):
     """Test accuracy of the state at the minimum validation loss."""
@@ -307,9 +300,6 @@ class Trainer(CompiledSteps):
         else self._evaluate_and_track(step)
     test_loss, test_acc = self.evaluate('test')
     early_test = self._early_stop_test_accuracy(step, test_acc)
-    self._write_scalars(step, test_loss=test_loss, test_accuracy=test_acc)
-    if early_test is not None:
-      self._write_scalars(step, early_stop_test_accuracy=early_test)
     best = self.best.numpy()
     report = masks_lib.sparsity_report(self.model)
     result = dict(
@@ -325,8 +315,4 @@ class Trainer(CompiledSteps):
         **flops.report(self.model))
     for hook in self.hooks:
       hook.end(self, result)
-    if self.writer is not None:
-      with self.writer.as_default(step=step):
-        for k in ('inference_flops_fraction', 'training_flops_fraction'):
-          tf.summary.scalar(f'flops/{k}', result[k])
     return result

@@ -247,18 +247,15 @@ class MaskHook(Hook):
     total, per_key = self.churn(masks)
     for k, s in stats.items():
       s['churn'] = per_key[k]
-    trainer.mask_updated(step, stats)
+    totals = dict(churn=total)
+    if update.drop_fraction is not None:
+      totals['drop_fraction'] = update.drop_fraction
+    trainer.mask_updated(step, stats, totals)
     logging.info(
         '%s step %d: %s churn %.4f | %s', self.method, step,
         update.label or f'f={update.drop_fraction:.4f}', total, ' '.join(
             f'{k} -{s["dropped"]}/+{s["grown"]} ({s["churn"]:.3f})'
             for k, s in stats.items() if s['dropped'] or s['grown']))
-    if trainer.writer is not None:
-      with trainer.writer.as_default(step=step):
-        if update.drop_fraction is not None:
-          tf.summary.scalar('sparse_training/drop_fraction',
-                            update.drop_fraction)
-        tf.summary.scalar('sparse_training/churn', total)
 
   # -- reporting -------------------------------------------------------------
   def churn(self, masks):
