@@ -462,35 +462,56 @@ def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
       "error: --quantize: unknown quantisation 'int4'; valid: 'none', "
       "'dynamic', 'int8', 'float16'")
 
-  # The other bad inputs, through the same main() in this process.
-  os.makedirs(os.path.join(run_dir, 'level_2'))  # started, not finished
-  try:
-    cases = {
-        'not a run': (['--run_dir=' + str(tmp_path)],
-                      'error: --run_dir: ', 'no operative_config.gin'),
-        'no such dir': (['--run_dir=' + str(tmp_path / 'nope')],
-                        'error: --run_dir: ', 'does not exist'),
-        'missing level': (['--run_dir=' + run_dir, '--level=7'],
-                          'error: --level: level 7 ',
-                          'does not exist; finished levels: 0, 1'),
-        'unfinished level': (['--run_dir=' + run_dir, '--level=2'],
-                             'error: --level: level 2 ', 'is not finished'),
-        'output is the run': (['--run_dir=' + run_dir,
-                               '--output_dir=' + run_dir],
-                              'error: --output_dir: ', 'run directory'),
-        'output holds files': (['--run_dir=' + run_dir,
-                                '--output_dir=' + os.path.join(run_dir,
-                                                               'level_1')],
-                               'error: --output_dir: ', 'not empty'),
-    }
-    for name, (args, start, text) in cases.items():
-      code, last = _cli_in_process(args, capsys)
-      assert code == 1, name
-      assert last.startswith(start) and text in last, (name, last)
-  finally:
-    os.rmdir(os.path.join(run_dir, 'level_2'))
   after = {p: os.path.getmtime(os.path.join(run_dir, p)) for p in before}
   assert after == before  # the run's files are untouched
+
+
+def _fake_run(run_dir):
+  """A run directory as the export sees it before loading anything:
+  operative_config.gin, finished levels 0 and 1, a started level 2."""
+  os.makedirs(run_dir)
+  rundir.atomic_write_text(rundir.operative_config_path(run_dir), '')
+  for level, density in ((0, 1.0), (1, 0.2)):
+    net = rundir.level_dir(run_dir, level)
+    os.makedirs(rundir.final_dir(net))
+    rundir.write_json(rundir.result_path(net), dict(level=level,
+                                                    density=density))
+  os.makedirs(rundir.level_dir(run_dir, 2))
+  os.makedirs(os.path.join(rundir.level_dir(run_dir, 1), 'stray'))
+
+
+def test_cli_bad_input_one_error_line_each(tmp_path, capsys):
+  """Every bad input of the export CLI: exit 1, one `error:` line naming
+  the flag, nothing written into the run."""
+  run_dir = str(tmp_path / 'run')
+  _fake_run(run_dir)
+  before = sorted(os.walk(run_dir))
+  cases = {
+      'not a run': (['--run_dir=' + str(tmp_path)],
+                    'error: --run_dir: ', 'no operative_config.gin'),
+      'no such dir': (['--run_dir=' + str(tmp_path / 'nope')],
+                      'error: --run_dir: ', 'does not exist'),
+      'missing level': (['--run_dir=' + run_dir, '--level=7'],
+                        'error: --level: level 7 ',
+                        'does not exist; finished levels: 0, 1'),
+      'unfinished level': (['--run_dir=' + run_dir, '--level=2'],
+                           'error: --level: level 2 ', 'is not finished'),
+      'output is the run': (['--run_dir=' + run_dir,
+                             '--output_dir=' + run_dir],
+                            'error: --output_dir: ', 'run directory'),
+      'output holds files': (['--run_dir=' + run_dir,
+                              '--output_dir=' + os.path.join(run_dir,
+                                                             'level_1')],
+                             'error: --output_dir: ', 'not empty'),
+      'bad quantisation': (['--run_dir=' + run_dir, '--quantize=int4'],
+                           "error: --quantize: unknown quantisation 'int4'",
+                           "valid: 'none'"),
+  }
+  for name, (args, start, text) in cases.items():
+    code, last = _cli_in_process(args, capsys)
+    assert code == 1, name
+    assert last.startswith(start) and text in last, (name, last)
+  assert sorted(os.walk(run_dir)) == before  # nothing written
 
 
 @pytest.mark.slow

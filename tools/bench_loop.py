@@ -37,18 +37,6 @@ from tools import benchlib
 WARMUP = 20
 
 
-class _Clock(training.Hook):
-
-  def __init__(self, steps):
-    self.steps, self.t0, self.t1 = steps, None, None
-
-  def after_step(self, trainer, step, grads):
-    if step == WARMUP:
-      self.t0 = time.perf_counter()
-    elif step == self.steps:
-      self.t1 = time.perf_counter()
-
-
 class _FitClock(keras.callbacks.Callback):
 
   def __init__(self, steps):
@@ -89,7 +77,7 @@ def bench(name, data, steps, repeats):
     m.compile(keras.optimizers.Adam(1e-3), loss)
 
   def loop():
-    clock = _Clock(steps)
+    clock = benchlib.WindowClock(WARMUP, steps)  # the chunks runs use
     with tempfile.TemporaryDirectory() as d:
       training.Trainer(wrapped_for_loop, data, config, strategy, d,
                        hooks=[clock], quiet=True).fit()
