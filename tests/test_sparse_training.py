@@ -379,7 +379,8 @@ def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
   assert equal(ref['masks'], resumed['masks'])
   assert equal(ref['weights'], resumed['weights'])
   # Churn and growth bookkeeping survive the resume (checkpointed state).
-  for k in ('churn', 'grown_survival', 'mask_updates', 'grown_connections'):
+  for k in ('churn', 'grown_survival', 'layer_grown_survival', 'mask_updates',
+            'grown_connections'):
     assert resumed['result'][k] == ref['result'][k], k
 
 

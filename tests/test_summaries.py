@@ -317,6 +317,14 @@ class FakeRigL(training.Hook):
     pruning.set_masks(trainer.model, masks)
     trainer.mask_updated(step, stats)
 
+  def end(self, trainer, result):
+    """What the sparse-training hook reports: grown connections alive."""
+    masks = pruning.get_masks(trainer.model)
+    per_key = {k: float(np.mean(masks[k].reshape(-1)[grow] > 0))
+               for k, (_, grow) in self.moved.items()}
+    result['layer_grown_survival'] = per_key
+    result['grown_survival'] = float(np.mean(list(per_key.values())))
+
 
 @pytest.mark.parametrize('strategy', ['default', 'mirrored'])
 def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
@@ -376,6 +384,14 @@ def test_real_rigl_run_dropped_equals_grown(tmp_path):
   assert len(rows) == 1 and row['grown_survival'] != ''
   assert scalars['sparse_training/grown_survival/total'][60] == (
       pytest.approx(float(row['grown_survival']), abs=1e-6))
+  # One source for survival: the sparse-training hook's checkpointed
+  # counts (result.json), which the summaries only write.
+  result = rundir.read_result(str(tmp_path / 'rigl' / 'level_0'))
+  assert result['layer_grown_survival'] and set(
+      result['layer_grown_survival']) <= set(KEYS)  # layers that grew
+  for key, value in result['layer_grown_survival'].items():
+    assert scalars[f'sparse_training/grown_survival/{key}'][60] == (
+        pytest.approx(value, abs=1e-6))
   with events.tensorboard(tmp_path / 'rigl') as board:
     sections = events.custom_scalars_layout(board)
   assert list(sections) == ['Training', 'Sparsity', 'Sparse training']

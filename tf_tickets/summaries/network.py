@@ -39,10 +39,10 @@ update and per layer, every numeric figure of the update's stats under
 `sparse_training/<figure>/<key>` (dropped, grown, churn, drop_fraction, ...)
 with `/total` sums for counts, `sparse_training/cumulative_grown/<key>`, and
 at the end `sparse_training/grown_survival/<key>` and `/total`: the fraction
-of the connections grown during training that are active at the end (the
-total is the result's 'grown_survival' when the algorithm reports it; the
-per-layer figures count growth seen since this process started the network,
-so they restart after a resume). The first update that reports figures also
+of the connections grown during training that are active at the end, as the
+sparse-training hook counted them over the whole run (the result's
+'layer_grown_survival' and 'grown_survival'; checkpointed, so a resume
+counts what the interrupted run grew). The first update that reports figures also
 writes the "Sparse training" section of the custom-scalars layout.
 
 Every tag's steps increase within a network directory (TensorBoard's
@@ -188,10 +188,7 @@ class SummaryHook(Hook):
     self.writer = None
     self.entries = None
     self._last = {}  # what -> last step written (no duplicates per step)
-    self._prev = None  # masks after the last update, as bool arrays
-    self._ever_grown = None
     self._cumulative = {}
-    self._updates = 0
     self._axes, self._inputs = {}, {}  # per key: unit axes, (H, W, C) input
     self._section = False  # "Sparse training" layout written
     self._changed = False  # masks changed in training: sparsity scalars
@@ -234,8 +231,7 @@ class SummaryHook(Hook):
       else:
         batch = start
       self._sections.append(sparsity_section(list(self.entries)))
-    masks = self._add_state(batch, step, images=images)
-    self._updates += 1
+    self._add_state(batch, step, images=images)
     totals = {}
     figures_seen = reported_figures(stats)
     if figures_seen and not self._section:
@@ -262,20 +258,14 @@ class SummaryHook(Hook):
     for name, value in totals.items():
       batch.scalar(f'sparse_training/{name}/{TOTAL}', value)
     batch.write(self.writer, step)
-    for key, m in masks.items():
-      now = m > 0
-      if key in self._prev:
-        self._ever_grown[key] |= now & ~self._prev[key]
-      self._prev[key] = now
 
   def end(self, trainer, result):
     if self.writer is None:
       return
     step = int(result.get('steps', trainer.step_var.numpy()))
     batch = Batch()
-    masks = self._add_state(batch, step, histograms=True, images=True)
-    if self._updates:
-      self._add_survival(batch, masks, result)
+    self._add_state(batch, step, histograms=True, images=True)
+    self._add_survival(batch, result)
     batch.text('result', result_table(result))
     batch.write(self.writer, step)
     self.writer.flush()
@@ -296,8 +286,6 @@ class SummaryHook(Hook):
     self._inputs = views.image_inputs(trainer.model, self.entries)
     masks = masks_of(self.entries)
     self._begin_masks = masks
-    self._prev = {k: m > 0 for k, m in masks.items()}
-    self._ever_grown = {k: np.zeros(m.shape, bool) for k, m in masks.items()}
 
   def _once(self, what, step):
     if self._last.get(what) == step:
@@ -348,19 +336,11 @@ class SummaryHook(Hook):
     batch.scalar(f'density/{TOTAL}', active / total if total else 1.0)
     batch.scalar(f'disconnected_units/{TOTAL}', cut / units if units else 0)
 
-  def _add_survival(self, batch, masks, result):
-    grown_total = alive_total = 0
-    for key, m in masks.items():
-      ever = self._ever_grown[key]
-      n = int(np.count_nonzero(ever))
-      alive = int(np.count_nonzero(ever & (m > 0)))
-      grown_total += n
-      alive_total += alive
-      if n:
-        batch.scalar(f'sparse_training/grown_survival/{key}', alive / n)
-    reported = as_number(result.get('grown_survival'))
-    if 'grown_survival' not in result and grown_total:
-      reported = alive_total / grown_total
-      result['grown_survival'] = reported
-    if reported is not None:
-      batch.scalar(f'sparse_training/grown_survival/{TOTAL}', reported)
+  def _add_survival(self, batch, result):
+    """Grown connections surviving to the end, as the sparse-training hook
+    counted them over the whole run (checkpointed: resumes included)."""
+    for key, value in (result.get('layer_grown_survival') or {}).items():
+      batch.scalar(f'sparse_training/grown_survival/{key}', value)
+    total = as_number(result.get('grown_survival'))
+    if total is not None:
+      batch.scalar(f'sparse_training/grown_survival/{TOTAL}', total)

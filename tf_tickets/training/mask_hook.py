@@ -281,10 +281,14 @@ class MaskHook(Hook):
         mask_updates=self.counters[0], grown_connections=self.counters[1],
         target_sparsity=cfg.sparsity, distribution=cfg.distribution)
     if self.algorithm.tracks_growth:
-      ever = sum(int(np.count_nonzero(g)) for g in self.ever_grown.values())
-      alive = sum(int(np.count_nonzero(self.ever_grown[k] & (masks[k] > 0)))
-                  for k in self.keys)
-      result['grown_survival'] = alive / ever if ever else None
+      ever = {k: int(np.count_nonzero(self.ever_grown[k])) for k in self.keys}
+      alive = {k: int(np.count_nonzero(self.ever_grown[k] & (masks[k] > 0)))
+               for k in self.keys}
+      total = sum(ever.values())
+      result['grown_survival'] = (sum(alive.values()) / total if total
+                                  else None)
+      result['layer_grown_survival'] = {k: alive[k] / ever[k]
+                                        for k in self.keys if ever[k]}
     result.update(self.algorithm.result())
     train = self.algorithm.training_flops(flops.by_key(trainer.model),
                                           flops.by_key(trainer.model, True))
