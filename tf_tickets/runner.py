@@ -154,15 +154,13 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     return 0
   except TicketsError as e:
     sys.stderr.flush()
-    if created and not rundir.has_training_state(run_dir):
-      _remove(run_dir, keep_dir=existed)  # nothing worth keeping
+    _discard_untrained(run_dir, created, existed)
     # gin appends 'In call to configurable ...' lines; the first line says it.
     print(f'error: {first_line(e)}', file=sys.stderr, flush=True)
     return 1
   except KeyboardInterrupt:
     sys.stderr.flush()
-    if created and not rundir.has_training_state(run_dir):
-      _remove(run_dir, keep_dir=existed)
+    _discard_untrained(run_dir, created, existed)
     where = training.last_position()
     print(f'\ninterrupted{" in " + where if where else ""}: run the same '
           'command to continue (from the last checkpoint)', file=sys.stderr,
@@ -251,6 +249,13 @@ def report(ctx, rows):
   last = list(ctx.results)[-1] if ctx.results else rundir.results_path(
       ctx.run_dir)
   print(f'results: {last}', flush=True)
+
+
+def _discard_untrained(run_dir, created, existed):
+  """Removes what this invocation wrote into a run directory it created, if
+  nothing was trained there (nothing worth keeping)."""
+  if created and not rundir.has_training_state(run_dir):
+    _remove(run_dir, keep_dir=existed)
 
 
 def _remove(run_dir, keep_dir):

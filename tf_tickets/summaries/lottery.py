@@ -50,6 +50,7 @@ from tf_tickets.summaries.layout import lottery_section
 from tf_tickets.summaries.layout import summary as layout_summary
 from tf_tickets.summaries.network import TOTAL
 from tf_tickets.summaries.network import SummarySettings
+from tf_tickets.summaries.network import add_sparsity
 from tf_tickets.summaries.network import masks_of
 from tf_tickets.summaries.network import as_number
 from tf_tickets.summaries.network import weights_of
@@ -158,26 +159,19 @@ class LevelSummaries:
 
   def _add_masks(self, batch, masks):
     """Density and cut-off units per layer, overlap with the last level."""
-    active = total = cut = units = inter = union = 0
+    add_sparsity(batch, 'lottery/', masks,
+                 {k: units[-1] for k, units in self._units.items()})
+    if self._prev_masks is None:
+      return
+    inter = union = 0
     for key, m in masks.items():
-      a = int(np.count_nonzero(m))
-      active, total = active + a, total + m.size
-      batch.scalar(f'lottery/density/{key}', a / m.size)
-      per_unit = self._units[key][-1]
-      n = int(np.count_nonzero(per_unit == 0))
-      cut, units = cut + n, units + per_unit.size
-      batch.scalar(f'lottery/disconnected_units/{key}', n / per_unit.size)
-      prev = (self._prev_masks or {}).get(key)
+      prev = self._prev_masks.get(key)
       if prev is not None:
         now, before = m > 0, prev > 0
         inter += np.count_nonzero(now & before)
         union += np.count_nonzero(now | before)
         batch.scalar(f'lottery/jaccard/{key}', jaccard(now, before))
-    batch.scalar(f'lottery/density/{TOTAL}', active / total if total else 1)
-    batch.scalar(f'lottery/disconnected_units/{TOTAL}',
-                 cut / units if units else 0.0)
-    if self._prev_masks is not None:
-      batch.scalar(f'lottery/jaccard/{TOTAL}', inter / union if union else 1)
+    batch.scalar(f'lottery/jaccard/{TOTAL}', inter / union if union else 1)
 
   def _add_distances(self, batch, weights):
     sq = start_sq = 0.0

@@ -157,6 +157,23 @@ def as_number(value):
 # ------------------------------------------------------------------------------
 
 
+def add_sparsity(batch, prefix, masks, per_unit):
+  """`<prefix>density/<key>` and `<prefix>disconnected_units/<key>` (the
+  fraction of units with no surviving weight, from `per_unit`: key -> unit
+  densities), each with its `/total`, added to `batch`."""
+  active = total = cut = units = 0
+  for key, m in masks.items():
+    a = int(np.count_nonzero(m))
+    active, total = active + a, total + m.size
+    batch.scalar(f'{prefix}density/{key}', a / m.size)
+    n = int(np.count_nonzero(per_unit[key] == 0))
+    cut, units = cut + n, units + per_unit[key].size
+    batch.scalar(f'{prefix}disconnected_units/{key}', n / per_unit[key].size)
+  batch.scalar(f'{prefix}density/{TOTAL}', active / total if total else 1.0)
+  batch.scalar(f'{prefix}disconnected_units/{TOTAL}',
+               cut / units if units else 0.0)
+
+
 def result_table(result):
   """A network's result as a Markdown table (TensorBoard's Text tab)."""
   lines = ['| figure | value |', '|---|---|']
@@ -322,19 +339,9 @@ class SummaryHook(Hook):
     return masks
 
   def _add_scalars(self, batch, masks):
-    """Density and cut-off units per layer and in total."""
-    active = total = cut = units = 0
-    for key, m in masks.items():
-      a = int(np.count_nonzero(m))
-      active += a
-      total += m.size
-      batch.scalar(f'density/{key}', a / m.size)
-      per_unit = views.unit_density(m, self._axes[key])
-      n = int(np.count_nonzero(per_unit == 0))
-      cut, units = cut + n, units + per_unit.size
-      batch.scalar(f'disconnected_units/{key}', n / per_unit.size)
-    batch.scalar(f'density/{TOTAL}', active / total if total else 1.0)
-    batch.scalar(f'disconnected_units/{TOTAL}', cut / units if units else 0)
+    add_sparsity(batch, '', masks,
+                 {k: views.unit_density(m, self._axes[k])
+                  for k, m in masks.items()})
 
   def _add_survival(self, batch, result):
     """Grown connections surviving to the end, as the sparse-training hook
