@@ -22,9 +22,7 @@ def cfg(**kw):
   return algorithms.SparseTrainingSettings(**kw)
 
 
-def resolved(algorithm, total=200):
-  algorithm.resolve(algorithms.RunSteps(total, 50))
-  return algorithm
+RUN = algorithms.RunSteps(200, 50)
 
 
 def test_rigl_update_by_hand():
@@ -33,7 +31,7 @@ def test_rigl_update_by_hand():
   mask = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
   w = np.array([0.1, -0.9, 0.05, 0.5, 0, 0, 0, 0], np.float32)
   g = np.array([0.0, 0.0, 9.0, 0.0, 1.0, 3.0, 0.2, 2.0], np.float32)
-  rigl = resolved(algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0))
+  rigl = algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0, RUN)
   assert rigl.wants_update(10) and not rigl.wants_update(15)
   up = rigl.update(10, {'a': mask}, {'a': w}, {'a': g})
   # dropped: 2 (0.05) and 0 (0.1); grown: 2 (|g| 9, regrown) and 5 (3.0)
@@ -46,7 +44,7 @@ def test_rigl_update_by_hand():
 def test_set_update_by_hand_counts_and_determinism():
   mask = np.array([1, 1, 1, 0, 0, 0], bool)
   w = np.array([3.0, 1.0, 2.0, 0, 0, 0], np.float32)
-  alg = resolved(algorithms.SET(cfg(drop_fraction=0.34), {'a': 0.5}, 7))
+  alg = algorithms.SET(cfg(drop_fraction=0.34), {'a': 0.5}, 7, RUN)
   up = alg.update(10, {'a': mask}, {'a': w}, None)
   new = up.masks['a']
   grown, = np.flatnonzero(up.grown['a'])  # round(0.34 * 3) = 1 drop, 1 grow
@@ -58,10 +56,9 @@ def test_set_update_by_hand_counts_and_determinism():
 
 
 def test_gmp_update_by_hand():
-  gmp = algorithms.GMP(cfg(method='gmp'), {'a': 0.5, 'b': 0.0}, 0,
-                       algorithms.GMPSettings(begin_step=10, end_step=20,
-                                              frequency=10))
-  resolved(gmp)
+  gmp = algorithms.GMP(cfg(method='gmp'), {'a': 0.5, 'b': 0.0}, 0, RUN,
+                       gmp=algorithms.GMPSettings(begin_step=10, end_step=20,
+                                                  frequency=10))
   mask = np.ones(6, bool)
   w = np.array([0.3, -0.1, 0.2, 0.6, -0.05, 0.4], np.float32)
   assert gmp.wants_update(20) and not gmp.wants_update(25)
@@ -72,7 +69,7 @@ def test_gmp_update_by_hand():
 
 
 def test_static_never_updates():
-  static = resolved(algorithms.Static(cfg(method='static'), {}, 0))
+  static = algorithms.Static(cfg(method='static'), {}, 0, RUN)
   assert not any(static.wants_update(s) for s in range(200))
 
 
@@ -84,11 +81,11 @@ def test_imp_global_and_layerwise_by_hand():
   model = tt.wrap(keras.Model(inp, out))
   model.get_layer('ticket_a').layer.kernel.assign([[1., 2.], [3., 4.]])
   model.get_layer('ticket_b').layer.kernel.assign([[.1, .2], [5., 6.]])
-  algorithms.prune(model, 0.5, scope='global')
+  tt.pruning.prune(model, 0.5, scope='global')
   m = masks_lib.get_masks(model)
   np.testing.assert_array_equal(m['a'], [[0, 0], [1, 1]])
   np.testing.assert_array_equal(m['b'], [[0, 0], [1, 1]])
-  algorithms.prune(model, 0.5, scope='layerwise')
+  tt.pruning.prune(model, 0.5, scope='layerwise')
   m = masks_lib.get_masks(model)
   np.testing.assert_array_equal(m['a'], [[0, 0], [0, 1]])
   np.testing.assert_array_equal(m['b'], [[0, 0], [0, 1]])
@@ -205,9 +202,8 @@ def test_next_update_is_the_first_step_that_wants_one(method, settings):
     gmp = algorithms.GMPSettings(**settings)
     settings = {}
   algorithm = algorithms.METHODS.get(method)(
-      cfg(method=method, **settings), {'a': 0.9, 'b': 0.5}, 0,
+      cfg(method=method, **settings), {'a': 0.9, 'b': 0.5}, 0, RUN,
       **({'gmp': gmp} if gmp else {}))
-  resolved(algorithm)
   for step in range(0, 200):
     assert algorithm.next_update(step) == _scanned(algorithm, step), step
 
@@ -250,7 +246,7 @@ def test_imp_on_arrays_is_what_prune_writes_into_the_model():
     pure = algorithms.compute_masks(before, weights, initial, 0.2, scope,
                                     {'output': 0.1}, (), 'magnitude', block)
     assert all(np.array_equal(before[k], copies[k]) for k in before)
-    pruned = algorithms.prune(net, 0.2, scope, {'output': 0.1}, (),
+    pruned = tt.pruning.prune(net, 0.2, scope, {'output': 0.1}, (),
                               'magnitude', block)
     after = masks_lib.get_masks(net)
     for k in before:

@@ -106,7 +106,7 @@ def test_every_method_keeps_pruned_layers_blocked_and_dense_ones_whole(
 def test_imp_prunes_whole_blocks_of_smallest_norm():
   model = lenet()
   weights = masks_lib.get_weights(model)
-  pruned = algorithms.prune(model, 0.2, block=BLOCK,
+  pruned = tt.pruning.prune(model, 0.2, block=BLOCK,
                             fractions={'output': 0.1})
   masks = masks_lib.get_masks(model)
   after = masks_lib.get_weights(model)
@@ -122,7 +122,7 @@ def test_imp_prunes_whole_blocks_of_smallest_norm():
     kept = layout.active(masks[key].reshape(-1))
     assert norms[kept].min() >= norms[~kept].max()
   # A second level prunes 20% of the remaining blocks.
-  algorithms.prune(model, 0.2, block=BLOCK)
+  tt.pruning.prune(model, 0.2, block=BLOCK)
   fc1 = masks_lib.get_masks(model)['fc1']
   level1 = 49 * 300 - round(0.2 * 49 * 300)
   assert assert_blocked(fc1) == level1 - round(0.2 * level1)
@@ -132,7 +132,7 @@ def test_global_pruning_with_blocks_needs_every_pooled_weight_blocked():
   model = tt.wrap(models.build_model(name='conv2', input_shape=(32, 32, 3),
                                      num_classes=10))
   with pytest.raises(tt.ConfigError, match='lottery.block_size'):
-    algorithms.prune(model, 0.2, scope='global', block=BLOCK)
+    tt.pruning.prune(model, 0.2, scope='global', block=BLOCK)
   assert all(m.all() for m in masks_lib.get_masks(model).values())
 
 
@@ -141,16 +141,17 @@ def _blocked_rigl(method='rigl'):
       method=method, sparsity=0.9, distribution='erk', update_every=10,
       end_step=0.9, block_size=BLOCK)
   model = lenet()
-  algorithm = algorithms.make(cfg, algorithms.target_sparsities(model, cfg),
-                              0, masks_lib.weight_shapes(model))
+  algorithm = algorithms.make(cfg, tt.pruning.target_sparsities(model, cfg),
+                              0, algorithms.RunSteps(100, 10),
+                              masks_lib.weight_shapes(model))
   return model, algorithm
 
 
 @pytest.mark.parametrize('method', ['rigl', 'set'])
 def test_drop_and_grow_on_blocks_keeps_block_counts(method):
   model, algorithm = _blocked_rigl(method)
-  assert isinstance(algorithm, algorithms.Blocked)
-  algorithm.resolve(algorithms.RunSteps(100, 10))
+  assert algorithm.layouts and set(algorithm.layouts) <= set(
+      algorithm.sparsities)
   masks_lib.init_masks(model, algorithm.sparsities, seed=0, block=BLOCK)
   rng = np.random.default_rng(0)
   masks = {k: m.reshape(-1) > 0 for k, m in masks_lib.get_masks(model).items()}

@@ -24,11 +24,10 @@ def test_lenet_300_100_by_hand():
   assert r['training_flops_per_example'] == 3 * sparse
   # RigL with dT = 100: (3 f_S * 100 + 2 f_S + f_D) / 101.
   cfg = algorithms.SparseTrainingSettings(update_every=100, end_step=0.75)
-  rigl = algorithms.RigL(cfg, {}, 0)
-  rigl.resolve(algorithms.RunSteps(1000, 100))
+  rigl = algorithms.RigL(cfg, {}, 0, algorithms.RunSteps(1000, 100))
   got = rigl.training_flops(flops.by_key(model), flops.by_key(model, True))
   assert got == pytest.approx((300 * sparse + 2 * sparse + dense) / 101)
-  assert algorithms.SET(cfg, {}, 0).training_flops(
+  assert algorithms.SET(cfg, {}, 0, algorithms.RunSteps(1000, 100)).training_flops(
       flops.by_key(model), flops.by_key(model, True)) == 3 * sparse
 
 
@@ -48,10 +47,10 @@ def test_small_conv_net_by_hand():
 def test_gmp_training_flops_by_hand():
   """Dense for steps < 10, 50% from the pruning step 10 on, 90% from 20."""
   cfg = algorithms.SparseTrainingSettings(method='gmp', sparsity=0.9)
-  gmp = algorithms.GMP(cfg, {'a': 0.9}, 0, algorithms.GMPSettings(
-      begin_step=10, end_step=20, frequency=10, power=1.0,
-      initial_sparsity=0.5))
-  gmp.resolve(algorithms.RunSteps(40, 10))
+  gmp = algorithms.GMP(cfg, {'a': 0.9}, 0, algorithms.RunSteps(40, 10),
+                       gmp=algorithms.GMPSettings(
+                           begin_step=10, end_step=20, frequency=10,
+                           power=1.0, initial_sparsity=0.5))
   dense = {'a': 100.0}
   want = 3 * 100.0 * (10 * 1.0 + 10 * 0.5 + 20 * 0.1) / 40
   assert gmp.training_flops({}, dense) == pytest.approx(want)

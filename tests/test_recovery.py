@@ -24,8 +24,7 @@ def data():
 
 
 def _model(data):
-  model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                     num_classes=10, seed=3))
+  model = tt.wrap(models.build_for(data, seed=3))
   tt.prune_by_magnitude(model, 0.5)
   return model
 

@@ -18,6 +18,7 @@ from tf_tickets import models
 from tf_tickets import algorithms
 from tf_tickets.algorithms import settings as algo_settings
 from tf_tickets import masks as pruning
+from tf_tickets import topk
 from tf_tickets import training
 from tf_tickets.experiments import sparse as sparse_exp
 from tf_tickets import wrapper as wrapper_lib
@@ -40,8 +41,7 @@ def data():
 def build(data, strategy=None, seed=0):
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
-    return tt.wrap(models.build_model(input_shape=data.input_shape,
-                                      num_classes=10, seed=seed))
+    return tt.wrap(models.build_for(data, seed=seed))
 
 
 def sparse_cfg(**kw):
@@ -49,11 +49,12 @@ def sparse_cfg(**kw):
   return algorithms.SparseTrainingSettings(**kw)
 
 
-def make_algorithm(model, cfg, seed=0, gmp=None):
-  sparsities = algorithms.target_sparsities(model, cfg)
-  if cfg.method == 'gmp':
-    return algorithms.GMP(cfg, sparsities, seed, gmp)
-  return algorithms.make(cfg, sparsities, seed)
+def make_algorithm(model, cfg, data, steps=STEPS, seed=0, gmp=None):
+  """The algorithm of `cfg` for a run of `steps` on `data`."""
+  run = algorithms.RunSteps(steps, data.steps_per_epoch)
+  extra = dict(gmp=gmp) if cfg.method == 'gmp' and gmp else {}
+  return algorithms.make(cfg, tt.pruning.target_sparsities(model, cfg), seed,
+                         run, **extra)
 
 
 class Recorder(training.Hook):
@@ -62,32 +63,32 @@ class Recorder(training.Hook):
   def __init__(self):
     self.updates = []
 
-  def begin(self, trainer):
-    self.prev = pruning.get_masks(trainer.model)
+  def begin(self, ctx):
+    self.prev = pruning.get_masks(ctx.model)
     self.first = {k: int(m.sum()) for k, m in self.prev.items()}
 
-  def after_step(self, trainer, step, grads):
-    for key, (wr, i) in wrapper_lib.prunable_entries(trainer.model).items():
+  def after_step(self, ctx, step, grads):
+    for key, (wr, i) in wrapper_lib.prunable_entries(ctx.model).items():
       w, m = wr.prunable_weights[i].numpy(), wr.masks[i].numpy()
       assert np.count_nonzero(w) <= np.count_nonzero(m), (key, step)
       assert np.all(w[m == 0] == 0.0), (key, step)
 
-  def on_mask_update(self, trainer, step, stats, totals=None):
-    masks = pruning.get_masks(trainer.model)
-    entries = wrapper_lib.prunable_entries(trainer.model)
+  def on_mask_update(self, ctx, step, stats, totals=None):
+    masks = pruning.get_masks(ctx.model)
+    entries = wrapper_lib.prunable_entries(ctx.model)
     grown = {}
     for key, (wr, i) in entries.items():
       new = (masks[key] > 0) & (self.prev[key] == 0)
       var = wr.prunable_weights[i]
       assert np.all(var.numpy()[new] == 0.0), (key, step)
-      slots = training.optimizer_slots(trainer.optimizer, var)
+      slots = training.optimizer_slots(ctx.optimizer, var)
       for slot in slots:
         assert np.all(slot.numpy()[new] == 0.0), (key, step, slot.name)
       grown[key] = int(new.sum())
     self.updates.append(dict(
         step=step, stats={k: dict(v) for k, v in stats.items()}, grown=grown,
         active={k: int(m.sum()) for k, m in masks.items()},
-        slots=len(training.optimizer_slots(trainer.optimizer,
+        slots=len(training.optimizer_slots(ctx.optimizer,
                                      entries['fc1'][0].prunable_weights[0]))))
     self.prev = masks
 
@@ -96,7 +97,7 @@ class Kill(training.Hook):
   def __init__(self, step):
     self.step = step
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if step == self.step:
       raise KeyboardInterrupt('simulated kill')
 
@@ -106,7 +107,7 @@ def train(data, net_dir, cfg, strategy=None, steps=STEPS, seed=0, hooks=(),
   """Trains LeNet-300-100 on the fixture with the hook of `cfg`."""
   strategy = strategy or tf.distribute.get_strategy()
   model = build(data, strategy)
-  algorithm = make_algorithm(model, cfg, seed, gmp)
+  algorithm = make_algorithm(model, cfg, data, steps, seed, gmp)
   sparse_exp.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=steps, seed=seed, eval_every=steps,
                                    checkpoint_every=checkpoint_every,
@@ -175,7 +176,7 @@ def test_gmp_config_errors(kw, setting):
 def test_unknown_custom_layer_and_late_end_step(data, tmp_path):
   model = build(data)
   with pytest.raises(tt.ConfigError, match='sparse_training.custom_sparsity'):
-    algorithms.target_sparsities(model,
+    tt.pruning.target_sparsities(model,
                                  sparse_cfg(custom_sparsity={'fc9': 0.5}))
   with pytest.raises(tt.ConfigError, match='sparse_training.end_step'):
     train(data, tmp_path, sparse_cfg(end_step='100it'), steps=20)
@@ -195,13 +196,13 @@ def test_resolve_step_forms_and_multiplier():
 
 def test_target_sparsities_uniform_first_layer_dense_custom_and_erk(data):
   model = build(data)
-  u = algorithms.target_sparsities(model, sparse_cfg(distribution='uniform'))
+  u = tt.pruning.target_sparsities(model, sparse_cfg(distribution='uniform'))
   assert u == {'fc1': 0.0, 'fc2': 0.9, 'output': 0.9}
-  u = algorithms.target_sparsities(
+  u = tt.pruning.target_sparsities(
       model, sparse_cfg(distribution='uniform', dense_first_layer=False,
                         custom_sparsity={'output': 0.5}))
   assert u == {'fc1': 0.9, 'fc2': 0.9, 'output': 0.5}
-  e = algorithms.target_sparsities(model, sparse_cfg(sparsity=0.9))
+  e = tt.pruning.target_sparsities(model, sparse_cfg(sparsity=0.9))
   shapes = pruning.weight_shapes(model)
   assert e == distributions.erk(shapes, 0.9)
   nz = distributions.nonzeros(shapes, e)
@@ -211,19 +212,19 @@ def test_target_sparsities_uniform_first_layer_dense_custom_and_erk(data):
 def test_select_is_exact_and_breaks_ties_by_index():
   scores = np.array([3., 1., 1., 0., 1., 5., np.nan, 1.])
   cand = np.ones(8, bool)
-  assert sorted(pruning.select(scores, cand, 3)) == [1, 2, 3]
-  assert sorted(pruning.select(scores, cand, 2, largest=True)) == [0, 5]
+  assert sorted(topk.select(scores, cand, 3)) == [1, 2, 3]
+  assert sorted(topk.select(scores, cand, 2, largest=True)) == [0, 5]
   cand[1] = False
-  assert sorted(pruning.select(scores, cand, 3)) == [2, 3, 4]
-  assert sorted(pruning.select(scores, cand, 8)) == [0, 2, 3, 4, 5, 6, 7]
-  assert pruning.select(scores, cand, 0).size == 0
+  assert sorted(topk.select(scores, cand, 3)) == [2, 3, 4]
+  assert sorted(topk.select(scores, cand, 8)) == [0, 2, 3, 4, 5, 6, 7]
+  assert topk.select(scores, cand, 0).size == 0
   # Matches a full lexicographic sort (score, index) on random ties.
   rng = np.random.default_rng(0)
   s = rng.integers(0, 5, 1000).astype(np.float32)
   c = rng.random(1000) < 0.5
   idx = np.flatnonzero(c)
   want = idx[np.lexsort((idx, s[idx]))[:100]]
-  assert sorted(pruning.select(s, c, 100)) == sorted(want)
+  assert sorted(topk.select(s, c, 100)) == sorted(want)
 
 
 def test_drop_fraction_schedules():
@@ -311,13 +312,13 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
   """One update by hand: the exact sets RigL must choose."""
   model = build(data)
   cfg = sparse_cfg(method='rigl', update_every=1, end_step=1.0)
-  algorithm = make_algorithm(model, cfg)
+  algorithm = make_algorithm(model, cfg, data, steps=2)
   sparse_exp.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=2, eval_every=2)
   hook = training.MaskHook(algorithm)
   trainer = training.Trainer(model, data, config, tf.distribute.get_strategy(),
                              str(tmp_path), hooks=[hook], quiet=True)
-  hook.begin(trainer)
+  hook.begin(trainer.context)
   var = model.get_layer('ticket_fc2').layer.kernel
   rng = np.random.default_rng(1)
   grads = {id(v): tf.constant(rng.normal(size=v.shape).astype(np.float32))
@@ -326,18 +327,18 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
   w = var.numpy().reshape(-1)
   f = algorithm.drop_fraction(1)
   k = math.floor(f * before.sum())
-  drop = pruning.select(np.abs(w), before, k)
+  drop = topk.select(np.abs(w), before, k)
   # Make the dense gradient largest at one just-dropped connection: RigL
   # regrows it, and it keeps its weight (never dropped, as the references).
   g = grads[id(var)].numpy().reshape(-1)
   g[drop[0]] = 1e6
   grads[id(var)] = tf.constant(g.reshape(var.shape))
   g = np.abs(g)
-  hook.after_step(trainer, 1, grads)
+  hook.after_step(trainer.context, 1, grads)
   after = pruning.get_masks(model)['fc2'].reshape(-1) > 0
   kept = before.copy()
   kept[drop] = False
-  grow = pruning.select(g, ~kept, k, largest=True)
+  grow = topk.select(g, ~kept, k, largest=True)
   want = kept.copy()
   want[grow] = True
   np.testing.assert_array_equal(after, want)
@@ -392,8 +393,7 @@ def test_rigl_resumed_after_its_last_update_runs_the_same_compiled_loop(
   ref = rigl_run(data, tmp_path_factory)
   resumed = killed_and_resumed(data, tmp_path / 'net', 67, 60)
   assert resumed['updates'] == []
-  # pylint: disable=protected-access
-  compiled = [list(run['trainer']._step_fns) for run in (resumed, ref)]
+  compiled = [run['trainer'].steps.built for run in (resumed, ref)]
   assert compiled == [[('loop', True)]] * 2
   assert equal(ref['masks'], resumed['masks'])
   assert equal(ref['weights'], resumed['weights'])
@@ -438,7 +438,7 @@ def test_set_grows_randomly_but_deterministically(data, tmp_path_factory,
 def test_static_never_changes_masks(data, tmp_path):
   model = build(data)
   cfg = sparse_cfg(method='static')
-  sparse_exp.initialize_masks(model, make_algorithm(model, cfg))
+  sparse_exp.initialize_masks(model, make_algorithm(model, cfg, data))
   start = pruning.get_masks(model)
   run = train(data, tmp_path, cfg)
   assert run['updates'] == []
@@ -517,7 +517,7 @@ def test_mobilenet_config_sparsifies_only_pointwise_convs():
   cfg = algorithms.SparseTrainingSettings()
   model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
                                      num_classes=10))
-  s = algorithms.target_sparsities(model, cfg)
+  s = tt.pruning.target_sparsities(model, cfg)
   assert s['conv1'] == 0.0 and s['output'] == 0.0
   pw = {k: v for k, v in s.items() if k.startswith('pw')}
   assert len(pw) == 13 and all(v >= 2 / 3 for v in pw.values())
@@ -551,10 +551,10 @@ class Snap(training.Hook):
   def __init__(self):
     self.weights, self.grads = {}, {}
 
-  def after_step(self, trainer, step, grads):
-    self.weights[step] = pruning.get_weights(trainer.model)
+  def after_step(self, ctx, step, grads):
+    self.weights[step] = pruning.get_weights(ctx.model)
     if grads is not None:
-      var = trainer.model.get_layer('ticket_fc1').layer.kernel
+      var = ctx.model.get_layer('ticket_fc1').layer.kernel
       self.grads[step] = np.asarray(grads[id(var)])
 
 
@@ -597,7 +597,8 @@ def test_optimizer_state_stays_zero_at_pruned_positions(data, tmp_path):
 
 
 def test_snip_by_hand():
-  snip = algorithms.SNIP(sparse_cfg(method='snip'), {'a': 0.5}, 0)
+  snip = algorithms.SNIP(sparse_cfg(method='snip'), {'a': 0.5}, 0,
+                         algorithms.RunSteps(10, 10))
   mask = np.ones(6, bool)
   w = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 0.1], np.float32)
   g = np.array([0.1, 0.1, 4.0, -0.2, 0.3, 10.0], np.float32)
@@ -621,11 +622,11 @@ def test_snip_prunes_at_initialisation_by_sensitivity(data, tmp_path):
                              tf.distribute.get_strategy(),
                              str(tmp_path / 'ref'), quiet=True)
   grads = training.MaskHook(run['algorithm']).batch_gradients(
-      trainer, *hook.batch)
+      trainer.context, *hook.batch)
   for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
     var = wr.prunable_weights[i]
     scores = np.abs(grads[id(var)] * var.numpy()).reshape(-1)
-    chosen = pruning.select(scores, np.ones(scores.size, bool), want[key],
+    chosen = topk.select(scores, np.ones(scores.size, bool), want[key],
                             largest=True)
     expect = np.zeros(scores.size)
     expect[chosen] = 1

@@ -20,7 +20,7 @@ from tf_tickets import rundir
 from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper
-from tf_tickets.algorithms import prune_by_magnitude
+from tf_tickets.pruning import prune_by_magnitude
 from tf_tickets.summaries import layout
 
 BASE = ('training.steps = 40', 'training.eval_every = 20',
@@ -297,11 +297,11 @@ class FakeRigL(training.Hook):
   def __init__(self, at, k=50):
     self.at, self.k, self.moved = at, k, {}
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if step != self.at:
       return
-    masks = pruning.get_masks(trainer.model)
-    weights = pruning.get_weights(trainer.model)
+    masks = pruning.get_masks(ctx.model)
+    weights = pruning.get_weights(ctx.model)
     rng = np.random.default_rng(0)
     stats = {}
     for key, m in masks.items():
@@ -314,12 +314,12 @@ class FakeRigL(training.Hook):
       self.moved[key] = (drop, grow)
       stats[key] = dict(dropped=len(drop), grown=len(grow), churn=0.01,
                         drop_fraction=self.k / len(active))
-    pruning.set_masks(trainer.model, masks)
-    trainer.mask_updated(step, stats)
+    pruning.set_masks(ctx.model, masks)
+    ctx.masks_changed(step, stats)
 
-  def end(self, trainer, result):
+  def end(self, ctx, result):
     """What the sparse-training hook reports: grown connections alive."""
-    masks = pruning.get_masks(trainer.model)
+    masks = pruning.get_masks(ctx.model)
     per_key = {k: float(np.mean(masks[k].reshape(-1)[grow] > 0))
                for k, (_, grow) in self.moved.items()}
     result['layer_grown_survival'] = per_key

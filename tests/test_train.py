@@ -93,8 +93,7 @@ def test_mirrored_training_keeps_invariants(tmp_path):
   # (not after loading a checkpoint, which is one copy for all).
   with strategy.scope():
     data = data_lib.load_dataset()
-    model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                       num_classes=10))
+    model = tt.wrap(models.build_for(data))
   rundir.load_weights(model, str(tmp_path / 'run' / 'level_1' / 'start'))
   assert result[1]['density'] == pytest.approx(
       tt.sparsity_report(model)['density'])
@@ -116,8 +115,8 @@ class _ReplicaCheck(training.Hook):
   def next_event(self, step):
     return (step // 3 + 1) * 3
 
-  def after_step(self, trainer, step, grads):
-    for wr in tt.wrapper.wrappers(trainer.model):
+  def after_step(self, ctx, step, grads):
+    for wr in tt.wrapper.wrappers(ctx.model):
       for w, m in zip(wr.prunable_weights, wr.masks):
         (w0, w1), (m0, m1) = ([r.numpy() for r in v.values] for v in (w, m))
         np.testing.assert_array_equal(m0, m1)

@@ -13,6 +13,7 @@ from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
 from tf_tickets import models
 from tf_tickets import training
+from tf_tickets.training import compiled
 
 
 @pytest.fixture(scope='module')
@@ -28,16 +29,15 @@ class Record(training.Hook):
   def __init__(self):
     self.at = {}
 
-  def after_eval(self, trainer, step, metrics):
+  def after_eval(self, ctx, step, metrics):
     assert set(metrics) == {'step', 'val_loss', 'val_accuracy'}
     self.at[step] = (metrics['val_loss'],
-                     [v.numpy().copy() for v in trainer.model.weights])
+                     [v.numpy().copy() for v in ctx.model.weights])
 
 
 def test_early_stopping_keeps_the_best_state_and_tests_it_once(
     data, tmp_path, monkeypatch):
-  model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                     num_classes=10))
+  model = tt.wrap(models.build_for(data))
   tt.prune_by_magnitude(model, 0.5)
   config = training.TrainingConfig(steps=40, eval_every=5,
                                    learning_rate=0.05)  # noisy on purpose
@@ -74,8 +74,7 @@ def test_start_step_continues_the_schedule_and_data(data, tmp_path):
   """Training from step k equals the last T-k steps of a run from 0 whose
   state at k is the start (fresh optimizer state in both)."""
   def build():
-    m = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                   num_classes=10))
+    m = tt.wrap(models.build_for(data))
     return m
   config = training.TrainingConfig(steps=12, eval_every=12,
                                    optimizer='sgd', learning_rate=0.1,
@@ -106,12 +105,11 @@ def test_start_step_continues_the_schedule_and_data(data, tmp_path):
 def _rigl_run(data, path, **config_changes):
   """A short RigL run (mask updates every 7 steps) from a fixed start; the
   final weights and masks."""
-  model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                     num_classes=10, seed=1))
+  model = tt.wrap(models.build_for(data, seed=1))
   cfg = algorithms.SparseTrainingSettings(method='rigl', sparsity=0.8,
                                           update_every=7, end_step=0.8)
-  algorithm = algorithms.make(cfg, algorithms.target_sparsities(model, cfg),
-                              0)
+  algorithm = algorithms.make(cfg, tt.pruning.target_sparsities(model, cfg),
+                              0, algorithms.RunSteps(45, data.steps_per_epoch))
   tt.init_masks(model, algorithm.sparsities, seed=0)
   config = training.TrainingConfig(steps=45, eval_every=20, log_every=9,
                                    checkpoint_every=100).replace(
@@ -143,14 +141,13 @@ class Events(training.Hook):
   def next_event(self, step):
     return 5 if step < 5 else (11 if step < 11 else step + 1000)
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     self.seen.append(step)
 
 
 def test_the_loop_stops_on_every_hook_event(data, tmp_path):
   events = Events()
-  model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                     num_classes=10))
+  model = tt.wrap(models.build_for(data))
   config = training.TrainingConfig(steps=30, eval_every=30, log_every=30,
                                    checkpoint_every=30, steps_per_loop=100)
   training.Trainer(model, data, config, tf.distribute.get_strategy(),
@@ -166,13 +163,13 @@ def test_mask_updates_run_inside_the_compiled_loop_on_one_device(
   whose last step returns the dense gradients: RigL compiles one loop and
   no separate update step."""
   trainer, _, _ = _rigl_run(data, tmp_path)
-  assert trainer.on_device
-  assert list(trainer._step_fns) == [('loop', True)]  # pylint: disable=protected-access
+  assert trainer.steps.on_device
+  assert trainer.steps.built == [('loop', True)]
 
 
 def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
     data, tmp_path, monkeypatch):
-  real = training.Trainer._train_steps
+  real = compiled.CompiledSteps._train_steps
 
   def fails_under_xla(self, *args, **kwargs):
     fn = real(self, *args, **kwargs)
@@ -186,9 +183,9 @@ def test_a_step_xla_cannot_compile_falls_back_to_the_plain_step(
           'compile graph with XLA')
     return call
 
-  monkeypatch.setattr(training.Trainer, '_train_steps', fails_under_xla)
+  monkeypatch.setattr(compiled.CompiledSteps, '_train_steps', fails_under_xla)
   trainer, _, fell_back = _rigl_run(data, tmp_path / 'a')
-  assert not trainer.jit_compile
+  assert not trainer.steps.jit_compile and not trainer.context.jit
   monkeypatch.undo()
   _, _, plain = _rigl_run(data, tmp_path / 'b', jit_compile=False)
   for x, y in zip(fell_back, plain):
@@ -214,8 +211,7 @@ def test_evaluation_on_the_device_equals_the_dataset_path(
   then the remainder) gives the loss and accuracy of the whole split, as
   the per-batch dataset path (used with several replicas) does."""
   monkeypatch.setattr(data_lib, 'EVAL_BATCH', 128)  # 500 = 3 * 128 + 116
-  model = tt.wrap(models.build_model(input_shape=data.input_shape,
-                                     num_classes=10, seed=3))
+  model = tt.wrap(models.build_for(data, seed=3))
   tt.prune_by_magnitude(model, 0.5)
   del tmp_path
   strategy = tf.distribute.get_strategy()

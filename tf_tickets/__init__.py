@@ -17,10 +17,11 @@ __version__ = '0.1.0'
 _API = {
     'keras': 'tf_tickets.keras',
     'distributions': None,  # the module itself
+    'pruning': None,
     'ConfigError': 'tf_tickets.errors',
     'KerasVersionError': 'tf_tickets.errors',
     'TicketsError': 'tf_tickets.errors',
-    'prune_by_magnitude': 'tf_tickets.algorithms',
+    'prune_by_magnitude': 'tf_tickets.pruning',
     'init_masks': 'tf_tickets.masks',
     'prune_randomly': 'tf_tickets.masks',
     'rewind': 'tf_tickets.masks',

@@ -1,5 +1,4 @@
-"""Mask operations on wrapped models: get/set, the one exact top-k selector,
-random masks, rewinding, re-initialisation, the sparsity report.
+"""Mask operations on wrapped models: get/set, random masks, rewinding, re-initialisation, the sparsity report.
 
 All functions work on a model made by `tf_tickets.wrap` and change it in
 place. They read weights on the host and write masks and weights with
@@ -8,7 +7,7 @@ context (outside `strategy.run`); every replica then gets the same mask.
 
 Counts are exact and ties are broken deterministically (by flat index), so
 the same weights give the same mask on every machine. Every selection of
-entries by score in tf_tickets goes through `select`.
+entries by score in tf_tickets goes through `topk.select`.
 """
 
 import collections
@@ -47,38 +46,6 @@ def resolve_names(names, entries, setting):
     for k in matched:
       out[k] = value
   return out
-
-
-def select(scores, candidates, count, largest=False):
-  """Flat indices of the `count` candidates with the smallest (or largest)
-  scores: THE top-k of tf_tickets.
-
-  Exact: returns min(count, #candidates) indices. Ties are broken by flat
-  index (lowest first); NaN scores rank last. O(n) (a partition, no sort).
-  """
-  idx = np.flatnonzero(candidates)
-  if count <= 0:
-    return idx[:0]
-  if count >= idx.size:
-    return idx
-  s = scores[idx]  # a copy, changed in place below
-  if largest:
-    np.negative(s, out=s)
-  nan = np.isnan(s)
-  if nan.any():
-    s[nan] = np.inf
-  kth = np.partition(s, count - 1)[count - 1]
-  below = idx[s < kth]
-  ties = idx[s == kth]
-  return np.concatenate([below, ties[:count - below.size]])
-
-
-def drop_lowest(mask, scores, count):
-  """Removes the `count` active entries of the flat boolean `mask` with the
-  smallest `scores` (in place); returns their flat indices."""
-  drop = select(scores, mask, count)
-  mask[drop] = False
-  return drop
 
 
 def get_masks(model):

@@ -334,3 +334,12 @@ def build_model(name='lenet_300_100', *, input_shape, num_classes,
                            name='preprocess')(inputs)
   logits = MODELS[name](x, num_classes, _Init(int(seed)))
   return keras.Model(inputs, logits, name=name)
+
+
+def build_for(data, seed=0, **kwargs):
+  """`build_model` for the images of `data` (a `data.Data`): its input
+  shape, number of classes and normalisation statistics; `kwargs` are
+  `build_model`'s (e.g. the model `name`)."""
+  return build_model(input_shape=data.input_shape,
+                     num_classes=data.num_classes, mean=data.mean,
+                     std=data.std, seed=seed, **kwargs)

@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 import tf_tickets as tt
 from tf_tickets import training
 import tensorflow as tf
-from tools import bench_loop
+from tf_tickets import models
 from tools import benchlib
 
 ARMS = (('default (60s)', '60s'), ('every 1000 steps', 1000),
@@ -41,7 +41,7 @@ def steps_per_second(data, every, warmup, steps):
   config = training.TrainingConfig(
       steps=steps, optimizer='adam', learning_rate=1.2e-3, eval_every=steps,
       checkpoint_every=every, deterministic=False)
-  model = tt.wrap(bench_loop.build('lenet_300_100', data))
+  model = tt.wrap(models.build_for(data))
   tt.init_masks(model, 'erk', seed=0, sparsity=0.9)
   clock = benchlib.WindowClock(warmup, steps)
   with tempfile.TemporaryDirectory() as d:
@@ -60,7 +60,7 @@ def main():
   p.add_argument('--doc', default=os.path.join(REPO, 'docs', 'benchmarks.md'))
   p.add_argument('--no_doc', action='store_true')
   args = p.parse_args()
-  data = bench_loop.load_data(args.idx_dir)
+  data = benchlib.load_data(args.idx_dir)
   rates = {name: [] for name, _ in ARMS}
   for r in range(args.repeats):
     order = ARMS if r % 2 == 0 else ARMS[::-1]

@@ -42,7 +42,7 @@ def worker(checkout, warmup, steps, idx_dir):
     def next_event(self, step):
       return warmup if step < warmup else steps
 
-    def after_step(self, trainer, step, grads):
+    def after_step(self, ctx, step, grads):
       self.t[step] = time.perf_counter()
 
   data = data_lib.load_dataset('fashion_mnist', idx_dir=idx_dir)

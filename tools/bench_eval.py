@@ -39,9 +39,7 @@ def main():
   def arm(eval_every):
     def go():
       count[0] += 1
-      model = tt.wrap(models.build_model(
-          input_shape=data.input_shape, num_classes=10, mean=data.mean,
-          std=data.std))
+      model = tt.wrap(models.build_for(data))
       config = training.TrainingConfig(steps=args.steps,
                                        eval_every=eval_every,
                                        checkpoint_every=5000)

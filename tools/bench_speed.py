@@ -1,12 +1,18 @@
-"""Training speed: our loop against a hand-written TensorFlow loop and a
-jitted JAX/optax loop of the same masked MLP, interleaved in one process.
+"""Training speed, the one benchmark of the loop: our loop as runs ship it
+against `model.fit`, a hand-written TensorFlow loop and a jitted JAX/optax
+loop of the same masked MLP, interleaved in one process.
 
 LeNet-300-100 on Fashion-MNIST, batch 60, Adam 1.2e-3, ERK 90% masks (the
 same masks and initial weights in every arm):
 
-* ours/static, ours/set, ours/rigl: `tf_tickets.training.Trainer` with the
-  sparse-training hook (update every 100 steps), as `python -m
-  tf_tickets.train` runs it, with its default settings;
+* ours/dense, ours/static, ours/set, ours/rigl: `tf_tickets.training.Trainer`
+  with the sparse-training hook (update every 100 steps), as `python -m
+  tf_tickets.train` runs it, with its default settings (100 steps per
+  compiled call, stopping at every mask update);
+* ours/static + summaries: the same with the TensorBoard hooks a run has
+  (`summaries.every` 1000): the cost of the dashboards;
+* keras/fit (dense): `model.fit` of the plain tf_keras model on the same
+  input pipeline: the loop's own cost against the Keras default;
 * tf/hand: a minimal masked MLP + Adam written in TensorFlow,
   `tf.function(jit_compile=True)` running 100 steps per call on data held
   on the device: the TensorFlow limit;
@@ -47,7 +53,8 @@ from tf_tickets import masks as masks_lib
 from tf_tickets import models
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
-from tf_tickets.training import compiled
+from tf_tickets import summaries as summaries_lib
+from tf_tickets.keras import keras
 import tensorflow as tf
 from tools import benchlib
 
@@ -57,23 +64,25 @@ BATCH = 60
 UPDATE_EVERY = 100
 
 
-def _sparse_model(data, method, sparsity, network='lenet_300_100'):
-  model = tt.wrap(models.build_model(
-      network, input_shape=data.input_shape,
-      num_classes=data.num_classes, mean=data.mean, std=data.std, seed=0))
+def _sparse_model(data, method, sparsity, network='lenet_300_100',
+                  steps=1000):
+  model = tt.wrap(models.build_for(data, name=network))
   cfg = algorithms.SparseTrainingSettings(
       method=method, sparsity=sparsity, distribution='erk',
       update_every=UPDATE_EVERY, end_step=0.75)
-  algorithm = algorithms.make(cfg, algorithms.target_sparsities(model, cfg), 0)
+  algorithm = algorithms.make(
+      cfg, tt.pruning.target_sparsities(model, cfg), 0,
+      algorithms.RunSteps(steps, data.steps_per_epoch))
   masks_lib.init_masks(model, algorithm.sparsities, seed=0)
   return model, algorithm
 
 
 def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
-         **config_changes):
-  """Our loop; `method` None trains the dense network."""
+         summaries=False, **config_changes):
+  """Our loop; `method` None trains the dense network; `summaries` adds
+  the TensorBoard hooks a run has (`summaries.every` at its default)."""
   model, algorithm = _sparse_model(data, method or 'static', sparsity,
-                                   network)
+                                   network, steps)
   if method is None:
     masks_lib.set_masks(model, {k: np.ones(s) for k, s in
                                 masks_lib.weight_shapes(model).items()})
@@ -86,43 +95,49 @@ def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
   def run():
     clock = benchlib.WindowClock(warmup, steps)
     with tempfile.TemporaryDirectory() as d:
+      extra, writer = [], None
+      if summaries:
+        extra = [summaries_lib.SummaryHook(), summaries_lib.TrainingScalars()]
+        writer = tf.summary.create_file_writer(d)
       training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
-                       hooks=hooks + [clock], quiet=True).fit()
+                       hooks=hooks + extra + [clock], writer=writer,
+                       quiet=True).fit()
+      if writer is not None:
+        writer.close()
     return (steps - warmup) / (clock.t1 - clock.t0)
   return run
 
 
-def mask_cost_lines(data, sparsity, warmup, steps, repeats):
-  """Static steps/s with the optimizer given masked gradients (ours) and
-  given the dense ones (the weights stay masked by the wrapper's
-  constraint), interleaved: the cost of masking the gradients."""
-  real = compiled.CompiledSteps._replica_step
+class _FitClock(keras.callbacks.Callback):
+  """Times batches (warmup, steps] of one `model.fit` epoch."""
 
-  def unmasked(self, with_grads, apply):
-    saved = compiled.wrapper_lib.wrappers
-    compiled.wrapper_lib.wrappers = lambda model: []  # no gradient masks
-    try:
-      return real(self, with_grads, apply)
-    finally:
-      compiled.wrapper_lib.wrappers = saved
+  def __init__(self, warmup, steps):
+    super().__init__()
+    self.warmup, self.steps, self.t0, self.t1 = warmup, steps, None, None
 
-  arms = {'masked': ours(data, 'static', sparsity, warmup, steps),
-          'unmasked': ours(data, 'static', sparsity, warmup, steps)}
-  rates = {k: [] for k in arms}
-  for rep in range(repeats + 1):  # the first round compiles
-    for k, fn in arms.items():
-      compiled.CompiledSteps._replica_step = unmasked if k == 'unmasked' \
-          else real
-      rate = fn()
-      if rep:
-        rates[k].append(rate)
-  compiled.CompiledSteps._replica_step = real
-  r = [a / b for a, b in zip(rates['unmasked'], rates['masked'])]
-  return [f'Masked gradients (LeNet-300-100 static, ERK {sparsity:.0%}): '
-          f'{benchlib.median(rates["masked"]):.0f} steps/s masked, '
-          f'{benchlib.median(rates["unmasked"]):.0f} unmasked; '
-          f'unmasked/masked paired median {benchlib.median(r):.3f} '
-          f'({min(r):.3f}-{max(r):.3f}), {repeats} interleaved repetitions.']
+  def on_train_batch_end(self, batch, logs=None):
+    if batch + 1 == self.warmup:
+      self.t0 = time.perf_counter()
+    elif batch + 1 == self.steps:
+      self.t1 = time.perf_counter()
+
+
+def keras_fit(data, warmup, steps):
+  """`model.fit` of the plain dense tf_keras model (no tf_tickets), on the
+  same input pipeline, optimizer and initial weights: what the loop's own
+  cost is measured against."""
+  model = models.build_for(data)
+  model.compile(keras.optimizers.Adam(LR), keras.losses.
+                SparseCategoricalCrossentropy(from_logits=True))
+  start = [w.copy() for w in model.get_weights()]
+
+  def run():
+    model.set_weights(start)
+    clock = _FitClock(warmup, steps)
+    model.fit(data_lib.train_dataset(data, 0), steps_per_epoch=steps,
+              epochs=1, verbose=0, callbacks=[clock])
+    return (steps - warmup) / (clock.t1 - clock.t0)
+  return run
 
 
 def network_table(data, network, sparsity, warmup, steps, repeats):
@@ -325,8 +340,6 @@ def main():
   p.add_argument('--idx_dir', default=FMNIST)
   p.add_argument('--startup', action='store_true')
   p.add_argument('--no_jax', action='store_true')
-  p.add_argument('--mask_cost', action='store_true',
-                 help='the cost of masking the gradients (static)')
   p.add_argument('--network', default=None,
                  help='a conv net (conv6, resnet20): dense/static/RigL '
                  'against the uncompiled loop instead')
@@ -334,13 +347,6 @@ def main():
   args = p.parse_args()
   data = data_lib.load_dataset('fashion_mnist', idx_dir=args.idx_dir,
                                batch_size=BATCH)
-  if args.mask_cost:
-    lines = mask_cost_lines(data, args.sparsity, args.warmup, args.steps,
-                            args.repeats)
-    lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
-                                    sys.argv[1:])]
-    benchlib.publish(lines, args.write, 'mask-cost')
-    return
   if args.network:
     lines = network_table(data, args.network, args.sparsity, args.warmup,
                           args.steps, args.repeats)
@@ -349,8 +355,12 @@ def main():
     benchlib.publish(lines, args.write, f'speed-{args.network}')
     return
   w, s, r = args.warmup, args.steps, args.sparsity
-  arms = {f'ours/{m}': ours(data, m, r, w, s) for m in ('static', 'set',
-                                                         'rigl')}
+  arms = {'keras/fit (dense)': keras_fit(data, w, s),
+          'ours/dense': ours(data, None, r, w, s)}
+  arms.update({f'ours/{m}': ours(data, m, r, w, s) for m in ('static', 'set',
+                                                              'rigl')})
+  arms['ours/static + summaries'] = ours(data, 'static', r, w, s,
+                                         summaries=True)
   arms['tf/hand (XLA, 100 steps/call)'] = tf_hand(data, r, w, s)
   if not args.no_jax:
     arms['jax/optax (jit)'] = jax_optax(data, r, w, s)
@@ -381,9 +391,17 @@ def main():
   lines += ['', f'RigL cost (static steps/s / RigL steps/s, paired): median '
             f'{benchlib.median(rigl):.2f} ({min(rigl):.2f}-{max(rigl):.2f}); '
             f'geometric mean {_geomean_ci(rigl)}.']
-  hand = [a / b for a, b in zip(static, rates['tf/hand (XLA, 100 steps/call)'])]
-  lines += [f'ours/static vs tf/hand (paired): median '
-            f'{benchlib.median(hand):.2f} ({min(hand):.2f}-{max(hand):.2f}).']
+  for name, a, b in (
+      ('ours/static vs tf/hand', static,
+       rates['tf/hand (XLA, 100 steps/call)']),
+      ('ours/dense vs keras/fit (dense)', rates['ours/dense'],
+       rates['keras/fit (dense)']),
+      ('ours/static + summaries vs ours/static',
+       rates['ours/static + summaries'], static)):
+    ratio = [x / y for x, y in zip(a, b)]
+    lines += [f'{name} (steps/s, paired): median '
+              f'{benchlib.median(ratio):.2f} ({min(ratio):.2f}-'
+              f'{max(ratio):.2f}); geometric mean {_geomean_ci(ratio)}.']
   if args.startup:
     total, imports = startup_seconds()
     lines += [f'Command to the end of a one-step run (median of 3): '

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from tf_tickets import data as data_lib
 from tf_tickets import training
 from tf_tickets.summaries import figures
 
@@ -107,8 +108,18 @@ class WindowClock(training.Hook):
   def next_event(self, step):
     return self.warmup if step < self.warmup else self.steps
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if step == self.warmup:
       self.t0 = time.perf_counter()
     elif step == self.steps:
       self.t1 = time.perf_counter()
+
+
+def load_data(idx_dir, **kwargs):
+  """Fashion-MNIST from `idx_dir`, or the test fixture if it is missing."""
+  if os.path.isdir(idx_dir):
+    return data_lib.load_dataset('fashion_mnist', idx_dir=idx_dir, **kwargs)
+  fixture = os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), 'tests', 'data', 'fashion_mnist_small')
+  return data_lib.load_dataset('fashion_mnist', idx_dir=fixture,
+                               validation_examples=500, **kwargs)

@@ -38,15 +38,15 @@ def main():
     model = tt.wrap(models.build_model(input_shape=(28, 28, 1),
                                        num_classes=10))
     cfg = algorithms.SparseTrainingSettings(sparsity=s)
-    sparsities = algorithms.target_sparsities(model, cfg)
+    sparsities = tt.pruning.target_sparsities(model, cfg)
     tt.init_masks(model, sparsities, seed=0)
     sparse, dense = flops.by_key(model), flops.by_key(model, dense=True)
     f_d = 3 * sum(dense.values())
-    rigl = algorithms.RigL(cfg, sparsities, 0)
-    rigl.resolve(algorithms.RunSteps(TOTAL, 916))
+    run = algorithms.RunSteps(TOTAL, 916)
+    rigl = algorithms.RigL(cfg, sparsities, 0, run)
     gmp = algorithms.GMP(algorithms.SparseTrainingSettings(
-        method='gmp', sparsity=s), sparsities, 0, algorithms.GMPSettings())
-    gmp.resolve(algorithms.RunSteps(TOTAL, 916))
+        method='gmp', sparsity=s), sparsities, 0, run,
+                         gmp=algorithms.GMPSettings())
     lines.append(
         f'| {s:.0%} | {sum(sparse.values()) / sum(dense.values()):.4f} | '
         f'{3 * sum(sparse.values()) / f_d:.4f} | '

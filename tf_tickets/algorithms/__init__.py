@@ -13,8 +13,6 @@ from tf_tickets.algorithms.base import DynamicSparse
 from tf_tickets.algorithms.base import MaskUpdate
 from tf_tickets.algorithms.base import RunSteps
 from tf_tickets.algorithms.base import UpdateSchedule
-from tf_tickets.algorithms.base import target_sparsities
-from tf_tickets.algorithms.blocked import Blocked
 from tf_tickets.algorithms.dynamic import RigL
 from tf_tickets.algorithms.dynamic import SET
 from tf_tickets.algorithms.dynamic import SNIP
@@ -23,21 +21,21 @@ from tf_tickets.algorithms.gmp import GMP
 from tf_tickets.algorithms.imp import CRITERIA
 from tf_tickets.algorithms.imp import Criterion
 from tf_tickets.algorithms.imp import compute_masks
-from tf_tickets.algorithms.imp import prune
-from tf_tickets.algorithms.imp import prune_by_magnitude
 from tf_tickets.algorithms.settings import GMPSettings
 from tf_tickets.algorithms.settings import METHODS
 from tf_tickets.algorithms.settings import SparseTrainingSettings
 
 
-def make(cfg, sparsities, seed, shapes=None):
-  """The algorithm `cfg.method` for these target sparsities and seed; with
-  `cfg.block_size`, run on the blocks of the weights of `shapes` (key ->
-  shape, e.g. `masks.weight_shapes(model)`)."""
-  algorithm = METHODS.get(cfg.method)(cfg, sparsities, seed)
-  if cfg.block_size is None:
-    return algorithm
-  if shapes is None:
-    raise ValueError('sparse_training.block_size needs the weight shapes')
-  return Blocked(algorithm, blocks.layouts(shapes, cfg.block_size,
-                                          sparsities))
+def make(cfg, sparsities, seed, run, shapes=None, **method_settings):
+  """The algorithm `cfg.method` for these target sparsities (key ->
+  sparsity), seed and run (`RunSteps`); with `cfg.block_size`, on the
+  blocks of the weights of `shapes` (key -> shape, e.g.
+  `masks.weight_shapes(model)`). `method_settings` go to the method (e.g.
+  `gmp=GMPSettings(...)`)."""
+  layouts = None
+  if cfg.block_size is not None:
+    if shapes is None:
+      raise ValueError('sparse_training.block_size needs the weight shapes')
+    layouts = blocks.layouts(shapes, cfg.block_size, sparsities)
+  return METHODS.get(cfg.method)(cfg, sparsities, seed, run, layouts,
+                                 **method_settings)

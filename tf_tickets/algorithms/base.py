@@ -7,7 +7,7 @@ hook (`tf_tickets.training.MaskHook`) reads the arrays from the model,
 calls it at step boundaries and writes the result back. So an algorithm is
 testable on hand-written arrays and knows nothing of TensorFlow.
 
-Every selection goes through the one exact top-k, `masks.select`.
+Every selection goes through the one exact top-k, `topk.select`.
 
 `DynamicSparse` is the template of drop-and-grow methods at a fixed number
 of active weights: a method only says how it scores (RigL and SET differ in
@@ -24,9 +24,8 @@ import math
 from absl import logging
 import numpy as np
 
-from tf_tickets import distributions
-from tf_tickets import masks as masks_lib
 from tf_tickets import steps
+from tf_tickets import topk
 from tf_tickets.errors import ConfigError
 
 
@@ -95,6 +94,12 @@ class MaskUpdate:
 class Algorithm:
   """A sparse-training method (see the module docstring).
 
+  Immutable once built: everything it needs of the run (`RunSteps`) is
+  resolved in the constructor, and it keeps nothing between updates (what
+  a run has done so far is the masks themselves plus the training hook's
+  checkpointed bookkeeping). So `update` is a function of the step and the
+  arrays it is given.
+
   Attributes set by subclasses: `needs_gradients` (dense gradients of the
   step's batch at update steps), `replaces_step` (with
   `sparse_training.skip_update_on_mask_steps` the update replaces the
@@ -102,6 +107,15 @@ class Algorithm:
   survival), `starts_dense` (start from all-ones masks instead of random
   masks with the target sparsities), `uses_learning_rate` (`update` reads
   `lr_ratio`; otherwise it gets 1.0).
+
+  Blocks (`sparse_training.block_size`) are a parameter, `layouts` (key
+  -> `blocks.Layout`): a method then sees each block of a blocked weight
+  as one unit (its mask bit is "the block is active", its weight and
+  gradient the root mean square of the block's, so RigL drops the blocks
+  of smallest L2 norm and grows those of largest gradient norm), its
+  target sparsities are whole-block counts (`unit_sparsities`), and its
+  update is expanded back to entries, with per-key counts (dropped, grown,
+  regrown, active) in entries. Unblocked weights stay element-wise.
   """
   name = None  # set by the registry
   needs_gradients = False
@@ -111,14 +125,15 @@ class Algorithm:
   starts_dense = False
   uses_learning_rate = False  # `update` reads lr_ratio
 
-  def __init__(self, cfg, sparsities, seed):
-    """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity;
-    seed: the run's mask seed."""
+  def __init__(self, cfg, sparsities, seed, run, layouts=None):
+    """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity
+    (of entries); seed: the run's mask seed; run: `RunSteps`; layouts: key
+    -> `blocks.Layout` of the blocked weights."""
     self.cfg, self.sparsities, self.seed = cfg, dict(sparsities), int(seed)
-
-  def resolve(self, run):
-    """Resolves step settings against the run (`RunSteps`); once, before
-    training."""
+    self.run, self.layouts = run, dict(layouts or {})
+    self.unit_sparsities = {
+        k: self.layouts[k].block_sparsity(s) if k in self.layouts else s
+        for k, s in self.sparsities.items()}
 
   def wants_update(self, step):
     """True if `update` runs after step `step`."""
@@ -132,8 +147,35 @@ class Algorithm:
     return None
 
   def update(self, step, masks, weights, grads, lr_ratio=1.0):
-    """A `MaskUpdate` (or None) from key -> flat arrays (masks are bool)."""
+    """A `MaskUpdate` (or None) from key -> flat arrays of entries (masks
+    are bool): `compute` on the units (entries, or blocks)."""
+    update = self.compute(step, self._units(masks, 'active'),
+                          self._units(weights, 'scores'),
+                          self._units(grads, 'scores'), lr_ratio)
+    if update is None or not self.layouts:
+      return update
+    return MaskUpdate(
+        {k: self._expand(k, m) for k, m in update.masks.items()},
+        {k: self._expand(k, g) for k, g in update.grown.items()},
+        {k: {name: v * self._elems(k) if name in _COUNTS else v
+             for name, v in s.items()} for k, s in update.stats.items()},
+        update.drop_fraction, update.label)
+
+  def compute(self, step, masks, weights, grads, lr_ratio=1.0):
+    """`update` on units: key -> flat arrays with one entry per unit."""
     raise NotImplementedError
+
+  def _units(self, arrays, reduce):
+    if arrays is None or not self.layouts:
+      return arrays
+    return {k: getattr(self.layouts[k], reduce)(v) if k in self.layouts
+            else v for k, v in arrays.items()}
+
+  def _expand(self, key, flat):
+    return self.layouts[key].expand(flat) if key in self.layouts else flat
+
+  def _elems(self, key):
+    return self.layouts[key].elems if key in self.layouts else 1
 
   def result(self):
     """Fields this method adds to the results.csv row."""
@@ -145,6 +187,9 @@ class Algorithm:
     the dense one (`dense`)."""
     del dense
     return 3 * sum(sparse.values())
+
+
+_COUNTS = ('dropped', 'grown', 'regrown', 'active')  # scaled by block size
 
 
 class DynamicSparse(Algorithm):
@@ -169,8 +214,8 @@ class DynamicSparse(Algorithm):
     """Per-entry score; the candidates with the LARGEST are grown."""
     raise NotImplementedError
 
-  def resolve(self, run):
-    cfg = self.cfg
+  def __init__(self, cfg, sparsities, seed, run, layouts=None):
+    super().__init__(cfg, sparsities, seed, run, layouts)
     every = steps.resolve(cfg.update_every, 'sparse_training.update_every',
                           run.steps_per_epoch)
     if every < 1:
@@ -196,7 +241,7 @@ class DynamicSparse(Algorithm):
   def next_update(self, step):
     return self.schedule.next(step)
 
-  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+  def compute(self, step, masks, weights, grads, lr_ratio=1.0):
     f = self.drop_fraction(step, lr_ratio)
     new_masks, grown, stats = {}, {}, {}
     for index, (key, mask) in enumerate(masks.items()):
@@ -209,9 +254,9 @@ class DynamicSparse(Algorithm):
       weight = weights[key]
       grad = grads.get(key) if grads else None
       after = mask.copy()
-      masks_lib.drop_lowest(
+      topk.drop_lowest(
           after, self.drop_scores(key, index, step, weight, grad), k)
-      grow = masks_lib.select(self.grow_scores(key, index, step, weight, grad),
+      grow = topk.select(self.grow_scores(key, index, step, weight, grad),
                               ~after, k, largest=True)
       after[grow] = True
       positions = np.zeros(mask.size, bool)
@@ -233,19 +278,3 @@ class DynamicSparse(Algorithm):
                 update_end_step=self.schedule.end,
                 drop_fraction=self.cfg.drop_fraction,
                 drop_fraction_decay=self.cfg.drop_fraction_decay)
-
-
-def target_sparsities(model, cfg):
-  """Per-weight-key sparsities of a wrapped model from the distribution,
-  the custom overrides and the dense first layer of `cfg`."""
-  entries = masks_lib.entries_of(model)
-  shapes = masks_lib.weight_shapes(model)
-  custom = masks_lib.resolve_names(cfg.custom_sparsity, entries,
-                                   'sparse_training.custom_sparsity')
-  if cfg.dense_first_layer:
-    custom.setdefault(next(iter(shapes)), 0.0)
-  try:
-    return distributions.compute(cfg.distribution, shapes, cfg.sparsity,
-                                 custom=custom, power_scale=cfg.power_scale)
-  except ConfigError as e:
-    raise ConfigError('sparse_training', str(e)) from None

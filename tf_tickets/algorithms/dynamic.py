@@ -11,7 +11,7 @@
 """
 import numpy as np
 
-from tf_tickets import masks as masks_lib
+from tf_tickets import topk
 from tf_tickets.algorithms.base import Algorithm
 from tf_tickets.algorithms.base import DynamicSparse
 from tf_tickets.algorithms.base import MaskUpdate
@@ -62,13 +62,13 @@ class SNIP(Algorithm):
   starts_dense = True
   prunes_at_start = True
 
-  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+  def compute(self, step, masks, weights, grads, lr_ratio=1.0):
     new_masks, stats = {}, {}
     for key, mask in masks.items():
-      keep = int(round((1.0 - float(self.sparsities[key])) * mask.size))
+      keep = int(round((1.0 - float(self.unit_sparsities[key])) * mask.size))
       scores = np.abs(grads[key] * weights[key])
       new = np.zeros(mask.size, bool)
-      new[masks_lib.select(scores, mask, keep, largest=True)] = True
+      new[topk.select(scores, mask, keep, largest=True)] = True
       new_masks[key] = new
       stats[key] = dict(dropped=int(mask.sum()) - keep, grown=0, regrown=0,
                         active=keep)

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from tf_tickets import masks as masks_lib
+from tf_tickets import topk
 from tf_tickets.algorithms.base import Algorithm
 from tf_tickets.algorithms.base import MaskUpdate
 from tf_tickets.algorithms.settings import GMPSettings
@@ -61,13 +61,9 @@ class GMP(Algorithm):
   """Gradual magnitude pruning on tfmot's polynomial schedule."""
   starts_dense = True
 
-  def __init__(self, cfg, sparsities, seed, gmp=None):
-    super().__init__(cfg, sparsities, seed)
-    self.gmp = gmp if gmp is not None else GMPSettings()
-
-  def resolve(self, run):
-    gmp = self.gmp
-    self.total = run.total
+  def __init__(self, cfg, sparsities, seed, run, layouts=None, gmp=None):
+    super().__init__(cfg, sparsities, seed, run, layouts)
+    self.gmp = gmp = gmp if gmp is not None else GMPSettings()
     self.begin_step = run.resolve(gmp.begin_step, 'gmp.begin_step')
     self.end_step = run.resolve(gmp.end_step, 'gmp.end_step')
     if self.end_step > run.total:
@@ -79,7 +75,7 @@ class GMP(Algorithm):
                         f'{self.begin_step}, not before gmp.end_step '
                         f'(step {self.end_step})')
     self.schedules = {}
-    for k, final in self.sparsities.items():
+    for k, final in self.unit_sparsities.items():
       if float(final) > 0.0:
         self.schedules[k] = Polynomial(
             initial=min(gmp.initial_sparsity, float(final)),
@@ -101,7 +97,7 @@ class GMP(Algorithm):
       return None
     return next(iter(self.schedules.values())).next(step)
 
-  def update(self, step, masks, weights, grads, lr_ratio=1.0):
+  def compute(self, step, masks, weights, grads, lr_ratio=1.0):
     new_masks, stats = {}, {}
     for key, mask in masks.items():
       active = int(np.count_nonzero(mask))
@@ -109,7 +105,7 @@ class GMP(Algorithm):
       if key not in self.schedules:
         continue
       if step >= self.end_step:
-        target = float(self.sparsities[key])
+        target = float(self.unit_sparsities[key])
       else:
         target = self.sparsity_at(key, step)[1]
       stats[key]['sparsity'] = target
@@ -117,7 +113,7 @@ class GMP(Algorithm):
       if active <= keep:
         continue
       mask = mask.copy()
-      drop = masks_lib.drop_lowest(mask, np.abs(weights[key]), active - keep)
+      drop = topk.drop_lowest(mask, np.abs(weights[key]), active - keep)
       stats[key].update(dropped=int(drop.size), active=keep)
       new_masks[key] = mask
     if not new_masks:  # e.g. s(begin_step) = initial_sparsity = 0
@@ -132,7 +128,7 @@ class GMP(Algorithm):
     """The mean over training of 3 f(t): each layer dense until
     `begin_step`, then at the sparsity of its last pruning step."""
     del sparse
-    total = self.total
+    total = self.run.total
     t = np.arange(total)
     pruned = np.zeros(total)
     steps = sorted(set(range(self.begin_step, self.end_step + 1,
@@ -144,7 +140,7 @@ class GMP(Algorithm):
         continue
       pruned[:] = 0.0
       for s in steps:  # pruned after step s: applies from step s on
-        target = (float(self.sparsities[key]) if s >= self.end_step
+        target = (float(self.unit_sparsities[key]) if s >= self.end_step
                   else self.sparsity_at(key, s)[1])
         pruned[t >= s] = target
       flops += f_dense * float(np.sum(1.0 - pruned))

@@ -16,7 +16,7 @@ class and a registry line:
 import numpy as np
 
 from tf_tickets import blocks
-from tf_tickets import masks as masks_lib
+from tf_tickets import topk
 from tf_tickets import settings
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_choice
@@ -44,45 +44,6 @@ class Magnitude(Criterion):
   def scores(self, weight, initial):
     del initial
     return np.abs(weight)
-
-
-def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
-          criterion='magnitude', block=None):
-  """Prunes `fraction` of the remaining weights with the smallest scores.
-
-  Args:
-    model: a wrapped model.
-    fraction: fraction of the currently *remaining* weights to remove, in
-      [0, 1).
-    scope: 'layerwise' (each weight loses `fraction` of its remaining
-      entries) or 'global' (`fraction` of all remaining entries of the pooled
-      weights, smallest scores across layers).
-    fractions: optional per-layer overrides, layer name or weight key ->
-      fraction. Overridden weights are always pruned layerwise at their own
-      rate (e.g. the LTH output layer at half rate) and stay out of the
-      global pool.
-    skip: layer names or weight keys never pruned.
-    criterion: a name in CRITERIA ('magnitude').
-    block: None or a block size (`tf_tickets.blocks`): the blocked weights
-      lose whole blocks, scored by the root mean square of their entries'
-      scores; the fractions count blocks. Global pruning with blocks needs
-      every pooled weight blocked.
-
-  Returns:
-    dict key -> number of entries pruned.
-  """
-  entries = masks_lib.entries_of(model)
-  overrides = masks_lib.resolve_names(fractions or {}, entries,
-                                      'lottery.layer_fractions')
-  skipped = set(masks_lib.resolve_names({s: None for s in skip}, entries,
-                                        'lottery.unpruned_layers'))
-  before = masks_lib.get_masks(model)
-  after = compute_masks(before, masks_lib.get_weights(model),
-                        masks_lib.get_weights(model, 'initial'), fraction,
-                        scope, overrides, skipped, criterion, block)
-  masks_lib.set_masks(model, after)
-  return {k: int(np.count_nonzero(before[k]) - np.count_nonzero(after[k]))
-          for k in before}
 
 
 def compute_masks(masks, weights, initial, fraction, scope='layerwise',
@@ -115,7 +76,7 @@ def compute_masks(masks, weights, initial, fraction, scope='layerwise',
 
   for k in masks:
     if k not in skipped and (k in overrides or scope == 'layerwise'):
-      masks_lib.drop_lowest(active[k], scores[k],
+      topk.drop_lowest(active[k], scores[k],
                             count(overrides.get(k, fraction), active[k]))
   pool = [k for k in masks if k not in skipped and k not in overrides]
   if scope == 'global' and pool:
@@ -126,7 +87,7 @@ def compute_masks(masks, weights, initial, fraction, scope='layerwise',
                         f'{[k for k in pool if k not in layouts]}')
     flat_m = np.concatenate([active[k] for k in pool])
     flat_s = np.concatenate([scores[k] for k in pool])
-    masks_lib.drop_lowest(flat_m, flat_s, count(fraction, flat_m))
+    topk.drop_lowest(flat_m, flat_s, count(fraction, flat_m))
     offset = 0
     for k in pool:
       n = active[k].size
@@ -136,9 +97,3 @@ def compute_masks(masks, weights, initial, fraction, scope='layerwise',
     active[k] = layout.expand(active[k])
   return {k: m.reshape(shapes[k]).astype(np.float32)
           for k, m in active.items()}
-
-
-def prune_by_magnitude(model, fraction, scope='layerwise', fractions=None,
-                       skip=(), block=None):
-  """`prune` with the magnitude criterion (the library's IMP step)."""
-  return prune(model, fraction, scope, fractions, skip, 'magnitude', block)

@@ -38,10 +38,7 @@ class Context:
   def build_model(self, dense_layers=()):
     """The configured model (gin `model.*`), wrapped, in strategy scope."""
     with self.strategy.scope():
-      model = models.build_model(
-          input_shape=self.data.input_shape,
-          num_classes=self.data.num_classes, mean=self.data.mean,
-          std=self.data.std, seed=self.config.seed)
+      model = models.build_for(self.data, seed=self.config.seed)
       wrapped = wrapper_lib.wrap(model, dense_layers=dense_layers)
     rundir.write_operative_config_once(self.run_dir)  # complete at the end
     return wrapped
@@ -51,10 +48,7 @@ class Context:
     before anything is written; the Keras session is cleared afterwards so
     that layer names and seeds are as if it had never been built."""
     with self.strategy.scope():
-      wrapper_lib.wrap(models.build_model(
-          input_shape=self.data.input_shape,
-          num_classes=self.data.num_classes, mean=self.data.mean,
-          std=self.data.std, seed=self.config.seed))
+      wrapper_lib.wrap(models.build_for(self.data, seed=self.config.seed))
     keras.backend.clear_session()
 
   def writer(self, net_dir):

@@ -33,6 +33,7 @@ from absl import logging
 from tf_tickets import algorithms
 from tf_tickets import blocks
 from tf_tickets import masks as masks_lib
+from tf_tickets import pruning
 from tf_tickets import rundir
 from tf_tickets import settings
 from tf_tickets import steps
@@ -151,20 +152,20 @@ class RewindPointHook(training.Hook):
   def __init__(self, step):
     self.step = step
 
-  def begin(self, trainer):
-    if self.step >= trainer.schedule.steps:
+  def begin(self, ctx):
+    if self.step >= ctx.run.total:
       raise ConfigError('lottery.rewind', f'rewind step {self.step} is not '
-                        f'before the end of training ({trainer.schedule.steps} '
+                        f'before the end of training ({ctx.run.total} '
                         'steps)')
-    if self.step == 0 and int(trainer.step_var.numpy()) == 0:
-      masks_lib.set_rewind_point(trainer.model)
+    if self.step == 0 and ctx.step == 0:
+      masks_lib.set_rewind_point(ctx.model)
 
   def next_event(self, step):
     return self.step if step < self.step else sys.maxsize
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if step == self.step:
-      masks_lib.set_rewind_point(trainer.model)
+      masks_lib.set_rewind_point(ctx.model)
 
 
 def rewind_to(model, cfg):
@@ -223,9 +224,9 @@ def train_level(ctx, model, cfg, level, net_dir, branch=None):
 
 def prepare_level(model, cfg):
   """Prunes the trained weights of the previous level and rewinds."""
-  algorithms.prune(model, cfg.pruning_fraction, scope=cfg.scope,
-                   fractions=cfg.layer_fractions, skip=cfg.unpruned_layers,
-                   criterion=cfg.criterion, block=cfg.block_size)
+  pruning.prune(model, cfg.pruning_fraction, scope=cfg.scope,
+                fractions=cfg.layer_fractions, skip=cfg.unpruned_layers,
+                criterion=cfg.criterion, block=cfg.block_size)
   rewind_to(model, cfg)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from tf_tickets import algorithms
 from tf_tickets import masks as masks_lib
+from tf_tickets import pruning
 from tf_tickets import rundir
 from tf_tickets import training
 from tf_tickets.experiments.context import KINDS
@@ -33,10 +34,11 @@ def initialize_masks(model, algorithm):
                          block=algorithm.cfg.block_size)
 
 
-def make_algorithm(model, cfg, seed):
-  """The configured algorithm with the model's target sparsities."""
-  return algorithms.make(cfg, algorithms.target_sparsities(model, cfg), seed,
-                         masks_lib.weight_shapes(model))
+def make_algorithm(model, cfg, seed, run):
+  """The configured algorithm with the model's target sparsities, for the
+  run `run` (`algorithms.RunSteps`)."""
+  return algorithms.make(cfg, pruning.target_sparsities(model, cfg), seed,
+                         run, masks_lib.weight_shapes(model))
 
 
 @KINDS.register('sparse_training')
@@ -45,7 +47,8 @@ def run(ctx):
   cfg = algorithms.SparseTrainingSettings()
   seed = cfg.seed if cfg.seed is not None else ctx.config.seed
   model = ctx.build_model()
-  algorithm = make_algorithm(model, cfg, seed)
+  algorithm = make_algorithm(model, cfg, seed, training.run_steps(
+      ctx.config, ctx.data.steps_per_epoch))
   net_dir = rundir.level_dir(ctx.run_dir, 0)
   if not rundir.is_finished(net_dir) and not rundir.has_checkpoint(net_dir):
     initialize_masks(model, algorithm)

@@ -104,16 +104,16 @@ class _Capture(training.Hook):
       rundir.save_weights(model, rundir.start_dir(
           rundir.stability_dir(self.run_dir, step)))
 
-  def begin(self, trainer):
-    if int(trainer.step_var.numpy()) == 0:
-      self.save(trainer.model, 0)
+  def begin(self, ctx):
+    if ctx.step == 0:
+      self.save(ctx.model, 0)
 
   def next_event(self, step):
     later = [k for k in self.ks if k > step]
     return min(later) if later else sys.maxsize
 
-  def after_step(self, trainer, step, grads):
-    self.save(trainer.model, step)
+  def after_step(self, ctx, step, grads):
+    self.save(ctx.model, step)
 
 
 _SAME = ('training.seed', 'model.', 'dataset.', 'resnet20.', 'mobilenet_v1.')

@@ -103,9 +103,7 @@ def load_network(run_dir, level, data, result=None):
     result = rundir.read_json(rundir.result_path(net_dir))
   # Seed 0: the initial values do not matter, every variable (weights,
   # masks, theta_0, the rewind point) is restored from the level's final/.
-  model = models.build_model(input_shape=data.input_shape,
-                             num_classes=data.num_classes, mean=data.mean,
-                             std=data.std, seed=0)
+  model = models.build_for(data, seed=0)
   wrapped = wrapper_lib.wrap(model, dense_layers=_dense_layers(model, result))
   rundir.load_weights(wrapped, rundir.final_dir(net_dir))
   return wrapped

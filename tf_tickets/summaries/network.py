@@ -49,7 +49,7 @@ Every tag's steps increase within a network directory (TensorBoard's
 default loader keeps, per tag, only points with steps below a newer one).
 The values of one step are built on the host and written with one op
 (`Batch`): an interval write costs a few milliseconds for LeNet-300-100
-(see tools/bench_summaries.py).
+(see the "ours/static + summaries" arm of tools/bench_speed.py).
 """
 
 import sys
@@ -213,9 +213,9 @@ class SummaryHook(Hook):
     self._begin_step = 0
 
   # -- hook API ------------------------------------------------------------
-  def begin(self, trainer):
-    self._setup(trainer)
-    self._begin_step = int(trainer.step_var.numpy())
+  def begin(self, ctx):
+    self._setup(ctx)
+    self._begin_step = ctx.step
     if self.writer is not None:
       self._write_state(self._begin_step, histograms=True, images=True)
 
@@ -226,13 +226,13 @@ class SummaryHook(Hook):
       return sys.maxsize
     return (step // self.every + 1) * self.every
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if self.writer is not None and self.every and step % self.every == 0:
       self._write_state(step, histograms=True)
 
-  def on_mask_update(self, trainer, step, stats, totals=None):
+  def on_mask_update(self, ctx, step, stats, totals=None):
     if self.entries is None:  # masks changed in a `begin` before ours
-      self._setup(trainer)
+      self._setup(ctx)
     if self.writer is None:
       return
     last_image = self._last.get('images')
@@ -276,10 +276,10 @@ class SummaryHook(Hook):
       batch.scalar(f'sparse_training/{name}/{TOTAL}', value)
     batch.write(self.writer, step)
 
-  def end(self, trainer, result):
+  def end(self, ctx, result):
     if self.writer is None:
       return
-    step = int(result.get('steps', trainer.step_var.numpy()))
+    step = int(result.get('steps', ctx.step))
     batch = Batch()
     self._add_state(batch, step, histograms=True, images=True)
     self._add_survival(batch, result)
@@ -288,19 +288,19 @@ class SummaryHook(Hook):
     self.writer.flush()
 
   # -- internals -------------------------------------------------------------
-  def _setup(self, trainer):
-    self.writer = None if callable(trainer.writer) else trainer.writer
-    self.entries = wrapper_lib.prunable_entries(trainer.model)
+  def _setup(self, ctx):
+    self.writer = ctx.writer
+    self.entries = wrapper_lib.prunable_entries(ctx.model)
     if not self.entries:
       self.writer = None
       return
-    spe = trainer.data.steps_per_epoch
+    spe = ctx.run.steps_per_epoch
     self.every = steps.resolve(self.every_setting, 'summaries.every', spe)
     self.image_every = steps.resolve(self.image_every_setting,
                                      'summaries.image_every', spe)
     self._axes = {k: views.unit_axes(wr.layer, wr.prunable_weights[i])
                   for k, (wr, i) in self.entries.items()}
-    self._inputs = views.image_inputs(trainer.model, self.entries)
+    self._inputs = views.image_inputs(ctx.model, self.entries)
     masks = masks_of(self.entries)
     self._begin_masks = masks
 

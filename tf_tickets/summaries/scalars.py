@@ -29,9 +29,9 @@ _END = (('test_loss', 'eval/test_loss'), ('test_accuracy', 'eval/test_accuracy')
         ('training_flops_fraction', 'flops/training_flops_fraction'))
 
 
-def _write(trainer, step, values):
-  writer = trainer.writer
-  if writer is None or callable(writer):  # none, or not created yet
+def _write(ctx, step, values):
+  writer = ctx.writer
+  if writer is None:
     return
   batch = Batch()
   for tag, value in values:
@@ -47,20 +47,20 @@ class TrainingScalars(Hook):
   def next_event(self, step):
     return sys.maxsize  # it only listens: no step of its own
 
-  def after_log(self, trainer, step, values):
-    _write(trainer, step, [('train/loss', values['loss']),
+  def after_log(self, ctx, step, values):
+    _write(ctx, step, [('train/loss', values['loss']),
                            ('train/learning_rate', values['learning_rate'])])
 
-  def after_eval(self, trainer, step, metrics):
-    _write(trainer, step, [('eval/val_loss', metrics['val_loss']),
+  def after_eval(self, ctx, step, metrics):
+    _write(ctx, step, [('eval/val_loss', metrics['val_loss']),
                            ('eval/val_accuracy', metrics['val_accuracy'])])
 
-  def on_mask_update(self, trainer, step, stats, totals=None):
-    _write(trainer, step, [(f'sparse_training/{name}', value)
+  def on_mask_update(self, ctx, step, stats, totals=None):
+    _write(ctx, step, [(f'sparse_training/{name}', value)
                            for name, value in (totals or {}).items()])
 
-  def end(self, trainer, result):
-    _write(trainer, int(result['steps']),
+  def end(self, ctx, result):
+    _write(ctx, int(result['steps']),
            [(tag, result.get(name)) for name, tag in _END])
 
 

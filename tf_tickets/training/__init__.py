@@ -12,6 +12,8 @@ from tf_tickets.training.cluster import PeerError
 from tf_tickets.training.cluster import Workers
 from tf_tickets.training.cluster import make_strategy
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.config import run_steps
+from tf_tickets.training.context import RunContext
 from tf_tickets.training.config import use_xla
 from tf_tickets.training.evaluate import Evaluator
 from tf_tickets.training.hook import Hook

@@ -1,8 +1,8 @@
-"""What runs on the device: the compiled loop of training steps (on one
-device its last step also returns the dense gradients a mask update
-needs), the compiled step of several replicas (evaluation: `Evaluator`).
-`CompiledSteps` is the device half of `Trainer` (it uses the trainer's
-model, data, config, strategy, optimizer and loss variables).
+"""What runs on the device: `CompiledSteps`, the compiled loop of training
+steps (on one device its last step also returns the dense gradients a mask
+update needs) and the compiled step of several replicas. The `Trainer`
+owns one and asks it to run steps `step+1..nxt` (`run_to`); evaluation is
+`Evaluator`'s.
 
 XLA (`training.jit_compile`): on one replica the whole step (forward,
 backward, masked optimizer update) is compiled; with several replicas only
@@ -23,8 +23,46 @@ def single_device(strategy):
 
 
 class CompiledSteps:
-  """Device-side methods of `Trainer` (set `on_device` and, if it is
-  True, `batches` = `data.DeviceBatches`, before building a step)."""
+  """The training steps of one run, compiled (see the module docstring).
+
+  It owns the mean-loss accumulators (`read_loss`) and, on one device, the
+  training set on the device (`data.DeviceBatches`). `built` lists the
+  compiled functions made so far: ('loop', with_last_step_outputs) and
+  ('step', with_grads, apply).
+  """
+
+  def __init__(self, model, data, config, strategy, optimizer, loss_fn,
+               jit_compile):
+    self.model, self.data, self.config = model, data, config
+    self.strategy, self.optimizer, self.loss_fn = strategy, optimizer, loss_fn
+    self.jit_compile = jit_compile
+    self.on_device = single_device(strategy)
+    self.batches = (data_lib.DeviceBatches(data, config.seed)
+                    if self.on_device else None)
+    self.step_outputs = False  # set by the loop: see `run_to`
+    with strategy.scope():
+      self.loss_sum = tf.Variable(0.0, trainable=False,
+                                  aggregation=tf.VariableAggregation.SUM)
+      self.loss_count = tf.Variable(0.0, trainable=False,
+                                    aggregation=tf.VariableAggregation.SUM)
+    self._fns = {}
+
+  @property
+  def built(self):
+    return list(self._fns)
+
+  def without_xla(self):
+    """Drops XLA (its compilation failed): later calls run uncompiled."""
+    self.jit_compile = False
+    self._fns.clear()
+
+  def read_loss(self):
+    """The mean training loss since the last call (then reset)."""
+    count = float(self.loss_count.numpy())
+    loss = float(self.loss_sum.numpy()) / max(count, 1.0)
+    self.loss_sum.assign(0.0)
+    self.loss_count.assign(0.0)
+    return loss
 
   def _loss(self, x, y, training):
     logits = self.model(x, training=training)
@@ -57,10 +95,10 @@ class CompiledSteps:
     returned dense (all-reduced) if `with_grads` (for growth scores);
     `apply=False` skips the optimizer update (the step's iteration is still
     counted, so the learning-rate schedule stays on the global step)."""
-    key = (with_grads, apply)
-    if key not in self._step_fns:
-      self._step_fns[key] = self._build_train_step(with_grads, apply)
-    return self._step_fns[key]
+    key = ('step', with_grads, apply)
+    if key not in self._fns:
+      self._fns[key] = self._build_train_step(with_grads, apply)
+    return self._fns[key]
 
   def _replica_step(self, with_grads, apply):
     """One step on one replica: forward, backward, masked update."""
@@ -127,7 +165,7 @@ class CompiledSteps:
     boolean tensor): one call per chunk, update steps included. With
     several replicas, plain steps only (no gradients returned)."""
     key = ('loop', last)
-    if key not in self._step_fns:
+    if key not in self._fns:
       if self.on_device:
         step_fn = self._replica_step(last, True)
 
@@ -152,10 +190,10 @@ class CompiledSteps:
             x, y = next(iterator)
             self.strategy.run(step_fn, args=(x, y))
 
-      self._step_fns[key] = fn
-    return self._step_fns[key]
+      self._fns[key] = fn
+    return self._fns[key]
 
-  def _iterator(self, step):
+  def iterator(self, step):
     """The training batches from global step `step` on: the distributed
     dataset's iterator, or None on one device (`self.batches`)."""
     if self.on_device:
@@ -163,13 +201,13 @@ class CompiledSteps:
     ds = data_lib.train_dataset(self.data, self.config.seed, start_step=step)
     return iter(self.strategy.experimental_distribute_dataset(ds))
 
-  def _run_to(self, iterator, step, nxt, want, skip):
+  def run_to(self, iterator, step, nxt, want, skip):
     """Steps step+1..nxt; returns the dense gradients of step nxt if
     `want`, and skips its update if `skip`.
 
     On one device that is one compiled call, whose chunk lies in one epoch
     (see `epoch_end`). If a hook of the run can want gradients or skip an
-    update (`step_outputs`, set by `fit`), every chunk runs through the
+    update (`step_outputs`, set by the loop), every chunk runs through the
     loop whose last step returns them, so a run compiles one loop and a
     resumed run the same one. With several replicas, the plain steps in
     one call and the last one apart if it is needed."""

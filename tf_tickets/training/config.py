@@ -12,6 +12,7 @@ import math
 import tensorflow as tf
 
 from tf_tickets import settings
+from tf_tickets.algorithms import RunSteps
 from tf_tickets import steps as steps_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
@@ -157,6 +158,14 @@ def resolve_schedule(config, steps_per_epoch):
                   checkpoint_every=ckpt_every, checkpoint_seconds=seconds)
 
 
+def run_steps(config, steps_per_epoch):
+  """What an algorithm resolves its step settings against
+  (`algorithms.RunSteps`): the run's total steps, steps per epoch and
+  multiplier."""
+  return RunSteps(resolve_schedule(config, steps_per_epoch).steps,
+                  steps_per_epoch, config.steps_multiplier)
+
+
 class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
   """Linear warmup, then constant / step / cosine / linear decay."""
 
@@ -179,6 +188,10 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
   def value(self, step):
     """The learning rate at global step `step` (python float)."""
     return float(self(tf.constant(step - self.offset, tf.int64)))
+
+  def ratio(self, step):
+    """lr(step) / the base rate (e.g. RigL's 'lr' drop-fraction decay)."""
+    return self.value(step) / self.base
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32) + float(self.offset)

@@ -1,4 +1,9 @@
-"""`Hook`: how algorithms and observers plug into the training loop."""
+"""`Hook`: how algorithms and observers plug into the training loop.
+
+Every call gets the run's `RunContext` (`training.context`): the model,
+optimizer, steps, writer and the "masks changed" event bus; never the
+loop itself, so the same hook runs under the `Trainer` and under
+`model.fit` (`tf_tickets.callbacks`)."""
 
 
 class Hook:
@@ -9,15 +14,15 @@ class Hook:
   repeats what an uninterrupted one does.
   """
 
-  def state(self, trainer):
+  def state(self, ctx):
     """Trackable state of the hook (e.g. a tf.Module of variables) that a
-    resumed run needs, or None. Called once when the trainer is built, in
+    resumed run needs, or None. Called once when the run is built, in
     the strategy scope; it is saved in every checkpoint and restored before
     `begin`."""
-    del trainer
+    del ctx
     return None
 
-  def begin(self, trainer):
+  def begin(self, ctx):
     """Before the first step (also after a resume)."""
 
   def next_event(self, step):
@@ -49,24 +54,24 @@ class Hook:
     del step
     return False
 
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     """After step `step`: at every event step (`next_event`) and possibly
     at other steps. `grads` (dict id(variable) -> all-reduced
     gradient of the loss for the batch of this step, taken at the weights
     before the update; dense for prunable weights, since the forward pass
     reads the stored masked weights) if `wants_gradients(step)`, else None."""
 
-  def on_mask_update(self, trainer, step, stats, totals=None):
-    """After a hook changed masks at `step` (see `Trainer.mask_updated`):
+  def on_mask_update(self, ctx, step, stats, totals=None):
+    """After a hook changed masks at `step` (`ctx.masks_changed`):
     `stats` per weight key, `totals` of the whole update (e.g. churn)."""
 
-  def after_log(self, trainer, step, values):
+  def after_log(self, ctx, step, values):
     """At every `training.log_every` step and at the end: `values` has
     loss (the mean training loss since the last log) and learning_rate."""
 
-  def after_eval(self, trainer, step, metrics):
+  def after_eval(self, ctx, step, metrics):
     """After each validation; `metrics` has step, val_loss, val_accuracy
-    (the test set is evaluated once, at the end: see `Trainer._result`)."""
+    (the test set is evaluated once, at the end)."""
 
-  def end(self, trainer, result):
+  def end(self, ctx, result):
     """After training; may add fields to `result` (the results.csv row)."""

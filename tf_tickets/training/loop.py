@@ -26,7 +26,6 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tf_tickets import data as data_lib
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
@@ -34,10 +33,11 @@ from tf_tickets.errors import TicketsError
 from tf_tickets.errors import first_line
 from tf_tickets.training.cluster import Workers
 from tf_tickets.training.compiled import CompiledSteps
-from tf_tickets.training.compiled import single_device
 from tf_tickets.training.config import make_optimizer
 from tf_tickets.training.config import resolve_schedule
+from tf_tickets.training.config import run_steps
 from tf_tickets.training.config import use_xla
+from tf_tickets.training.context import RunContext
 from tf_tickets.training.evaluate import Evaluator
 from tf_tickets.training.evaluate import loss_function
 from tf_tickets.training.progress import Progress
@@ -49,7 +49,7 @@ from tf_tickets.training.shadow import state_variables
 # ------------------------------------------------------------------------------
 
 
-class Trainer(CompiledSteps):
+class Trainer:
   """Trains a wrapped model with one compiled step, hooks and checkpoints."""
 
   def __init__(self, model, data, config, strategy, net_dir, hooks=(),
@@ -58,10 +58,7 @@ class Trainer(CompiledSteps):
     self.model, self.data, self.config = model, data, config
     self.strategy, self.net_dir = strategy, net_dir
     self.hooks, self.writer, self.quiet = list(hooks), writer, quiet
-    self.jit_compile = use_xla(config.jit_compile, model)
-    self.on_device = single_device(strategy)
-    self.batches = (data_lib.DeviceBatches(data, config.seed)
-                    if self.on_device else None)
+    jit_compile = use_xla(config.jit_compile, model)
     self.schedule = resolve_schedule(config, data.steps_per_epoch)
     if learning_rate is not None:
       config = config.replace(learning_rate=learning_rate)
@@ -87,12 +84,17 @@ class Trainer(CompiledSteps):
       self.best = tf.Variable([np.inf, -1.0], dtype=tf.float64,
                               trainable=False)
       self.best_state = Shadow(state_variables(model))
-      self.loss_sum = tf.Variable(0.0, trainable=False,
-                                  aggregation=tf.VariableAggregation.SUM)
-      self.loss_count = tf.Variable(0.0, trainable=False,
-                                    aggregation=tf.VariableAggregation.SUM)
+      self.steps = CompiledSteps(model, data, config, strategy,
+                                 self.optimizer, loss_function(), jit_compile)
+      self.context = RunContext(
+          model=model, optimizer=self.optimizer,
+          run=run_steps(config, data.steps_per_epoch),
+          step_counter=self.step_var, lr_ratio=self.lr.ratio,
+          loss_fn=self.steps.loss_fn, batch_size=data.batch_size,
+          start_step=self.start_step, examples=(data.x_train, data.y_train),
+          jit=bool(jit_compile and self.steps.on_device), hooks=self.hooks)
       hook_state = {f'hook_{i}': s for i, s in
-                    enumerate(h.state(self) for h in self.hooks)
+                    enumerate(h.state(self.context) for h in self.hooks)
                     if s is not None}
     self.checkpoint = tf.train.Checkpoint(
         model=model, optimizer=self.optimizer, step=self.step_var,
@@ -100,19 +102,10 @@ class Trainer(CompiledSteps):
         **hook_state)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, rundir.checkpoints_dir(net_dir), max_to_keep=2)
-    self.loss_fn = loss_function()
-    self.evaluate = Evaluator(model, data, strategy, self.jit_compile)
-    self._step_fns = {}
+    self.evaluate = Evaluator(model, data, strategy, jit_compile)
     self.history = []
     self.workers = Workers.of(strategy)
     self._saved_at = time.monotonic()
-
-  def mask_updated(self, step, stats, totals=None):
-    """Tells every hook that masks changed at `step` (stats: per-weight key
-    -> dict of figures, e.g. dropped/grown counts; totals: figures of the
-    whole update)."""
-    for hook in self.hooks:
-      hook.on_mask_update(self, step, stats, totals)
 
   # -- the loop ----------------------------------------------------------------
   def restore(self):
@@ -172,12 +165,14 @@ class Trainer(CompiledSteps):
     start = self.restore()
     if callable(self.writer):  # created only once the checkpoint is good
       self.writer = self.writer()
+    ctx = self.context
+    ctx.writer, ctx.fresh = self.writer, start == self.start_step
     if start > self.start_step:
       logging.info('%s: resuming at step %d of %d', self.net_dir, start,
                    self.schedule.steps)
     for hook in self.hooks:
-      hook.begin(self)
-    self.step_outputs = any(h.uses_step_outputs() for h in self.hooks)
+      hook.begin(ctx)
+    self.steps.step_outputs = any(h.uses_step_outputs() for h in self.hooks)
     progress = None if self.quiet else Progress(
         os.path.join(*os.path.normpath(self.net_dir).split(os.sep)[-2:]),
         start, self.stop_step)
@@ -197,7 +192,8 @@ class Trainer(CompiledSteps):
     returns the last step."""
     sched = self.schedule
     variables = self.model.trainable_variables
-    iterator = self._iterator(start)
+    steps = self.steps
+    iterator = steps.iterator(start)
     t0, wall0 = time.time(), float(self.wall_var.numpy())
     self._saved_at = time.monotonic()  # the run's wall-time interval starts
     step, shown = start, {}
@@ -211,30 +207,30 @@ class Trainer(CompiledSteps):
       want = any(h.wants_gradients(nxt) for h in self.hooks)
       skip = any(h.skips_update(nxt) for h in self.hooks)
       try:
-        out = self._run_to(iterator, step, nxt, want, skip)
+        out = steps.run_to(iterator, step, nxt, want, skip)
       except (tf.errors.InvalidArgumentError,
               tf.errors.UnimplementedError) as e:
-        if not self.jit_compile or 'XLA' not in str(e) + type(e).__name__:
+        if not steps.jit_compile or 'XLA' not in str(e) + type(e).__name__:
           raise
         # Compilation fails at the first call, before any update: retry
         # the same steps uncompiled, from the same batch.
         logging.warning('XLA cannot compile the training step (%s); '
                         'training without it (training.jit_compile = '
                         'False)', first_line(e))
-        self.jit_compile = False
-        self._step_fns.clear()
-        iterator = self._iterator(step)
-        out = self._run_to(iterator, step, nxt, want, skip)
+        steps.without_xla()
+        self.context.jit = False
+        iterator = steps.iterator(step)
+        out = steps.run_to(iterator, step, nxt, want, skip)
       grads = {id(v): g for v, g in zip(variables, out)} if want else None
       step = nxt
       for hook in self.hooks:
-        hook.after_step(self, step, grads)
+        hook.after_step(self.context, step, grads)
       if step % self.config.log_every == 0 or step == self.stop_step:
-        loss = self._read_loss()
+        loss = steps.read_loss()
         values = dict(loss=loss, learning_rate=float(
             self.lr(self.optimizer.iterations)))
         for hook in self.hooks:
-          hook.after_log(self, step, values)
+          hook.after_log(self.context, step, values)
         shown['loss'] = loss
       if step % sched.eval_every == 0 or step == self.stop_step:
         metrics = self._evaluate_and_track(step)
@@ -257,16 +253,9 @@ class Trainer(CompiledSteps):
     stops += [(step // n + 1) * n for n in (every, sched.eval_every,
                                             sched.checkpoint_every) if n]
     stops += [h.next_event(step) for h in self.hooks]
-    if self.on_device:
-      stops.append(self.epoch_end(step))
+    if self.steps.on_device:
+      stops.append(self.steps.epoch_end(step))
     return max(step + 1, min(stops))
-
-  def _read_loss(self):
-    count = float(self.loss_count.numpy())
-    loss = float(self.loss_sum.numpy()) / max(count, 1.0)
-    self.loss_sum.assign(0.0)
-    self.loss_count.assign(0.0)
-    return loss
 
   def _evaluate_and_track(self, step):
     """Validation loss and accuracy at `step`; keeps the best state."""
@@ -279,7 +268,7 @@ class Trainer(CompiledSteps):
     logging.debug('step %d: val_loss %.4f val_acc %.4f', step, val_loss,
                   val_acc)
     for hook in self.hooks:
-      hook.after_eval(self, step, metrics)
+      hook.after_eval(self.context, step, metrics)
     return metrics
 
   def _early_stop_test_accuracy(self, step, final_accuracy):
@@ -314,5 +303,5 @@ class Trainer(CompiledSteps):
         layer_density={k: r['density'] for k, r in report['layers'].items()},
         **flops.report(self.model))
     for hook in self.hooks:
-      hook.end(self, result)
+      hook.end(self.context, result)
     return result

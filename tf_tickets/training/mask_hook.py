@@ -9,10 +9,12 @@ exactly 0 with every optimizer slot (momentum, Adam's m and v, ...)
 zeroed at their positions; a connection dropped and regrown in the same
 update keeps its weight and slots (the references treat it as never dropped).
 
-Bookkeeping, checkpointed with the trainer (`Hook.state`), so a resumed run
-reports exactly what an uninterrupted one does: the start masks, the set of
-connections ever grown, the number of updates and of grown connections.
-Each update calls `Trainer.mask_updated(step, stats)` with per key:
+The run's bookkeeping is one immutable `Bookkeeping` (the start masks, the
+set of connections ever grown, the number of updates and of grown
+connections), replaced after each update and checkpointed with the run
+(`Hook.state`), so a resumed run reports exactly what an uninterrupted one
+does. Each update tells the other hooks through the run's event bus
+(`RunContext.masks_changed(step, stats, totals)`) with per key:
 dropped, grown, regrown, active, churn, drop_fraction; and logs one line.
 *Churn* of a layer is the fraction of the connections active at the start
 of the run that are no longer active (|start \\ now| / |start|); the total
@@ -20,6 +22,7 @@ pools all layers. At the end the result (the results.csv row) gets the
 method, churn, 'grown_survival' (the fraction of the connections grown at
 any update that are active at the end) and the algorithm's own fields.
 """
+import dataclasses
 import sys
 
 from absl import logging
@@ -28,26 +31,94 @@ import tensorflow as tf
 
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
-from tf_tickets.algorithms.base import RunSteps
 from tf_tickets.training.config import optimizer_slots
 from tf_tickets.keras import batchnorm_layers
 from tf_tickets.training.hook import Hook
 
 
 
-class _State(tf.Module):
-  """Checkpointed state of a `MaskHook`."""
+@dataclasses.dataclass(frozen=True)
+class Bookkeeping:
+  """What a sparse-training run has done so far (flat numpy arrays per
+  weight key): the masks at its start, the connections newly activated at
+  some update, the number of updates and of connections grown. Immutable:
+  `after(update)` is the state after one more update."""
+  start: dict
+  ever_grown: dict
+  updates: int = 0
+  grown: int = 0
 
-  def __init__(self, masks, track_growth):
+  @classmethod
+  def starting(cls, masks):
+    return cls({k: np.asarray(m).reshape(-1) > 0 for k, m in masks.items()},
+               {k: np.zeros(np.size(m), bool) for k, m in masks.items()})
+
+  def after(self, update):
+    ever = dict(self.ever_grown)
+    for k, positions in update.grown.items():
+      ever[k] = ever[k] | positions.reshape(-1)
+    new = sum(s['grown'] - s.get('regrown', 0)
+              for s in update.stats.values())  # newly activated
+    return dataclasses.replace(self, ever_grown=ever,
+                               updates=self.updates + 1,
+                               grown=self.grown + new)
+
+  def churn(self, masks):
+    """(total churn, {key: churn}): the fraction of the start mask's
+    connections no longer active."""
+    lost = total = 0
+    per_key = {}
+    for k, start in self.start.items():
+      n = int(np.count_nonzero(start))
+      gone = int(np.count_nonzero(start & ~(masks[k].reshape(-1) > 0)))
+      per_key[k] = gone / n if n else 0.0
+      lost += gone
+      total += n
+    return (lost / total if total else 0.0), per_key
+
+  def survival(self, masks):
+    """(total, {key: fraction}): of the connections grown at any update,
+    the fraction active in `masks` (total None if none was grown)."""
+    ever = {k: int(np.count_nonzero(g)) for k, g in self.ever_grown.items()}
+    alive = {k: int(np.count_nonzero(g & (masks[k].reshape(-1) > 0)))
+             for k, g in self.ever_grown.items()}
+    total = sum(ever.values())
+    return ((sum(alive.values()) / total if total else None),
+            {k: alive[k] / ever[k] for k in ever if ever[k]})
+
+
+class _Saved(tf.Module):
+  """The checkpointed copy of a `Bookkeeping`."""
+
+  def __init__(self, book, track_growth):
     super().__init__(name='sparse_training')
     common = dict(trainable=False,
                   synchronization=tf.VariableSynchronization.ON_WRITE,
                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    self.start_masks = [tf.Variable(m, **common) for m in masks]
-    self.grown = ([tf.Variable(np.zeros_like(m), **common) for m in masks]
-                  if track_growth else [])
+    self.keys = list(book.start)
+    self.start_masks = [tf.Variable(book.start[k], **common)
+                        for k in self.keys]
+    self.grown = [tf.Variable(book.ever_grown[k], **common)
+                  for k in self.keys] if track_growth else []
     # [number of mask updates, connections grown in total]
     self.counters = tf.Variable(np.zeros(2, np.int64), **common)
+
+  def save(self, book, start=True):
+    if start:
+      for v, k in zip(self.start_masks, self.keys):
+        v.assign(book.start[k])
+    for v, k in zip(self.grown, self.keys):  # if tracked
+      v.assign(book.ever_grown[k])
+    self.counters.assign([book.updates, book.grown])
+
+  def load(self):
+    updates, grown = (int(c) for c in self.counters.numpy())
+    return Bookkeeping(
+        {k: v.numpy() for k, v in zip(self.keys, self.start_masks)},
+        {k: (self.grown[i].numpy() if self.grown
+             else np.zeros(self.start_masks[i].shape, bool))
+         for i, k in enumerate(self.keys)},
+        updates, grown)
 
 
 class MaskHook(Hook):
@@ -56,69 +127,64 @@ class MaskHook(Hook):
   def __init__(self, algorithm):
     self.algorithm = algorithm
     self.method = algorithm.name
-    self._state = None
+    self._saved = None
+    self.book = None
     self._grad_fn = None
-    self._writer = None  # ((optimizer, state, jit), their compiled write)
+    self._writer = None  # ((optimizer, jit), their compiled write)
 
   # -- state ---------------------------------------------------------------
-  def state(self, trainer):
-    masks = masks_lib.get_masks(trainer.model)
-    self.keys = list(masks)
-    self._state = _State([masks[k] for k in self.keys],
+  def state(self, ctx):
+    masks = masks_lib.get_masks(ctx.model)
+    self._saved = _Saved(Bookkeeping.starting(masks),
                          self.algorithm.tracks_growth)
-    return self._state
+    return self._saved
 
-  def begin(self, trainer):
-    if self._state is None:
+  def begin(self, ctx):
+    if self._saved is None:
       raise RuntimeError('the sparse-training hook must be given to the '
-                         'Trainer that runs it (hooks=[...])')
-    self.algorithm.resolve(RunSteps(trainer.schedule.steps,
-                                    trainer.data.steps_per_epoch,
-                                    trainer.config.steps_multiplier))
-    self.batch = self._fixed_batch(trainer)
-    self._grad_fn = None  # of this trainer and schedule
-    self.entries = masks_lib.entries_of(trainer.model)  # fixed for the run
-    fresh = int(trainer.step_var.numpy()) == trainer.start_step
-    if fresh and self.algorithm.prunes_at_start:  # e.g. SNIP, before step 1
-      self._apply(trainer, 0, None)
-    if fresh:  # not a resume
-      masks = masks_lib.get_masks(trainer.model)
-      for v, k in zip(self._state.start_masks, self.keys):
-        v.assign(masks[k])
-      for v in self._state.grown:
-        v.assign(tf.zeros_like(v))
-      self._state.counters.assign([0, 0])
-    self.start = {k: v.numpy() > 0
-                  for k, v in zip(self.keys, self._state.start_masks)}
-    self.ever_grown = {k: v.numpy() > 0
-                       for k, v in zip(self.keys, self._state.grown)}
-    self.counters = [int(c) for c in self._state.counters.numpy()]
+                         'run that runs it (hooks=[...])')
+    if self.algorithm.run != ctx.run:
+      raise ValueError(f'{self.method} was made for {self.algorithm.run}, '
+                       f'the run is {ctx.run}')
+    self.batch = self._fixed_batch(ctx)
+    self._grad_fn = None  # of this run's model
+    self.entries = masks_lib.entries_of(ctx.model)  # fixed for the run
+    if ctx.fresh and self.algorithm.prunes_at_start:  # SNIP, before step 1
+      self._apply(ctx, 0, None)
+    if ctx.fresh:  # not a resume
+      self.book = Bookkeeping.starting(masks_lib.get_masks(ctx.model))
+      self._saved.save(self.book)
+    else:
+      self.book = self._saved.load()
 
-  def _fixed_batch(self, trainer):
+  def _fixed_batch(self, ctx):
     """The fixed scoring batch (grow_batch_size, or one training batch for
     methods that prune at the start), None for the step's own batch."""
     n = self.algorithm.cfg.grow_batch_size
     if n is None and self.algorithm.prunes_at_start:
-      n = trainer.data.batch_size
+      n = ctx.batch_size
     if n is None:
       return None
-    data = trainer.data
+    if ctx.examples is None:
+      raise ValueError(f'{self.method}: scoring on a fixed batch needs the '
+                       'training examples (RunContext.examples)')
+    x, y = ctx.examples
     idx = np.random.default_rng([self.algorithm.seed, 0x6B]).permutation(
-        len(data.x_train))[:n]
-    return data.x_train[idx].astype(np.float32), data.y_train[idx]
+        len(x))[:n]
+    return np.asarray(x[idx], np.float32), np.asarray(y[idx])
 
-  def batch_gradients(self, trainer, x, y):
+  def batch_gradients(self, ctx, x, y):
     """Dense gradients (id(variable) -> array) of the mean training loss on
     the batch (x, y), in training mode, without changing the model: the
     BatchNorm moving statistics the forward pass updates are put back."""
-    model = trainer.model
+    model = ctx.model
     if self._grad_fn is None:
       variables = model.trainable_variables
 
       @tf.function
       def fn(x, y):
         with tf.GradientTape() as tape:
-          loss = tf.reduce_mean(trainer.loss_fn(y, model(x, training=True)))
+          loss = tf.reduce_mean(ctx.loss_fn(y, model(x, training=True)))
         return tape.gradient(loss, variables)
 
       self._grad_fn = fn
@@ -153,17 +219,17 @@ class MaskHook(Hook):
     return self._skips_updates() and self.algorithm.wants_update(step)
 
   # -- updates ---------------------------------------------------------------
-  def after_step(self, trainer, step, grads):
+  def after_step(self, ctx, step, grads):
     if self.algorithm.wants_update(step):
-      applied = self._apply(trainer, step, grads)
+      applied = self._apply(ctx, step, grads)
       if applied is not None:
-        self._record(trainer, step, *applied)
+        self._record(ctx, step, *applied)
 
-  def _apply(self, trainer, step, grads):
+  def _apply(self, ctx, step, grads):
     """Runs the algorithm and writes its masks; (update, masks) or None."""
     algorithm = self.algorithm
     if algorithm.needs_gradients and self.batch is not None:
-      grads = self.batch_gradients(trainer, *self.batch)
+      grads = self.batch_gradients(ctx, *self.batch)
     entries = self.entries
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}
@@ -178,8 +244,7 @@ class MaskHook(Hook):
           raise RuntimeError(f'{self.method}: no gradient for {k} at step '
                              f'{step}')
         flat_grads[k] = np.asarray(grads[id(var)]).reshape(-1)
-    lr_ratio = (trainer.lr.value(step) / trainer.lr.base
-                if algorithm.uses_learning_rate else 1.0)
+    lr_ratio = ctx.lr_ratio(step) if algorithm.uses_learning_rate else 1.0
     update = algorithm.update(step, masks, weights, flat_grads, lr_ratio)
     if update is None:
       return None
@@ -189,31 +254,28 @@ class MaskHook(Hook):
       update.grown = {k: positions & ~masks[k]
                       for k, positions in update.grown.items()}
       masks.update(update.masks)
-      self._write(trainer, entries, masks, update.grown)
+      self._write(ctx, entries, masks, update.grown)
     return update, masks
 
-  def _write(self, trainer, entries, masks, activated):
+  def _write(self, ctx, entries, masks, activated):
     """Writes every mask (`masks.set_masks`: the weights stay weight *
-    mask, so a regrown connection keeps its value), zeroes the weights and
-    optimizer slots at the `activated` positions and adds them to the
-    checkpointed set of grown connections, in one compiled call (traced
-    again for another trainer) that gets the masks and the activated
-    positions as two flat tensors (fixed shapes, so XLA compiles it
-    once)."""
-    jit = bool(trainer.jit_compile and trainer.on_device)
-    owner = (trainer.optimizer, self._state, jit)  # jit: off after fallback
+    mask, so a regrown connection keeps its value) and zeroes the weights
+    and optimizer slots at the `activated` positions, in one compiled call
+    (traced again for another optimizer) that gets the masks and the
+    activated positions as two flat tensors (fixed shapes, so XLA compiles
+    it once)."""
+    owner = (ctx.optimizer, ctx.jit)  # jit: off after a fallback
     if self._writer is None or any(
         a is not b for a, b in zip(self._writer[0], owner)):
-      slots = {k: optimizer_slots(trainer.optimizer, wr.prunable_weights[i])
+      slots = {k: optimizer_slots(ctx.optimizer, wr.prunable_weights[i])
                for k, (wr, i) in entries.items()}
-      model = trainer.model
+      model = ctx.model
       shapes = {k: wr.masks[i].shape for k, (wr, i) in entries.items()}
       sizes = [shape.num_elements() for shape in shapes.values()]
-      grown = dict(zip(self.keys, self._state.grown))
 
       # XLA when the whole step is compiled (one device): one fused pass
       # over the weights and slots instead of an op per array.
-      @tf.function(jit_compile=jit)
+      @tf.function(jit_compile=ctx.jit)
       def write(flat_masks, flat_activated):
         split = zip(shapes.items(), tf.split(flat_masks, sizes),
                     tf.split(flat_activated, sizes))
@@ -224,9 +286,6 @@ class MaskHook(Hook):
         for k, (wr, i) in entries.items():
           for var in [wr.prunable_weights[i]] + slots[k]:
             var.assign(tf.where(zero[k], tf.zeros_like(var), var))
-          if k in grown:
-            grown[k].assign(tf.maximum(grown[k],
-                                       tf.cast(zero[k], grown[k].dtype)))
 
       self._writer = (owner, write)
     self._writer[1](
@@ -235,22 +294,18 @@ class MaskHook(Hook):
             activated[k].reshape(-1) if k in activated
             else np.zeros(masks[k].size, bool) for k in entries])))
 
-  def _record(self, trainer, step, update, masks):
-    """Saves the new state, tells the hooks, logs one line."""
+  def _record(self, ctx, step, update, masks):
+    """Saves the new bookkeeping, tells the hooks, logs one line."""
     stats = update.stats
-    for k in update.grown:  # the checkpointed copy is kept by `_write`
-      self.ever_grown[k] |= update.grown[k].reshape(self.ever_grown[k].shape)
-    self.counters[0] += 1
-    self.counters[1] += sum(s['grown'] - s.get('regrown', 0)
-                            for s in stats.values())  # newly activated
-    self._state.counters.assign(self.counters)
-    total, per_key = self.churn(masks)
+    self.book = self.book.after(update)
+    self._saved.save(self.book, start=False)
+    total, per_key = self.book.churn(masks)
     for k, s in stats.items():
       s['churn'] = per_key[k]
     totals = dict(churn=total)
     if update.drop_fraction is not None:
       totals['drop_fraction'] = update.drop_fraction
-    trainer.mask_updated(step, stats, totals)
+    ctx.masks_changed(step, stats, totals)
     logging.info(
         '%s step %d: %s churn %.4f | %s', self.method, step,
         update.label or f'f={update.drop_fraction:.4f}', total, ' '.join(
@@ -258,38 +313,18 @@ class MaskHook(Hook):
             for k, s in stats.items() if s['dropped'] or s['grown']))
 
   # -- reporting -------------------------------------------------------------
-  def churn(self, masks):
-    """(total churn, {key: churn}): the fraction of the start mask's
-    connections no longer active."""
-    lost = total = 0
-    per_key = {}
-    for k in self.keys:
-      start = self.start[k].reshape(-1)
-      n = int(np.count_nonzero(start))
-      gone = int(np.count_nonzero(start & ~(masks[k].reshape(-1) > 0)))
-      per_key[k] = gone / n if n else 0.0
-      lost += gone
-      total += n
-    return (lost / total if total else 0.0), per_key
-
-  def end(self, trainer, result):
-    masks = masks_lib.get_masks(trainer.model)
-    total, per_key = self.churn(masks)
+  def end(self, ctx, result):
+    masks = masks_lib.get_masks(ctx.model)
+    total, per_key = self.book.churn(masks)
     cfg = self.algorithm.cfg
     result.update(
         method=self.method, churn=total, layer_churn=per_key,
-        mask_updates=self.counters[0], grown_connections=self.counters[1],
+        mask_updates=self.book.updates, grown_connections=self.book.grown,
         target_sparsity=cfg.sparsity, distribution=cfg.distribution)
     if self.algorithm.tracks_growth:
-      ever = {k: int(np.count_nonzero(self.ever_grown[k])) for k in self.keys}
-      alive = {k: int(np.count_nonzero(self.ever_grown[k] & (masks[k] > 0)))
-               for k in self.keys}
-      total = sum(ever.values())
-      result['grown_survival'] = (sum(alive.values()) / total if total
-                                  else None)
-      result['layer_grown_survival'] = {k: alive[k] / ever[k]
-                                        for k in self.keys if ever[k]}
+      result['grown_survival'], result['layer_grown_survival'] = (
+          self.book.survival(masks))
     result.update(self.algorithm.result())
-    train = self.algorithm.training_flops(flops.by_key(trainer.model),
-                                          flops.by_key(trainer.model, True))
-    result.update(flops.report(trainer.model, train))
+    train = self.algorithm.training_flops(flops.by_key(ctx.model),
+                                          flops.by_key(ctx.model, True))
+    result.update(flops.report(ctx.model, train))
