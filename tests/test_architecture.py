@@ -3,6 +3,8 @@ inside functions), small modules, the run-directory layout in one module."""
 import ast
 import os
 import re
+import subprocess
+import sys
 
 import cli
 
@@ -160,6 +162,13 @@ def test_algorithms_import_no_tensorflow():
       found += [f'{name}: {t}' for t in targets
                 if t.split('.')[0] in banned or t.startswith(banned)]
   assert not found, found
+  # Nor through what they import: the package loads without TensorFlow.
+  proc = subprocess.run(
+      [sys.executable, '-c', 'import sys, tf_tickets.algorithms; print('
+       '[m for m in sys.modules if m.split(".")[0] in ("tensorflow", '
+       '"tf_keras", "keras", "tensorflow_model_optimization")])'],
+      capture_output=True, text=True, check=True, cwd=cli.REPO)
+  assert proc.stdout.strip() == '[]', proc.stdout
 
 
 def test_only_summaries_write_tensorboard_events():

@@ -90,9 +90,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # pylint: disable-next=g-import-not-at-top,wrong-import-position
+from tf_tickets.export import interpreter
+# pylint: disable-next=g-import-not-at-top,wrong-import-position
 from tools import litert_workers
 # pylint: disable-next=g-import-not-at-top,wrong-import-position
-from tools.litert_workers import KERNELS, interpreter_module, load_interpreter
+from tools.litert_workers import KERNELS, load_interpreter
 
 # Size targets of issue 6: (model, at network sparsity >=, artifact, at most
 # this many times the bytes of float32_dense.tflite).
@@ -477,7 +479,7 @@ def main(argv=None):
   flags = _cpu_flags()
   isa = ' '.join(f for f in ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f',
                               'asimd', 'neon') if f in flags)
-  print(f'interpreter: {interpreter_module()[2]}; CPU: {_cpu_name()} '
+  print(f'interpreter: {interpreter.interpreter_name()}; CPU: {_cpu_name()} '
         f'({platform.machine()}, {os.cpu_count()} logical CPUs; ISA: {isa}); '
         f'{args.runs} interleaved rounds after {args.warmup} warm-up')
   if info:

@@ -22,26 +22,21 @@ import time
 
 import numpy as np
 
-KERNELS = ('xnnpack', 'builtin')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable-next=g-import-not-at-top,wrong-import-position
+from tf_tickets.export import interpreter  # noqa: E402
 
-
-def interpreter_module():
-  """(Interpreter class, OpResolverType, name) of LiteRT, a core dependency.
-  LiteRT is imported without TensorFlow, so timing .tflite files also works
-  where TensorFlow cannot be imported (e.g. under `qemu-x86_64 -cpu
-  Nehalem`, a CPU without AVX)."""
-  # pylint: disable-next=g-import-not-at-top
-  from ai_edge_litert import interpreter as litert
-  return litert.Interpreter, litert.OpResolverType, 'ai_edge_litert'
+# Kernels timed -> the export's runtime of that name (`export.interpreter`).
+RUNTIME_OF = {'xnnpack': 'default', 'builtin': 'builtin'}
+KERNELS = tuple(RUNTIME_OF)
 
 
 def load_interpreter(content, threads, kernels):
-  """An allocated interpreter of .tflite bytes; `kernels` in KERNELS."""
-  cls, resolver, _ = interpreter_module()
-  it = cls(model_content=content, num_threads=threads,
-           experimental_op_resolver_type=(
-               resolver.AUTO if kernels == 'xnnpack'
-               else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+  """An allocated interpreter of .tflite bytes; `kernels` in KERNELS.
+  `export.interpreter` imports LiteRT without TensorFlow, so timing .tflite
+  files also works where TensorFlow cannot be imported (e.g. under
+  `qemu-x86_64 -cpu Nehalem`, a CPU without AVX)."""
+  it = interpreter.make_interpreter(content, RUNTIME_OF[kernels], threads)
   it.allocate_tensors()
   return it
 

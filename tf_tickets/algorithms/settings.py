@@ -48,7 +48,7 @@ class SparseTrainingSettings(settings.Settings):
   block_size: None (element masks) or a block size of Dense kernels,
     (inputs, outputs) such as (16, 1) (n means (n, 1)): every method then
     drops, grows and prunes whole blocks (`tf_tickets.blocks`,
-    `algorithms.Blocked`); (16, 1) is what LiteRT runs sparse natively in
+    `Algorithm` layouts); (16, 1) is what LiteRT runs sparse natively in
     int8 and float32.
   skip_update_on_mask_steps: at a drop-and-grow step (t mod ΔT = 0) the
     mask update replaces the weight update (RigL paper Algorithm 1, the TF1

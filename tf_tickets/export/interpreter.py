@@ -84,9 +84,12 @@ def runtime_kwargs(runtime):
   raise ValueError(f'unknown runtime {runtime!r}; valid: {list(RUNTIMES)}')
 
 
-def make_interpreter(model, runtime='default'):
-  """A LiteRT interpreter of a .tflite path (str) or its bytes."""
+def make_interpreter(model, runtime='default', threads=None):
+  """A LiteRT interpreter of a .tflite path (str) or its bytes (`threads`:
+  LiteRT's default when None)."""
   kwargs = runtime_kwargs(runtime)
+  if threads is not None:
+    kwargs['num_threads'] = int(threads)
   if isinstance(model, (bytes, bytearray)):
     kwargs['model_content'] = bytes(model)
   else:

@@ -34,7 +34,7 @@ one set per `summaries.image_every` steps, default `summaries.every`; 0 for
 every change) and at the end (see `views`). `summaries.enabled = False`
 turns all of this off.
 
-Sparse-training runs (hooks that call `Trainer.mask_updated`) add, per mask
+Sparse-training runs (hooks that call `ctx.masks_changed`) add, per mask
 update and per layer, every numeric figure of the update's stats under
 `sparse_training/<figure>/<key>` (dropped, grown, churn, drop_fraction, ...)
 with `/total` sums for counts, `sparse_training/cumulative_grown/<key>`, and

@@ -3,7 +3,7 @@
 Used to make the test fixture tests/data/fashion_mnist_small from the real
 Fashion-MNIST that the Debian package dataset-fashion-mnist installs:
 
-  python tools/make_fixture.py --src /usr/share/datasets/fashion-mnist \
+  python tests/data/make_fixture.py --src /usr/share/datasets/fashion-mnist \
       --dst tests/data/fashion_mnist_small --train 3000 --test 1000
 
 Only the first N records of each file are kept (the IDX header is rewritten
