@@ -108,7 +108,7 @@ def train(data, net_dir, cfg, strategy=None, steps=STEPS, seed=0, hooks=(),
   strategy = strategy or tf.distribute.get_strategy()
   model = build(data, strategy)
   algorithm = make_algorithm(model, cfg, data, steps, seed, gmp)
-  sparse_exp.initialize_masks(model, algorithm)
+  tt.pruning.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=steps, seed=seed, eval_every=steps,
                                    checkpoint_every=checkpoint_every,
                                    **training_kw)
@@ -313,7 +313,7 @@ def test_rigl_grows_by_gradient_and_drops_by_magnitude(data, tmp_path):
   model = build(data)
   cfg = sparse_cfg(method='rigl', update_every=1, end_step=1.0)
   algorithm = make_algorithm(model, cfg, data, steps=2)
-  sparse_exp.initialize_masks(model, algorithm)
+  tt.pruning.initialize_masks(model, algorithm)
   config = training.TrainingConfig(steps=2, eval_every=2)
   hook = training.MaskHook(algorithm)
   trainer = training.Trainer(model, data, config, tf.distribute.get_strategy(),
@@ -438,7 +438,7 @@ def test_set_grows_randomly_but_deterministically(data, tmp_path_factory,
 def test_static_never_changes_masks(data, tmp_path):
   model = build(data)
   cfg = sparse_cfg(method='static')
-  sparse_exp.initialize_masks(model, make_algorithm(model, cfg, data))
+  tt.pruning.initialize_masks(model, make_algorithm(model, cfg, data))
   start = pruning.get_masks(model)
   run = train(data, tmp_path, cfg)
   assert run['updates'] == []
@@ -621,8 +621,7 @@ def test_snip_prunes_at_initialisation_by_sensitivity(data, tmp_path):
   trainer = training.Trainer(model, data, training.TrainingConfig(steps=2),
                              tf.distribute.get_strategy(),
                              str(tmp_path / 'ref'), quiet=True)
-  grads = training.MaskHook(run['algorithm']).batch_gradients(
-      trainer.context, *hook.batch)
+  grads = training.BatchGradients(model, trainer.context.loss_fn)(*hook.batch)
   for key, (wr, i) in wrapper_lib.prunable_entries(model).items():
     var = wr.prunable_weights[i]
     scores = np.abs(grads[id(var)] * var.numpy()).reshape(-1)

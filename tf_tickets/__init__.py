@@ -18,6 +18,8 @@ _API = {
     'keras': 'tf_tickets.keras',
     'distributions': None,  # the module itself
     'pruning': None,
+    'callbacks': None,
+    'export': None,
     'ConfigError': 'tf_tickets.errors',
     'KerasVersionError': 'tf_tickets.errors',
     'TicketsError': 'tf_tickets.errors',

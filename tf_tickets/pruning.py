@@ -72,3 +72,13 @@ def target_sparsities(model, cfg):
                                  custom=custom, power_scale=cfg.power_scale)
   except ConfigError as e:
     raise ConfigError('sparse_training', str(e)) from None
+
+
+def initialize_masks(model, algorithm):
+  """Sets the starting masks of `algorithm` on a wrapped model."""
+  if algorithm.starts_dense:
+    masks_lib.set_masks(model, {k: np.ones(s) for k, s in
+                                masks_lib.weight_shapes(model).items()})
+  else:
+    masks_lib.init_masks(model, algorithm.sparsities, seed=algorithm.seed,
+                         block=algorithm.cfg.block_size)

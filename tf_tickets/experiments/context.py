@@ -52,7 +52,7 @@ class Context:
     keras.backend.clear_session()
 
   def writer(self, net_dir):
-    return tf.summary.create_file_writer(net_dir)
+    return summaries.file_writer(net_dir)
 
   def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
             config=None, start_step=0, stop_step=None):

@@ -25,7 +25,6 @@ Control branches (`lottery.branch`, registry `BRANCHES`, see
 `tf_tickets.experiments.branches`) run on the levels of the lottery run and
 live beside it in `RUN/branch_<name>/` with their own results.csv.
 """
-import sys
 import math
 
 from absl import logging
@@ -146,28 +145,6 @@ def rewind_kind(rewind):
   return 'step'
 
 
-class RewindPointHook(training.Hook):
-  """Saves theta_k (the rewind point) at step k of level 0."""
-
-  def __init__(self, step):
-    self.step = step
-
-  def begin(self, ctx):
-    if self.step >= ctx.run.total:
-      raise ConfigError('lottery.rewind', f'rewind step {self.step} is not '
-                        f'before the end of training ({ctx.run.total} '
-                        'steps)')
-    if self.step == 0 and ctx.step == 0:
-      masks_lib.set_rewind_point(ctx.model)
-
-  def next_event(self, step):
-    return self.step if step < self.step else sys.maxsize
-
-  def after_step(self, ctx, step, grads):
-    if step == self.step:
-      masks_lib.set_rewind_point(ctx.model)
-
-
 def rewind_to(model, cfg):
   """Sets the survivors to the rewind point of `cfg.rewind`."""
   kind = rewind_kind(cfg.rewind)
@@ -206,7 +183,7 @@ def train_level(ctx, model, cfg, level, net_dir, branch=None):
   if kind == 'step':
     k = cfg.rewind_step(ctx.data, ctx.config.steps_multiplier)
     if level == 0:
-      hooks.append(RewindPointHook(k))
+      hooks.append(training.RewindPoint(k))
     else:  # continue at step k: LR schedule and data order resume there
       start_step = k
   config = ctx.config

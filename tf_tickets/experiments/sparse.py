@@ -14,7 +14,6 @@ hook's `begin`: for SNIP, which prunes there, `start/` is the dense
 initialisation it prunes).
 """
 from absl import logging
-import numpy as np
 
 from tf_tickets import algorithms
 from tf_tickets import masks as masks_lib
@@ -22,16 +21,6 @@ from tf_tickets import pruning
 from tf_tickets import rundir
 from tf_tickets import training
 from tf_tickets.experiments.context import KINDS
-
-
-def initialize_masks(model, algorithm):
-  """Sets the starting masks of `algorithm` on a wrapped model."""
-  if algorithm.starts_dense:
-    masks_lib.set_masks(model, {k: np.ones(s) for k, s in
-                                masks_lib.weight_shapes(model).items()})
-  else:
-    masks_lib.init_masks(model, algorithm.sparsities, seed=algorithm.seed,
-                         block=algorithm.cfg.block_size)
 
 
 def make_algorithm(model, cfg, seed, run):
@@ -51,7 +40,7 @@ def run(ctx):
       ctx.config, ctx.data.steps_per_epoch))
   net_dir = rundir.level_dir(ctx.run_dir, 0)
   if not rundir.is_finished(net_dir) and not rundir.has_checkpoint(net_dir):
-    initialize_masks(model, algorithm)
+    pruning.initialize_masks(model, algorithm)
     logging.info('%s: target sparsities %s', cfg.method, ', '.join(
         f'{k} {s:.4f}' for k, s in algorithm.sparsities.items()))
     rundir.save_weights(model, rundir.start_dir(net_dir))

@@ -86,6 +86,7 @@ _API = {
     'define_flags': 'cli', 'main': 'cli',
     'convert': 'converter', 'save_saved_model': 'converter',
     'after_run': 'core', 'export_network': 'core', 'export_run': 'core',
+    'export_model': 'core',
     'densify': 'decode', 'model_structure': 'decode',
     'RUNTIMES': 'interpreter', 'interpreter_name': 'interpreter',
     'make_interpreter': 'interpreter', 'run_tflite': 'interpreter',

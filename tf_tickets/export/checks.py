@@ -29,9 +29,14 @@ CHECKS = {
 
 
 def reference_logits(model, x, y, batch_size=250):
-  """Logits through the training pipeline's `data.eval_dataset` batches."""
-  out = [model(xb, training=False).numpy()
-         for xb, _ in data_lib.eval_dataset(x, y, batch_size=batch_size)]
+  """Logits through the training pipeline's `data.eval_dataset` batches
+  (float inputs), or of `x` in batches as it is (e.g. int32 token ids)."""
+  if not model.inputs[0].dtype.is_floating:
+    out = [model(x[i:i + batch_size], training=False).numpy()
+           for i in range(0, len(x), batch_size)]
+  else:
+    out = [model(xb, training=False).numpy()
+           for xb, _ in data_lib.eval_dataset(x, y, batch_size=batch_size)]
   return np.concatenate(out).astype(np.float32)
 
 
@@ -96,13 +101,15 @@ def prunable_kernels(wrapped, stripped):
   return out
 
 
-def check_saved_model(directory, kernels, images, reference, labels):
-  """Reloads the SavedModel: parity and kernel sparsity."""
+def check_saved_model(directory, kernels, inputs, reference, labels,
+                      name='pixels'):
+  """Reloads the SavedModel: parity and kernel sparsity (`inputs` in the
+  signature's dtype, fed as its input `name`)."""
   loaded = tf.saved_model.load(directory)
   fn = loaded.signatures['serving_default']
   logits = np.concatenate([
-      fn(pixels=tf.constant(images[i:i + 250], tf.float32))['logits'].numpy()
-      for i in range(0, len(images), 250)])
+      fn(**{name: tf.constant(inputs[i:i + 250])})['logits'].numpy()
+      for i in range(0, len(inputs), 250)])
   result = parity(reference, logits, labels, 'float32')
   variables = {v.name: v.numpy() for v in loaded.model_variables}
   layers, failures = {}, []

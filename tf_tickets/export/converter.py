@@ -29,20 +29,36 @@ def _stdout_to_stderr():
     os.close(saved)
 
 
-def save_saved_model(model, directory):
-  """Writes `model` as a plain TF SavedModel with a raw-pixel signature.
+def input_signature(model):
+  """(name, tf.DType, shape) of the exported input: the model's own input
+  (one tensor). Float images (N, H, W, C), the zoo's raw-pixel contract,
+  are called 'pixels'; any other input (e.g. int32 token ids) 'inputs'."""
+  if len(model.inputs) != 1:
+    raise TicketsError(f'the export takes models with one input tensor; '
+                       f'{model.name!r} has {len(model.inputs)}')
+  inp = model.inputs[0]
+  shape = [None] + [None if d is None else int(d) for d in inp.shape[1:]]
+  name = ('pixels' if inp.dtype.is_floating and len(shape) == 4
+          else 'inputs')
+  return name, inp.dtype, shape
 
-  `serving_default`: `pixels` float32 (None, H, W, C) -> {'logits'}. The
-  variables are tracked directly (not through Keras' SavedModel format, which
-  traces every layer and is 4-5x slower to write); load it with
-  `tf.saved_model.load`. `loaded.model_variables` lists the weights.
+
+def save_saved_model(model, directory):
+  """Writes `model` as a plain TF SavedModel with the model's own input.
+
+  `serving_default`: `pixels` (float32 (None, H, W, C), the zoo's models)
+  or `inputs` (any other input, in its dtype: `input_signature`) ->
+  {'logits'}. The variables are tracked directly (not through Keras'
+  SavedModel format, which traces every layer and is 4-5x slower to
+  write); load it with `tf.saved_model.load`. `loaded.model_variables`
+  lists the weights.
   """
-  shape = [None] + [int(d) for d in model.input_shape[1:]]
-  spec = tf.TensorSpec(shape, tf.float32, name='pixels')
+  name, dtype, shape = input_signature(model)
+  spec = tf.TensorSpec(shape, dtype, name=name)
 
   @tf.function(input_signature=[spec])
-  def serve(pixels):
-    return {'logits': model(pixels, training=False)}
+  def serve(x):
+    return {'logits': model(x, training=False)}
 
   module = tf.Module()
   module.model_variables = list(model.weights)
@@ -64,7 +80,8 @@ def convert(saved_model_dir, quantization='none', sparse=True,
     quantization: one of `settings.QUANTIZATIONS`.
     sparse: add `Optimize.EXPERIMENTAL_SPARSITY`: pruned kernels are stored
       in TFLite's sparse format with a DENSIFY op in front of their user.
-    calibration: float32 raw-pixel images (N, H, W, C), for 'int8'.
+    calibration: inputs (N, ...) in the model's input dtype (float32 raw
+      pixels for the zoo's models), for 'int8'.
     setting: the setting named in conversion errors.
     dense_per_tensor: quantise Dense (FULLY_CONNECTED) kernels per tensor
       instead of per output unit ('dynamic' and 'int8'; convolutions stay
@@ -92,7 +109,7 @@ def convert(saved_model_dir, quantization='none', sparse=True,
   elif quantization == 'int8':
     if calibration is None or not len(calibration):
       raise ValueError('int8 needs calibration images')
-    images = np.asarray(calibration, np.float32)
+    images = np.asarray(calibration)
     converter.representative_dataset = lambda: ([img[None]] for img in images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
   try:

@@ -1,4 +1,5 @@
-"""Exporting a network (`export_network`) or a finished run's network
+"""Exporting a network (`export_network`), any user model with its own
+input signature (`export_model`) or a finished run's network
 (`export_run`, and `after_run`, the training entrypoint's hook)."""
 import os
 import shutil
@@ -133,6 +134,40 @@ def export_network(model, data, output_dir, quantize=('none',),
   return report
 
 
+def export_model(model, output_dir, examples, calibration=None,
+                 quantize=('none',), formats=('saved_model', 'tflite'),
+                 quiet=False):
+  """Exports any one-input tf_keras classifier (wrapped or plain) with its
+  own input signature (e.g. int32 token ids, or float images) and the same
+  checks as a run's export; returns the report dict.
+
+  Args:
+    model: the network (TicketWrappers or plain layers).
+    output_dir: OUT, written atomically (`OUT.failed/` if a check fails).
+    examples: (x, y) arrays: inputs (in the model's input dtype, or uint8
+      pixels for a float image input) and integer labels of the parity and
+      LiteRT checks.
+    calibration: inputs that calibrate int8 (`quantize` with 'int8'), e.g.
+      a few hundred training examples; None: the check inputs.
+    quantize, formats, quiet: as `export_network`.
+  """
+  x, y = (np.asarray(a) for a in examples)
+  if len(x) == 0 or len(x) != len(y):
+    raise TicketsError(f'examples: need (x, y) of the same positive length, '
+                       f'got {len(x)} inputs and {len(y)} labels')
+  calibration = x if calibration is None else np.asarray(calibration)
+  data = data_lib.Data(
+      name='examples', x_train=calibration,
+      y_train=np.zeros(len(calibration), np.int64), x_val=x[:0],
+      y_val=y[:0], x_test=x, y_test=y,
+      num_classes=int(model.outputs[0].shape[-1]), mean=(0.0,), std=(1.0,),
+      batch_size=1, augment=False)
+  return export_network(model, data, output_dir, quantize=quantize,
+                        formats=formats, num_examples=len(x),
+                        calibration_examples=len(calibration),
+                        quantize_setting='quantize', quiet=quiet)
+
+
 def _what_to_do(failures, quantize, setting):
   """The advice of a failed export: the quantisations that passed."""
   failed = {q for q in quantize for f in failures
@@ -156,7 +191,7 @@ def _variants(quantize, formats):
   return variants
 
 
-def _run_on_litert(entry, path, pixels, reference, labels, kind):
+def _run_on_litert(entry, path, inputs, reference, labels, kind):
   """Runs the written .tflite on LiteRT under the first runtime option that
   loads it and passes the parity check against the Keras model (LiteRT
   2.3's XNNPack computes wrong outputs for some block-sparse dynamic-range
@@ -167,7 +202,7 @@ def _run_on_litert(entry, path, pixels, reference, labels, kind):
     failures = checks.parity(reference, logits, labels, kind)['failures']
     return '; '.join(failures) or None
 
-  logits, runtime, errors = interpreter.run_tflite(path, pixels, check=check)
+  logits, runtime, errors = interpreter.run_tflite(path, inputs, check=check)
   entry['litert_runtime'] = runtime
   entry['runs_with_defaults'] = runtime == 'default'
   entry['litert_errors'] = errors
@@ -183,7 +218,7 @@ def _run_on_litert(entry, path, pixels, reference, labels, kind):
 
 
 def _tflite_variant(out, sm_dir, stem, q, sparse, kind, calibration, setting,
-                    kernels, pixels, reference, labels, dense_bytes,
+                    kernels, inputs, reference, labels, dense_bytes,
                     dense_gzip):
   """Converts, writes and checks one .tflite variant (OUT/<stem>.tflite).
 
@@ -201,7 +236,7 @@ def _tflite_variant(out, sm_dir, stem, q, sparse, kind, calibration, setting,
                               dense_gzip)
   entry.update(kind='tflite', quantization=q,
                storage='sparse' if sparse else 'dense')
-  failures = _run_on_litert(entry, path, pixels, reference, labels, kind)
+  failures = _run_on_litert(entry, path, inputs, reference, labels, kind)
   structure = decode.model_structure(content)
   entry['ops'] = sorted(set(structure['ops']))
   entry['densify_ops'] = structure['densify']
@@ -222,7 +257,8 @@ def _export_into(out, model, data, quantize, formats, num_examples,
   stripped = wrapper_lib.strip(model) if has_wrappers else model
   x = data.x_test[:num_examples]
   y = data.y_test[:num_examples].astype(np.int64)
-  pixels = x.astype(np.float32)  # raw uint8 pixels as float: the contract
+  name, dtype, _ = converter.input_signature(stripped)
+  inputs = x.astype(dtype.as_numpy_dtype)  # uint8 pixels as float32
   reference = checks.reference_logits(stripped, x, y)
   failures, notes, artifacts = [], [], []
   check_results = {}
@@ -237,19 +273,19 @@ def _export_into(out, model, data, quantize, formats, num_examples,
   logging.info('writing the SavedModel')
   sm_dir = os.path.join(out, 'saved_model')
   converter.save_saved_model(stripped, sm_dir)
-  sm = checks.check_saved_model(sm_dir, kernels, pixels, reference, y)
+  sm = checks.check_saved_model(sm_dir, kernels, inputs, reference, y, name)
   failures += [f'saved_model: {f}' for f in sm['failures']]
 
   tflite = {}
   dense_bytes = dense_gzip = None
   want_tflite = 'tflite' in formats or 'c_array' in formats
   if want_tflite:
-    calibration = (data_lib.calibration_images(data, calibration_examples)
-                   if 'int8' in quantize else None)
+    calibration = (data.x_train[:calibration_examples].astype(
+        dtype.as_numpy_dtype) if 'int8' in quantize else None)
     for stem, q, sparse, kind in _variants(quantize, formats):
       content, entry, bad, layer_notes = _tflite_variant(
           out, sm_dir, stem, q, sparse, kind, calibration, setting, kernels,
-          pixels, reference, y, dense_bytes, dense_gzip)
+          inputs, reference, y, dense_bytes, dense_gzip)
       if bad and sparse:
         # A runtime that cannot run (or computes wrong) the sparse storage:
         # the same variant in dense storage, said in the report.
@@ -257,7 +293,7 @@ def _export_into(out, model, data, quantize, formats, num_examples,
                         'writing it in dense storage', stem, bad[0])
         content, entry, dense_bad, layer_notes = _tflite_variant(
             out, sm_dir, stem, q, False, kind, calibration, setting, kernels,
-            pixels, reference, y, dense_bytes, dense_gzip)
+            inputs, reference, y, dense_bytes, dense_gzip)
         entry['sparse_storage_failures'] = bad
         if not dense_bad:
           layer_notes.append(
@@ -284,6 +320,7 @@ def _export_into(out, model, data, quantize, formats, num_examples,
 
   return report_lib.assemble(
       model_name=stripped.name, data=data, source=source, quantize=quantize,
+      signature=converter.input_signature(stripped),
       formats=formats, interpreter=interpreter.interpreter_name(),
       reference=reference, labels=y, artifacts=artifacts,
       checks=check_results, sparsity=sparsity, notes=notes,

@@ -106,13 +106,14 @@ def _logits(model, images, runtime, batch_size):
   it.allocate_tensors()
   inp = it.get_input_details()[0]
   out = it.get_output_details()[0]
-  first = np.asarray(images[:1], np.float32)
+  dtype = inp['dtype']  # float32 pixels, or e.g. int32 token ids
+  first = np.asarray(images[:1], dtype)
   if list(inp['shape']) == list(first.shape):
     it.set_tensor(inp['index'], first)
   it.invoke()
   outputs, current = [], None
   for start in range(0, len(images), batch_size):
-    x = np.asarray(images[start:start + batch_size], np.float32)
+    x = np.asarray(images[start:start + batch_size], dtype)
     if current != len(x):
       it.resize_tensor_input(inp['index'], [len(x)] + list(x.shape[1:]),
                              strict=False)
@@ -134,7 +135,7 @@ def _run_isolated(model, images, runtime, batch_size):
         f.write(model)
     else:
       path = os.path.abspath(str(model))
-    np.save(os.path.join(tmp, 'images.npy'), np.asarray(images, np.float32))
+    np.save(os.path.join(tmp, 'images.npy'), np.asarray(images))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path
                                                       if p))
     proc = subprocess.run(

@@ -57,13 +57,16 @@ def _jsonable(value):
 
 def assemble(*, model_name, data, source, quantize, formats, interpreter,
              reference, labels, artifacts, checks, sparsity, notes,
-             failures):
-  """The report dict (report.json without `output_dir`)."""
+             failures, signature):
+  """The report dict (report.json without `output_dir`); `signature`:
+  (name, dtype, shape) of the input (`converter.input_signature`)."""
+  name, dtype, shape = signature
+  inputs = dict(name=name, dtype=dtype.name, shape=shape)
+  if name == 'pixels':
+    inputs['range'] = 'raw pixels 0..255'
   return dict(
       format=REPORT_FORMAT, source=source, model=model_name,
-      dataset=data.name, input=dict(name='pixels', dtype='float32',
-                                    shape=[None] + list(data.input_shape),
-                                    range='raw pixels 0..255'),
+      dataset=data.name, input=inputs,
       output=dict(name='logits', dtype='float32',
                   shape=[None, data.num_classes]),
       quantize=list(quantize), formats=list(formats),

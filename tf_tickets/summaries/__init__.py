@@ -24,6 +24,7 @@ from tf_tickets.summaries.network import SummaryHook
 from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import default_hooks
 from tf_tickets.summaries.scalars import TrainingScalars
+from tf_tickets.summaries.scalars import file_writer
 from tf_tickets.summaries.scalars import write_stability
 from tf_tickets.summaries.views import connections_image
 from tf_tickets.summaries.views import fit_image

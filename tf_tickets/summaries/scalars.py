@@ -64,6 +64,12 @@ class TrainingScalars(Hook):
            [(tag, result.get(name)) for name, tag in _END])
 
 
+def file_writer(directory):
+  """The TensorBoard writer of one network (its directory), for the hooks
+  of this package."""
+  return tf.summary.create_file_writer(directory)
+
+
 def write_stability(run_dir, rows):
   """stability/{error,loss}_barrier at step k, and
   stability/error_along_path/k_<k> at step = point, into `run_dir`."""

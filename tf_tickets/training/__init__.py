@@ -17,6 +17,8 @@ from tf_tickets.training.context import RunContext
 from tf_tickets.training.config import use_xla
 from tf_tickets.training.evaluate import Evaluator
 from tf_tickets.training.hook import Hook
+from tf_tickets.training.capture import BatchGradients
+from tf_tickets.training.capture import RewindPoint
 from tf_tickets.training.loop import Trainer
 from tf_tickets.training.network import train_network
 from tf_tickets.training.progress import last_position

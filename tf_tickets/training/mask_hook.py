@@ -32,7 +32,7 @@ import tensorflow as tf
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets.training.config import optimizer_slots
-from tf_tickets.keras import batchnorm_layers
+from tf_tickets.training.capture import BatchGradients
 from tf_tickets.training.hook import Hook
 
 
@@ -129,7 +129,7 @@ class MaskHook(Hook):
     self.method = algorithm.name
     self._saved = None
     self.book = None
-    self._grad_fn = None
+    self._grads = None
     self._writer = None  # ((optimizer, jit), their compiled write)
 
   # -- state ---------------------------------------------------------------
@@ -147,7 +147,7 @@ class MaskHook(Hook):
       raise ValueError(f'{self.method} was made for {self.algorithm.run}, '
                        f'the run is {ctx.run}')
     self.batch = self._fixed_batch(ctx)
-    self._grad_fn = None  # of this run's model
+    self._grads = None  # BatchGradients of this run's model, when needed
     self.entries = masks_lib.entries_of(ctx.model)  # fixed for the run
     if ctx.fresh and self.algorithm.prunes_at_start:  # SNIP, before step 1
       self._apply(ctx, 0, None)
@@ -171,31 +171,10 @@ class MaskHook(Hook):
     x, y = ctx.examples
     idx = np.random.default_rng([self.algorithm.seed, 0x6B]).permutation(
         len(x))[:n]
-    return np.asarray(x[idx], np.float32), np.asarray(y[idx])
-
-  def batch_gradients(self, ctx, x, y):
-    """Dense gradients (id(variable) -> array) of the mean training loss on
-    the batch (x, y), in training mode, without changing the model: the
-    BatchNorm moving statistics the forward pass updates are put back."""
-    model = ctx.model
-    if self._grad_fn is None:
-      variables = model.trainable_variables
-
-      @tf.function
-      def fn(x, y):
-        with tf.GradientTape() as tape:
-          loss = tf.reduce_mean(ctx.loss_fn(y, model(x, training=True)))
-        return tape.gradient(loss, variables)
-
-      self._grad_fn = fn
-    stats = [v for l in batchnorm_layers(model)
-             for v in (l.moving_mean, l.moving_variance)]
-    saved = [v.numpy() for v in stats]
-    grads = self._grad_fn(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
-    for v, value in zip(stats, saved):
-      v.assign(value)
-    return {id(v): g.numpy()
-            for v, g in zip(model.trainable_variables, grads)}
+    x = np.asarray(x[idx])
+    if x.dtype == np.uint8:  # raw pixels: the model takes float32
+      x = x.astype(np.float32)
+    return x, np.asarray(y[idx])
 
   def next_event(self, step):
     """The next mask-update step, as the algorithm's schedule says."""
@@ -229,7 +208,9 @@ class MaskHook(Hook):
     """Runs the algorithm and writes its masks; (update, masks) or None."""
     algorithm = self.algorithm
     if algorithm.needs_gradients and self.batch is not None:
-      grads = self.batch_gradients(ctx, *self.batch)
+      if self._grads is None:
+        self._grads = BatchGradients(ctx.model, ctx.loss_fn)
+      grads = self._grads(*self.batch)
     entries = self.entries
     masks = {k: wr.masks[i].numpy().reshape(-1) > 0
              for k, (wr, i) in entries.items()}

@@ -1,0 +1,249 @@
+"""tf_tickets in `model.fit`: the Keras callbacks on your own model."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+import tf_tickets as tt
+from tf_tickets import data as data_lib
+from tf_tickets import distributions
+from tf_tickets import masks as masks_lib
+from tf_tickets import models
+from tf_tickets import training
+from tf_tickets.keras import keras
+
+
+@pytest.fixture(scope='module')
+def data():
+  return data_lib.load_dataset('fashion_mnist', idx_dir=cli.FIXTURE,
+                               validation_examples=500,
+                               max_train_examples=600)
+
+
+class Invariants(keras.callbacks.Callback):
+  """After every step: pruned weights exactly 0; at every mask change,
+  newly grown weights and their optimizer slots exactly 0."""
+
+  def __init__(self):
+    super().__init__()
+    self.changes = []
+
+  def on_train_begin(self, logs=None):
+    self.prev = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    model = self.model
+    masks = masks_lib.get_masks(model)
+    weights = masks_lib.get_weights(model)
+    for k, m in masks.items():
+      assert np.all(weights[k][m == 0] == 0.0), (k, batch)
+    if self.prev is not None and any(
+        not np.array_equal(masks[k], self.prev[k]) for k in masks):
+      step = int(model.optimizer.iterations.numpy())
+      for k, (wr, i) in masks_lib.entries_of(model).items():
+        new = (masks[k] > 0) & (self.prev[k] == 0)
+        var = wr.prunable_weights[i]
+        assert np.all(var.numpy()[new] == 0.0), (k, step)
+        for slot in training.optimizer_slots(model.optimizer, var):
+          assert np.all(slot.numpy()[new] == 0.0), (k, step, slot.name)
+      self.changes.append(step)
+    self.prev = masks
+
+
+def lenet(data, seed=0):
+  model = tt.wrap(models.build_for(data, seed=seed))
+  model.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=['accuracy'])
+  return model
+
+
+def train_ds(data, seed=0):
+  return data_lib.train_dataset(data, seed)
+
+
+def exact_counts(model, settings):
+  """Each layer's active count is its target's exactly."""
+  shapes = masks_lib.weight_shapes(model)
+  want = distributions.nonzeros(
+      shapes, tt.pruning.target_sparsities(model, settings))
+  got = {k: int(np.count_nonzero(m))
+         for k, m in masks_lib.get_masks(model).items()}
+  assert got == want
+
+
+def test_rigl_in_model_fit_keeps_the_invariants_and_exact_sparsity(
+    data, tmp_path):
+  model = lenet(data)
+  rigl = tt.callbacks.SparseTraining(
+      method='rigl', sparsity=0.9, update_every=10, end_step=0.8,
+      data=train_ds(data, seed=1), log_dir=str(tmp_path / 'logs'))
+  check = Invariants()
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=60, verbose=0,
+            callbacks=[rigl, check])
+  r = rigl.result
+  assert r['method'] == 'rigl' and r['mask_updates'] == 4  # 10..40 < 48
+  assert check.changes == [10, 20, 30, 40]
+  assert 0 < r['churn'] < 1 and r['steps'] == 60
+  exact_counts(model, rigl.settings)
+  assert r['density'] == pytest.approx(0.1, abs=1e-3)
+  # The same dashboards as a CLI run: sparsity curves and update figures.
+  tags = set(_scalar_tags(str(tmp_path / 'logs')))
+  assert {'train/loss', 'sparse_training/churn'} <= tags
+  assert any(t.startswith('sparsity/density/') or t.startswith('density/')
+             for t in tags), sorted(tags)
+
+
+def _scalar_tags(log_dir):
+  tags = []
+  for path in tf.io.gfile.glob(log_dir + '/events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        tags.append(value.tag)
+  return tags
+
+
+def test_skip_update_on_mask_steps_keeps_the_weights_of_that_step(data):
+  """RigL's update replaces the step's weight update: at an update step a
+  connection active before and after keeps its value."""
+  model = lenet(data)
+  seen = {}
+
+  class Record(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      step = int(self.model.optimizer.iterations.numpy())
+      seen[step] = (masks_lib.get_masks(self.model),
+                    masks_lib.get_weights(self.model))
+
+  rigl = tt.callbacks.SparseTraining(
+      method='rigl', sparsity=0.9, update_every=10, end_step=0.8,
+      data=train_ds(data, seed=1))
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=30, verbose=0,
+            callbacks=[rigl, Record()])
+  for step in (10, 20):
+    (m0, w0), (m1, w1) = seen[step - 1], seen[step]
+    moved = 0
+    for k in m0:
+      both = (m0[k] > 0) & (m1[k] > 0)
+      np.testing.assert_array_equal(w1[k][both], w0[k][both])
+    (m0, w0), (m1, w1) = seen[step], seen[step + 1]
+    for k in m0:
+      moved += int(np.count_nonzero(w1[k] != w0[k]))
+    assert moved > 0  # the next step does update
+
+
+def test_steps_per_execution_must_end_calls_on_mask_updates(data):
+  model = lenet(data)
+  model.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                steps_per_execution=4)
+  bad = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
+                                    update_every=10, end_step=0.8,
+                                    skip_update_on_mask_steps=False)
+  with pytest.raises(tt.ConfigError, match='sparse_training.update_every'):
+    model.fit(train_ds(data), epochs=1, steps_per_epoch=20, verbose=0,
+              callbacks=[bad])
+  good = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
+                                     update_every=8, end_step=0.8,
+                                     skip_update_on_mask_steps=False)
+  check = Invariants()
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=20, verbose=0,
+            callbacks=[good, check])
+  assert good.result['mask_updates'] == 1 and check.changes == [8]  # < 16
+
+
+def test_rewind_point_callback_saves_theta_k(data):
+  model = lenet(data)
+  seen = {}
+
+  class Record(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      if int(self.model.optimizer.iterations.numpy()) == 7:
+        seen['w7'] = masks_lib.get_weights(self.model)
+
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=12, verbose=0,
+            callbacks=[tt.callbacks.RewindPoint(7), Record()])
+  rewind = masks_lib.get_weights(model, 'rewind')
+  for k, w in seen['w7'].items():
+    np.testing.assert_array_equal(rewind[k], w)
+
+
+def _text_model():
+  inputs = keras.Input((24,), dtype='int32')
+  h = keras.layers.Embedding(200, 16, name='embed')(inputs)
+  h = keras.layers.Conv1D(32, 3, activation='relu', name='conv')(h)
+  h = keras.layers.GlobalMaxPooling1D()(h)
+  outputs = keras.layers.Dense(3, name='out')(h)
+  return keras.Model(inputs, outputs)
+
+
+def _tokens(n=512):
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 200, (n, 24)).astype(np.int32)
+  y = (x[:, :4].sum(axis=1) % 3).astype(np.int32)
+  return x, y
+
+
+def test_gmp_text_classifier_exports_with_its_integer_input(tmp_path):
+  """GMP through model.fit on integer tokens, then the export keeps the
+  int32 input signature and passes its parity and LiteRT checks."""
+  x, y = _tokens()
+  model = tt.wrap(_text_model())
+  model.compile('adam', keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True))
+  gmp = tt.callbacks.SparseTraining(
+      method='gmp', sparsity=0.8, distribution='uniform',
+      dense_first_layer=False,
+      gmp=tt.algorithms.GMPSettings(begin_step=4, end_step=24, frequency=4))
+  model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=1,
+            verbose=0, callbacks=[gmp])
+  exact_counts(model, gmp.settings)
+  assert gmp.result['mask_updates'] == 5  # 8, ..., 24 (s(4) = 0)
+  assert set(masks_lib.get_masks(model)) == {'embed', 'conv', 'out'}
+  report = tt.export.export_model(model, str(tmp_path / 'out'),
+                                  (x[:100], y[:100]), quiet=True)
+  assert report['passed'] and report['input']['dtype'] == 'int32'
+  assert report['input']['name'] == 'inputs'
+  loaded = tf.saved_model.load(str(tmp_path / 'out' / 'saved_model'))
+  sig = loaded.signatures['serving_default']
+  spec = sig.structured_input_signature[1]['inputs']
+  assert spec.dtype == tf.int32 and spec.shape.as_list() == [None, 24]
+  np.testing.assert_allclose(
+      sig(inputs=tf.constant(x[:8]))['logits'].numpy(),
+      tt.strip(model)(x[:8]).numpy(), rtol=1e-5, atol=1e-5)
+  tflite = [a for a in report['artifacts'] if a['name'] == 'float32.tflite']
+  assert tflite and tflite[0]['parity']['agreement'] == 1.0
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_trains_with_rigl_in_model_fit_and_exports(tmp_path):
+  """tf_keras.applications.MobileNetV2 (BatchNorm, residual adds,
+  depthwise convolutions) with RigL callbacks on a tf.data pipeline: exact target
+  sparsity per layer, pruned weights 0 after every step, export parity."""
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (256, 32, 32, 3)).astype(np.uint8)
+  y = (x[:, :16, :16, 0].mean(axis=(1, 2)) > 127).astype(np.int32) + (
+      x[:, 16:, 16:, 1].mean(axis=(1, 2)) > 127).astype(np.int32)
+  base = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3),
+                                        classes=3, classifier_activation=None)
+  model = tt.wrap(base)
+  model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  ds = tf.data.Dataset.from_tensor_slices(
+      (x.astype(np.float32) / 255.0, y)).shuffle(256, seed=0).batch(32)
+  rigl = tt.callbacks.SparseTraining(method='rigl', sparsity=0.8,
+                                     update_every=4, end_step=0.75,
+                                     data=ds)
+  check = Invariants()
+  model.fit(ds.repeat(), steps_per_epoch=16, epochs=1, verbose=0,
+            callbacks=[rigl, check])
+  assert check.changes == [4, 8]
+  exact_counts(model, rigl.settings)
+  # tfmot's prune registry lists no prunable weight of DepthwiseConv2D
+  # (3x3 per channel): it stays dense, as under prune_low_magnitude.
+  kinds = {type(wr.layer).__name__ for wr in tt.wrapper.wrappers(model)}
+  assert kinds == {'Conv2D', 'Dense'}
+  report = tt.export.export_model(
+      model, str(tmp_path / 'out'),
+      (x[:64].astype(np.float32) / 255.0, y[:64]), quiet=True)
+  assert report['passed'], report['failures']
