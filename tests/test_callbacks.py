@@ -247,3 +247,122 @@ def test_mobilenet_v2_trains_with_rigl_in_model_fit_and_exports(tmp_path):
       model, str(tmp_path / 'out'),
       (x[:64].astype(np.float32) / 255.0, y[:64]), quiet=True)
   assert report['passed'], report['failures']
+
+
+def test_lottery_driver_on_your_own_model_and_training(tmp_path):
+  """Two IMP levels of a text classifier trained by the user's own fit,
+  rewound to step 6 (late rewinding): the run directory of the command
+  line, exact pruning, theta_k restored, a rerun trains nothing."""
+  x, y = _tokens()
+  ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+  calls = []
+
+  def build():
+    keras.utils.set_random_seed(1)
+    return _text_model()
+
+  def train(model, level):
+    calls.append((level.level, level.start_step))
+    if level.level > 0:  # every surviving weight starts at theta_6
+      w = masks_lib.get_weights(model)
+      rewind = masks_lib.get_weights(model, 'rewind')
+      masks = masks_lib.get_masks(model)
+      for k in w:
+        np.testing.assert_array_equal(w[k], rewind[k] * masks[k])
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(level.start_step)
+    model.fit(ds, epochs=1, verbose=0, callbacks=level.callbacks)
+    return {'test_accuracy': float(model.evaluate(ds, verbose=0)[1])}
+
+  out = tmp_path / 'run'
+  rows = tt.run_lottery(build, train, out, levels=2, pruning_fraction=0.5,
+                        rewind='6it', layer_fractions={'out': 0.25})
+  assert calls == [(0, 0), (1, 6), (2, 6)]
+  assert [r['level'] for r in rows] == [0, 1, 2]
+  shapes = {'embed': 200 * 16, 'conv': 3 * 16 * 32, 'out': 32 * 3}
+  for row in rows:
+    level = row['level']
+    for key, n in shapes.items():
+      want = n
+      for _ in range(level):
+        want -= round((0.5 if key != 'out' else 0.25) * want)
+      assert round(row['layer_density'][key] * n) == want, (key, level)
+    assert 0 <= row['test_accuracy'] <= 1
+  results = tt.rundir.read_results(str(out / 'results.csv'))
+  assert [int(r['level']) for r in results] == [0, 1, 2]
+  for level in range(3):
+    assert tt.rundir.is_finished(str(out / f'level_{level}'))
+    assert tf.io.gfile.glob(str(out / f'level_{level}' /
+                                'events.out.tfevents.*'))
+  calls.clear()
+  again = tt.run_lottery(build, train, out, levels=2, pruning_fraction=0.5,
+                         rewind='6it', layer_fractions={'out': 0.25})
+  assert calls == [] and [r['density'] for r in again] == [
+      r['density'] for r in rows]
+
+
+def test_readme_own_model_snippets_run_verbatim(tmp_path):
+  """The README's "Use it on your own model" code blocks, as written, in
+  a fresh process."""
+  import os  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  text = open(os.path.join(cli.REPO, 'README.md')).read()
+  section = text.split('## Use it on your own model', 1)[1].split('\n## ', 1)[0]
+  blocks = re.findall(r'```python\n(.*?)```', section, re.S)
+  assert len(blocks) == 2
+  proc = subprocess.run([sys.executable, '-c', '\n'.join(blocks)],
+                        cwd=tmp_path, env=cli.env(), capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  density, updates = next(l for l in lines
+                          if re.fullmatch(r'[0-9.]+ [0-9]+', l)).split()
+  assert abs(float(density) - 0.1) < 0.01 and int(updates) > 0
+  assert [line.split()[0] for line in lines[-4:]] == ['0', '1', '2', '3']
+  assert (tmp_path / 'export' / 'rigl' / 'float32.tflite').exists()
+  assert (tmp_path / 'runs' / 'my_lottery' / 'results.csv').exists()
+
+
+@pytest.mark.slow
+def test_model_fit_and_the_command_line_loop_find_the_same_masks(
+    data, tmp_path):
+  """LeNet-300-100, RigL for 600 steps on the fixture, scoring growth on
+  the same fixed batch (grow_batch_size): the Trainer of the command line
+  and model.fit with the callback, from the same start and data order,
+  end with bitwise the same masks and weights (skipped updates at mask
+  steps included)."""
+  settings = dict(method='rigl', sparsity=0.9, update_every=50,
+                  end_step=0.75, grow_batch_size=100)
+  cfg = tt.algorithms.SparseTrainingSettings(**settings)
+  config = training.TrainingConfig(
+      steps=600, optimizer='adam', learning_rate=1e-3, eval_every=600,
+      jit_compile=False, checkpoint_every=10**6)
+  masks = {}
+  for path in ('cli', 'fit'):
+    model = tt.wrap(models.build_for(data, seed=0))
+    algorithm = tt.algorithms.make(
+        cfg, tt.pruning.target_sparsities(model, cfg), 0,
+        training.run_steps(config, data.steps_per_epoch),
+        masks_lib.weight_shapes(model))
+    if path == 'cli':
+      tt.pruning.initialize_masks(model, algorithm)
+      training.Trainer(model, data, config, tf.distribute.get_strategy(),
+                       str(tmp_path / path), quiet=True,
+                       hooks=[training.MaskHook(algorithm)]).fit()
+    else:
+      model.compile(keras.optimizers.Adam(1e-3), keras.losses.
+                    SparseCategoricalCrossentropy(from_logits=True))
+      rigl = tt.callbacks.SparseTraining(
+          data=(data.x_train, data.y_train), steps=600, **settings)
+      model.fit(data_lib.train_dataset(data, config.seed), epochs=1,
+                steps_per_epoch=600, verbose=0, callbacks=[rigl])
+    masks[path] = masks_lib.get_masks(model)
+    masks[path + '_w'] = masks_lib.get_weights(model)
+  for k in masks['cli']:
+    np.testing.assert_array_equal(masks['cli'][k], masks['fit'][k])
+    np.testing.assert_array_equal(masks['cli_w'][k], masks['fit_w'][k])

@@ -24,6 +24,7 @@ _API = {
     'KerasVersionError': 'tf_tickets.errors',
     'TicketsError': 'tf_tickets.errors',
     'prune_by_magnitude': 'tf_tickets.pruning',
+    'run_lottery': 'tf_tickets.experiments.driver',
     'init_masks': 'tf_tickets.masks',
     'prune_randomly': 'tf_tickets.masks',
     'rewind': 'tf_tickets.masks',

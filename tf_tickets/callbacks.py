@@ -67,11 +67,14 @@ class HookCallback(keras.callbacks.Callback):
     log_every: steps between the loop's scalars (loss, learning rate).
     summaries: the sparsity dashboards (`summaries.SummaryHook`) as well
       as the loop's scalars, if `log_dir` is given.
+    hooks: further `training.Hook`s to run.
   """
 
   def __init__(self, steps=None, log_dir=None, data=None, loss=None,
-               base_learning_rate=None, log_every=100, summaries=True):
+               base_learning_rate=None, log_every=100, summaries=True,
+               hooks=()):
     super().__init__()
+    self.extra_hooks = list(hooks)
     self._supports_tf_logs = True  # no host copy of the logs per batch
     self.steps, self.log_dir, self.data = steps, log_dir, data
     self.loss, self.base_learning_rate = loss, base_learning_rate
@@ -81,9 +84,10 @@ class HookCallback(keras.callbacks.Callback):
 
   # -- what subclasses add --------------------------------------------------
   def make_hooks(self, run):
-    """The hooks of a run of `run` (`algorithms.RunSteps`)."""
+    """The hooks of a run of `run` (`algorithms.RunSteps`); subclasses add
+    theirs to these."""
     del run
-    return []
+    return list(self.extra_hooks)
 
   # -- Keras API -------------------------------------------------------------
   def on_train_begin(self, logs=None):
@@ -324,7 +328,7 @@ class SparseTraining(HookCallback):
             'sparse_training.update_every', f'{every.every} steps is not a '
             f'multiple of steps_per_execution ({self.per_call}): mask '
             'updates must fall where a call of model.fit ends')
-    return [training.MaskHook(self.algorithm)]
+    return [training.MaskHook(self.algorithm)] + super().make_hooks(run)
 
 
 class RewindPoint(HookCallback):
@@ -336,7 +340,8 @@ class RewindPoint(HookCallback):
     self.rewind_step = int(step)
 
   def make_hooks(self, run):
-    return [training.RewindPoint(self.rewind_step, setting='step')]
+    return [training.RewindPoint(self.rewind_step, setting='step')
+            ] + super().make_hooks(run)
 
 
 class Summaries(HookCallback):

@@ -20,6 +20,7 @@ from tf_tickets.training.hook import Hook
 from tf_tickets.training.capture import BatchGradients
 from tf_tickets.training.capture import RewindPoint
 from tf_tickets.training.loop import Trainer
+from tf_tickets.training.network import load_finished
 from tf_tickets.training.network import train_network
 from tf_tickets.training.progress import last_position
 from tf_tickets.training.mask_hook import MaskHook

@@ -36,7 +36,7 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
     the result dict (what result.json holds).
   """
   if rundir.is_finished(net_dir):
-    finished = _load_finished(model, net_dir)
+    finished = load_finished(model, net_dir)
     if finished is not None:
       return finished
   os.makedirs(net_dir, exist_ok=True)
@@ -56,7 +56,7 @@ def train_network(model, data, config, strategy, net_dir, hooks=(),
   return result
 
 
-def _load_finished(model, net_dir):
+def load_finished(model, net_dir):
   """The saved result of a finished network, its final weights loaded into
   `model`; None (after setting the damaged files aside with a warning and
   putting `model` back as it was) if final/ or result.json does not read,
