@@ -21,7 +21,8 @@ FIXTURE_PARAMS = (
 
 def env():
   e = dict(os.environ)
-  e['PYTHONPATH'] = REPO + os.pathsep + e.get('PYTHONPATH', '')
+  e['PYTHONPATH'] = os.pathsep.join(
+      [REPO, os.path.join(REPO, 'tests', 'plugins'), e.get('PYTHONPATH', '')])
   e['TF_CPP_MIN_LOG_LEVEL'] = '3'
   e['CUDA_VISIBLE_DEVICES'] = ''
   return e
@@ -58,8 +59,9 @@ def last_line(proc):
 def train_and_kill(gin_file, params, output_dir, wait_for, timeout=300):
   """Starts a training run and SIGKILLs it as soon as `wait_for` (a glob
   below `output_dir`) matches a file, e.g. a checkpoint mid-level."""
+  gin_files = (gin_file,) if isinstance(gin_file, str) else tuple(gin_file)
   proc = subprocess.Popen(
-      command('tf_tickets.train', (gin_file,), FIXTURE_PARAMS + tuple(params),
+      command('tf_tickets.train', gin_files, FIXTURE_PARAMS + tuple(params),
               f'--output_dir={output_dir}', '--quiet'),
       env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
       cwd=REPO)

@@ -80,7 +80,7 @@ def _channel_stats(x, chunk=4096):
 def load_dataset(name='mnist', idx_dir=None, data_dir=None,
                  max_train_examples=None, validation_examples=5000,
                  batch_size=60, augment=None, normalize='standard',
-                 split_seed=0):
+                 split_seed=0, loader=None):
   """Loads a dataset into memory and splits a validation set off train.
 
   Args:
@@ -101,11 +101,18 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
       model's first layer applies it.
     split_seed: seed of the holdout permutation (independent of the training
       seed so that the validation set is fixed).
+    loader: None, or your function (gin: `dataset.loader = @my_data.load`
+      with `import my_data` in the gin file) returning ((x_train, y_train),
+      (x_test, y_test)) numpy arrays as `keras.datasets.*.load_data()` do:
+      uint8 images (N, H, W) or (N, H, W, C) and integer labels 0..K-1;
+      `name`, `idx_dir` and `data_dir` are then not used. The images stay
+      in memory, as every dataset here does.
 
   Returns:
     A `Data`.
   """
-  check_choice('dataset.name', name, DATASETS)
+  if loader is None:
+    check_choice('dataset.name', name, DATASETS)
   check_choice('dataset.normalize', normalize, NORMALIZE)
   batch_size = check_int('dataset.batch_size', batch_size, 1)
   validation_examples = check_int('dataset.validation_examples',
@@ -118,7 +125,10 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
     raise ConfigError('dataset.augment',
                       f'expected True, False or None (auto), got {augment!r}')
 
-  if idx_dir is not None:
+  if loader is not None:
+    name = getattr(loader, '__name__', 'loader')
+    x_train, y_train, x_test, y_test = sources.load_own(loader)
+  elif idx_dir is not None:
     if name not in IDX_DATASETS:
       raise ConfigError(
           'dataset.idx_dir', f'IDX files are only supported for '
@@ -155,14 +165,16 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
   else:
     mean, std = (0.0,) * channels, (1.0,) * channels
   if augment is None:
-    augment = name in ('cifar10', 'cifar100')
+    augment = name in ('cifar10', 'cifar100') and loader is None
 
   return Data(
       name=name,
       x_train=np.ascontiguousarray(x_train), y_train=y_train,
       x_val=np.ascontiguousarray(x_val), y_val=y_val,
       x_test=np.ascontiguousarray(x_test), y_test=y_test,
-      num_classes=NUM_CLASSES[name], mean=mean, std=std,
+      num_classes=(NUM_CLASSES[name] if loader is None else
+                   int(max(y_train.max(), y_test.max())) + 1),
+      mean=mean, std=std,
       batch_size=batch_size, augment=bool(augment))
 
 

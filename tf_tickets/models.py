@@ -17,6 +17,8 @@ Prunable layers have stable, readable names: 'fc1', 'fc2', 'output',
 initializer ('glorot' = Glorot normal, 'he' = He normal, 'he_depthwise' = He
 normal with the fan-in of a depthwise kernel, i.e. 3*3 not 3*3*C).
 """
+import inspect
+
 import gin
 import numpy as np
 
@@ -297,8 +299,9 @@ def _per_channel(setting, values, channels):
 
 @gin.configurable('model')
 def build_model(name='lenet_300_100', *, input_shape, num_classes,
-                mean=(0.,), std=(1.,), seed=0):
-  """Builds model `name` (a key of MODELS) for raw float32 pixel input.
+                mean=(0.,), std=(1.,), seed=0, builder=None):
+  """Builds model `name` (a key of MODELS) for raw float32 pixel input,
+  or your own with `builder`.
 
   Args:
     name: model name.
@@ -307,10 +310,19 @@ def build_model(name='lenet_300_100', *, input_shape, num_classes,
     mean, std: per-channel (or one shared) normalisation statistics, in pixel
       units (`Data.mean`, `Data.std`); applied by the 'preprocess' layer.
     seed: int; seeds every kernel initializer.
+    builder: None, or your function (gin: `model.builder = @my_models.cnn`
+      with `import my_models` in the gin file) returning a functional or
+      Sequential tf_keras model with logits out; it is called with those of
+      input_shape, num_classes, mean, std and seed it takes as arguments
+      (the data's; images come in as float32 raw pixels 0..255).
 
   Returns:
     An uncompiled `keras.Model` named `name`.
   """
+  if builder is not None:
+    return _own_model(builder, dict(input_shape=tuple(input_shape),
+                                    num_classes=num_classes, mean=mean,
+                                    std=std, seed=seed))
   if name not in MODELS:
     raise ConfigError('model.name', f'unknown model {name!r}; valid: '
                       + ', '.join(repr(k) for k in MODELS))
@@ -334,6 +346,39 @@ def build_model(name='lenet_300_100', *, input_shape, num_classes,
                            name='preprocess')(inputs)
   logits = MODELS[name](x, num_classes, _Init(int(seed)))
   return keras.Model(inputs, logits, name=name)
+
+
+def _own_model(builder, available):
+  """`builder(...)` with the arguments it takes; checks what it returns."""
+  if not callable(builder):
+    raise ConfigError('model.builder', f'expected a function (gin: '
+                      f'@module.function), got {builder!r}')
+  try:
+    params = inspect.signature(builder).parameters
+  except (TypeError, ValueError):
+    params = {}
+  takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+  kwargs = {k: v for k, v in available.items() if takes_all or k in params}
+  name = getattr(builder, '__name__', repr(builder))
+  model = builder(**kwargs)
+  if not isinstance(model, keras.Model):
+    module = type(model).__module__ or ''
+    what = ('a Keras 3 model: build it with tf_keras (`import tf_keras as '
+            'keras`)' if module.startswith('keras') else
+            f'a {type(model).__name__}')
+    raise ConfigError('model.builder', f'{name} returned {what}, not a '
+                      'tf_keras Model')
+  if not (model._is_graph_network  # pylint: disable=protected-access
+          or isinstance(model, keras.Sequential)):
+    raise ConfigError('model.builder', f'{name} returned a subclassed model '
+                      f'({type(model).__name__}); return a functional or '
+                      'Sequential tf_keras model')
+  shape = tuple(model.input_shape[1:]) if not isinstance(
+      model.input_shape, list) else None
+  if shape != tuple(available['input_shape']):
+    raise ConfigError('model.builder', f'{name} returned a model for inputs '
+                      f'{shape}; the data has {available["input_shape"]}')
+  return model
 
 
 def build_for(data, seed=0, **kwargs):

@@ -174,3 +174,37 @@ def load_tfds(name, data_dir):
                'data directory')
   return (np.asarray(x_train, np.uint8), np.asarray(y_train, np.int64),
           np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64))
+
+
+def load_own(loader):
+  """(x_train, y_train, x_test, y_test) from your `dataset.loader`, checked:
+  uint8 images (N, H, W[, C]) of one shape, integer labels 0..K-1."""
+  name = getattr(loader, '__name__', repr(loader))
+  if not callable(loader):
+    raise ConfigError('dataset.loader', f'expected a function (gin: '
+                      f'@module.function), got {loader!r}')
+  try:
+    (x_train, y_train), (x_test, y_test) = loader()
+  except (TypeError, ValueError) as e:
+    raise ConfigError('dataset.loader', f'{name}() must return ((x_train, '
+                      f'y_train), (x_test, y_test)) arrays ({e})') from None
+  out = []
+  for split, x, y in (('train', x_train, y_train), ('test', x_test, y_test)):
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    if x.ndim == 3:
+      x = x[..., None]
+    if x.ndim != 4 or x.dtype != np.uint8:
+      raise ConfigError('dataset.loader', f'{name}(): {split} images must be '
+                        f'uint8 (N, H, W) or (N, H, W, C), got {x.dtype} '
+                        f'{x.shape}')
+    if len(x) != len(y) or not len(x):
+      raise ConfigError('dataset.loader', f'{name}(): {len(x)} {split} '
+                        f'images but {len(y)} labels')
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+      raise ConfigError('dataset.loader', f'{name}(): {split} labels must be '
+                        f'integers 0..K-1, got {y.dtype} from {y.min()}')
+    out += [x, y.astype(np.int64)]
+  if out[0].shape[1:] != out[2].shape[1:]:
+    raise ConfigError('dataset.loader', f'{name}(): train images are '
+                      f'{out[0].shape[1:]}, test images {out[2].shape[1:]}')
+  return tuple(out)

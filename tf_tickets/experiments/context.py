@@ -17,6 +17,7 @@ from tf_tickets import settings
 from tf_tickets import summaries
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.errors import ConfigError
 from tf_tickets.keras import keras
 
 KINDS = settings.Registry('experiment.kind')
@@ -48,7 +49,12 @@ class Context:
     before anything is written; the Keras session is cleared afterwards so
     that layer names and seeds are as if it had never been built."""
     with self.strategy.scope():
-      wrapper_lib.wrap(models.build_for(self.data, seed=self.config.seed))
+      model = wrapper_lib.wrap(models.build_for(self.data,
+                                                seed=self.config.seed))
+    if not wrapper_lib.wrappers(model):
+      raise ConfigError('model.builder', f'{model.name!r} has no prunable '
+                        'layer (Dense, Conv1D/2D, Embedding, ... in tfmot\'s '
+                        'prune registry, or a tfmot PrunableLayer)')
     keras.backend.clear_session()
 
   def writer(self, net_dir):

@@ -1,0 +1,64 @@
+"""Your own model builder and dataset loader through gin, from the
+command line: a lottery, a resume after SIGKILL, the export, bad input."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cli
+
+OWN = ('gin/lenet_imp.gin', 'tests/plugins/own_cnn.gin')
+SHORT = ('training.steps = 200', 'training.eval_every = 100',
+         'training.checkpoint_every = 20', 'lottery.levels = 1',
+         'dataset.validation_examples = 200')
+
+
+def _variables(path):
+  prefix = os.path.join(str(path), 'weights')
+  reader = tf.train.load_checkpoint(prefix)
+  return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(prefix)
+          if 'OBJECT_GRAPH' not in n}
+
+
+@pytest.mark.slow
+def test_own_model_and_data_by_gin_lottery_resume_and_export(tmp_path):
+  """`import own_models` + `model.builder = @own_models.small_cnn` +
+  `dataset.loader = @own_models.fixture_images`: a two-level lottery that
+  resumes after SIGKILL mid-level bitwise, and exports from its run
+  directory."""
+  killed = tmp_path / 'killed'
+  cli.train_and_kill(OWN, SHORT, killed, 'level_1/checkpoints/ckpt-*.index')
+  assert not (killed / 'level_1' / 'result.json').exists()
+  done = cli.train(OWN, SHORT, f'--output_dir={killed}', '--quiet')
+  assert done.returncode == 0, done.stderr[-2000:]
+  straight = tmp_path / 'straight'
+  ref = cli.train(OWN, SHORT, f'--output_dir={straight}', '--quiet')
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  a = _variables(killed / 'level_1' / 'final')
+  b = _variables(straight / 'level_1' / 'final')
+  assert a.keys() == b.keys() and any('conv' in k for k in a)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  export = cli.run('tf_tickets.export', (), (), f'--run_dir={straight}',
+                   '--quiet')
+  assert export.returncode == 0, export.stderr[-2000:]
+  assert glob.glob(str(straight / 'export' / 'level_1' / 'float32.tflite'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('params,setting', [
+    (('model.builder = @own_models.keras3_model',), 'model.builder'),
+    (('model.builder = @own_models.no_prunable_layer',), 'model.builder'),
+    (('dataset.loader = @own_models.wrong_images',), 'dataset.loader'),
+    (('import not_a_module_anywhere',), 'gin'),
+])
+def test_bad_plugins_give_one_error_line(tmp_path, params, setting):
+  out = tmp_path / 'run'
+  proc = cli.train(OWN, SHORT + params, f'--output_dir={out}', '--quiet')
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  line = cli.last_line(proc)
+  assert line.startswith('error:') and setting in line, line
+  assert 'Traceback' not in proc.stderr
+  assert not out.exists()
