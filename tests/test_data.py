@@ -128,7 +128,7 @@ def test_augment_auto_and_cifar_via_stubbed_tfds(monkeypatch):
     return (rng.randint(0, 256, (120, 32, 32, 3)).astype(np.uint8),
             rng.randint(0, k, 120).astype(np.int64),
             rng.randint(0, 256, (40, 32, 32, 3)).astype(np.uint8),
-            rng.randint(0, k, 40).astype(np.int64))
+            rng.randint(0, k, 40).astype(np.int64), k)
 
   monkeypatch.setattr(sources, 'load_tfds', fake_tfds)
   d = data_lib.load_dataset('cifar10', validation_examples=20, batch_size=10)
@@ -321,7 +321,7 @@ def test_tfds_offline_without_data_dir_fails_within_seconds(
   (tmp_path / 'mnist' / '3.0.1').mkdir(parents=True)  # what TFDS leaves
   real = tfds.builder
   monkeypatch.setattr(tfds, 'builder',
-                      lambda name: real(name, data_dir=str(tmp_path)))
+                      lambda name, **kw: real(name, data_dir=str(tmp_path)))
   monkeypatch.setitem(sources.DOWNLOAD_URLS, 'mnist',
                       'https://tf-tickets-offline.invalid/mnist/')
   t = time.time()

@@ -2,12 +2,15 @@
 command line: a lottery, a resume after SIGKILL, the export, bad input."""
 import glob
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import cli
+from tf_tickets import rundir
 
 OWN = ('gin/lenet_imp.gin', 'tests/plugins/own_cnn.gin')
 SHORT = ('training.steps = 200', 'training.eval_every = 100',
@@ -62,3 +65,31 @@ def test_bad_plugins_give_one_error_line(tmp_path, params, setting):
   assert line.startswith('error:') and setting in line, line
   assert 'Traceback' not in proc.stderr
   assert not out.exists()
+
+
+@pytest.mark.slow
+def test_any_tfds_image_dataset_by_name(tmp_path):
+  """A TFDS dataset that is not one of the four, prepared with TFDS's own
+  tools into a data_dir (no network), trains by its name; its image shape
+  and classes come from TFDS's dataset info."""
+  data_dir = tmp_path / 'tfds'
+  subprocess.run([sys.executable, os.path.join(
+      cli.REPO, 'tests', 'plugins', 'tiny_tfds.py'), str(data_dir)],
+                 check=True, capture_output=True, env=cli.env())
+  out = tmp_path / 'run'
+  proc = cli.run('tf_tickets.train', ('gin/lenet_dense.gin',), (
+      "dataset.name = 'tiny_shapes'", f"dataset.data_dir = '{data_dir}'",
+      'dataset.validation_examples = 60', 'dataset.batch_size = 30',
+      'training.steps = 40', 'training.eval_every = 20'),
+                 f'--output_dir={out}', '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  row, = rundir.read_results(str(out / 'results.csv'))
+  assert float(row['test_accuracy']) > 0.5  # 3 classes: chance is 1/3
+  unknown = cli.run('tf_tickets.train', ('gin/lenet_dense.gin',), (
+      "dataset.name = 'tiny_shapez'", f"dataset.data_dir = '{data_dir}'"),
+                    f'--output_dir={tmp_path / "bad"}', '--quiet')
+  assert unknown.returncode == 1
+  line = cli.last_line(unknown)
+  assert line.startswith('error: dataset.name') and 'tiny_shapez' in line
+  assert not (tmp_path / 'bad').exists()
+

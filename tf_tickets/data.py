@@ -84,7 +84,9 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
   """Loads a dataset into memory and splits a validation set off train.
 
   Args:
-    name: 'mnist', 'fashion_mnist', 'cifar10' or 'cifar100'.
+    name: 'mnist', 'fashion_mnist', 'cifar10', 'cifar100', or any TFDS
+      supervised image classification dataset with train and test splits
+      (its classes and image shape from TFDS's dataset info).
     idx_dir: directory of the four MNIST-format IDX .gz files (mnist and
       fashion_mnist only); when set TFDS is not used.
     data_dir: TFDS data_dir holding the prepared dataset (no download then).
@@ -111,7 +113,7 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
   Returns:
     A `Data`.
   """
-  if loader is None:
+  if loader is None and idx_dir is not None:
     check_choice('dataset.name', name, DATASETS)
   check_choice('dataset.normalize', normalize, NORMALIZE)
   batch_size = check_int('dataset.batch_size', batch_size, 1)
@@ -128,6 +130,7 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
   if loader is not None:
     name = getattr(loader, '__name__', 'loader')
     x_train, y_train, x_test, y_test = sources.load_own(loader)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
   elif idx_dir is not None:
     if name not in IDX_DATASETS:
       raise ConfigError(
@@ -135,9 +138,11 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
           f'{", ".join(IDX_DATASETS)}, not {name!r}; unset dataset.idx_dir '
           'to load it with TFDS')
     x_train, y_train, x_test, y_test = sources.load_idx(os.fspath(idx_dir))
+    num_classes = NUM_CLASSES[name]
     sources.check_idx_matches(name, os.fspath(idx_dir), x_train)
   else:
-    x_train, y_train, x_test, y_test = sources.load_tfds(name, data_dir)
+    x_train, y_train, x_test, y_test, num_classes = sources.load_tfds(
+        name, data_dir)
 
   n = len(x_train)
   if validation_examples >= n:
@@ -172,9 +177,7 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
       x_train=np.ascontiguousarray(x_train), y_train=y_train,
       x_val=np.ascontiguousarray(x_val), y_val=y_val,
       x_test=np.ascontiguousarray(x_test), y_test=y_test,
-      num_classes=(NUM_CLASSES[name] if loader is None else
-                   int(max(y_train.max(), y_test.max())) + 1),
-      mean=mean, std=std,
+      num_classes=num_classes, mean=mean, std=std,
       batch_size=batch_size, augment=bool(augment))
 
 

@@ -133,33 +133,67 @@ def _no_variant_folder_warning(record):
   return not record.getMessage().startswith('Variant folder')
 
 
+def _tfds_builder(tfds, name, data_dir):
+  """The TFDS builder of `name` (registered, or prepared in `data_dir`),
+  checked to be a supervised image classification dataset."""
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    where = f' nor prepared in {data_dir!r}' if data_dir else ''
+    raise ConfigError(
+        'dataset.name', f'unknown dataset {name!r}: not one of the built-in '
+        f'names nor a TFDS dataset{where} ({type(e).__name__}: '
+        f'{first_line(e)[:200]})') from None
+  info = builder.info
+  keys = info.supervised_keys
+  features = info.features
+  label = features[keys[1]] if keys else None
+  image = features[keys[0]] if keys else None
+  if (label is None or not hasattr(label, 'num_classes')
+      or getattr(image, 'shape', None) is None or len(image.shape) != 3
+      or None in image.shape):
+    raise ConfigError(
+        'dataset.name', f'{name!r} is not a supervised image classification '
+        'dataset with images of one size (TFDS supervised keys (image, '
+        f'label) with a ClassLabel); its features: {features}')
+  missing = {'train', 'test'} - set(info.splits) if info.splits else set()
+  if missing:
+    raise ConfigError('dataset.name', f'{name!r} has no split(s) '
+                      f'{sorted(missing)}; splits: {list(info.splits)}')
+  return builder, int(label.num_classes)
+
+
 def load_tfds(name, data_dir):
-  """Loads train and test of a TFDS dataset as numpy arrays.
+  """Loads train and test of a TFDS supervised image classification dataset
+  as numpy arrays; returns them and the number of classes.
 
   With `data_dir` given the dataset must be prepared there already (no
   download, so an empty or wrong data_dir fails at once instead of waiting on
-  the network); without it TFDS may download into its default directory,
-  after a quick check that the download host answers.
+  the network; a dataset whose builder is not registered is read from its
+  prepared files); without it TFDS may download into its default directory,
+  after a quick check that the download host answers (for the four
+  datasets whose host is known).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  if data_dir is None:
-    absl_logger = logging.get_absl_logger()
-    # Probing a dataset that is not prepared warns about the folder it
-    # looked in ("Variant folder ... has no dataset_info.json"): noise
-    # before the clear error below.
-    absl_logger.addFilter(_no_variant_folder_warning)
+  absl_logger = logging.get_absl_logger()
+  # Probing a dataset that is not prepared warns about the folder it
+  # looked in ("Variant folder ... has no dataset_info.json"): noise
+  # before the clear error below.
+  absl_logger.addFilter(_no_variant_folder_warning)
+  try:
+    builder, num_classes = _tfds_builder(tfds, name, data_dir)
     try:
-      prepared = tfds.builder(name).is_prepared()
+      prepared = builder.is_prepared()
     except Exception:  # pylint: disable=broad-except
       prepared = False
-    finally:
-      absl_logger.removeFilter(_no_variant_folder_warning)
-    url = DOWNLOAD_URLS[name]
-    if not prepared and not _reachable(url):
-      raise _offline_error(
-          name, f'it is not prepared in TFDS\'s data directory and '
-          f'{urllib.parse.urlsplit(url).hostname} cannot be reached (is the '
-          'machine offline?)')
+  finally:
+    absl_logger.removeFilter(_no_variant_folder_warning)
+  url = DOWNLOAD_URLS.get(name)
+  if data_dir is None and not prepared and url and not _reachable(url):
+    raise _offline_error(
+        name, f'it is not prepared in TFDS\'s data directory and '
+        f'{urllib.parse.urlsplit(url).hostname} cannot be reached (is the '
+        'machine offline?)')
   try:
     (x_train, y_train), (x_test, y_test) = tfds.as_numpy(tfds.load(
         name, split=['train', 'test'], batch_size=-1, as_supervised=True,
@@ -173,7 +207,8 @@ def load_tfds(name, data_dir):
   logging.info('dataset: %s from TFDS (%s)', name, data_dir or 'default '
                'data directory')
   return (np.asarray(x_train, np.uint8), np.asarray(y_train, np.int64),
-          np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64))
+          np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64),
+          num_classes)
 
 
 def load_own(loader):
