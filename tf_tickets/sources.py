@@ -141,9 +141,11 @@ def _tfds_builder(tfds, name, data_dir):
   except Exception as e:  # pylint: disable=broad-except
     where = f' nor prepared in {data_dir!r}' if data_dir else ''
     raise ConfigError(
-        'dataset.name', f'unknown dataset {name!r}: not one of the built-in '
-        f'names nor a TFDS dataset{where} ({type(e).__name__}: '
-        f'{first_line(e)[:200]})') from None
+        'dataset.name', f'unknown dataset {name!r}: valid: '
+        f'{", ".join(map(repr, DOWNLOAD_URLS))}, any TFDS supervised image '
+        f'classification dataset, or dataset.loader; {name!r} is no TFDS '
+        f'dataset{where} ({type(e).__name__}: {first_line(e)[:200]})'
+    ) from None
   info = builder.info
   keys = info.supervised_keys
   features = info.features
