@@ -47,6 +47,7 @@ sys.path.insert(0, REPO)
 import numpy as np
 
 import tf_tickets as tt
+import tensorflow_model_optimization as tfmot  # after tf_tickets: tf_keras
 from tf_tickets import algorithms
 from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
@@ -138,6 +139,70 @@ def keras_fit(data, warmup, steps):
               epochs=1, verbose=0, callbacks=[clock])
     return (steps - warmup) / (clock.t1 - clock.t0)
   return run
+
+
+def fit_arm(data, warmup, steps, kind, per_call=1, sparsity=0.9):
+  """`model.fit` of LeNet-300-100 (ERK masks): 'static' (our wrapper, no
+  callback), 'rigl' (our callback), or 'tfmot' (prune_low_magnitude at a
+  constant sparsity pruning every 100 steps + UpdatePruningStep); a fresh
+  model per repetition (tracing falls before `warmup`)."""
+  def run():
+    cb = []
+    if kind == 'tfmot':
+      schedule = tfmot.sparsity.keras.ConstantSparsity(
+          sparsity, begin_step=0, frequency=UPDATE_EVERY)
+
+      def prune_dense(layer):  # tfmot's way: its wrapper on Dense layers
+        if isinstance(layer, keras.layers.Dense):
+          return tfmot.sparsity.keras.prune_low_magnitude(
+              layer, pruning_schedule=schedule)
+        return layer.__class__.from_config(layer.get_config())
+      model = keras.models.clone_model(models.build_for(data),
+                                       clone_function=prune_dense)
+      cb = [tfmot.sparsity.keras.UpdatePruningStep()]
+    else:
+      model, _ = _sparse_model(data, 'static', sparsity, steps=steps)
+      if kind == 'rigl':
+        cb = [tt.callbacks.SparseTraining(
+            method='rigl', sparsity=sparsity, distribution='erk',
+            update_every=UPDATE_EVERY, end_step=0.75,
+            skip_update_on_mask_steps=per_call == 1,
+            data=data_lib.train_dataset(data, 1), steps=steps)]
+    model.compile(keras.optimizers.Adam(LR), keras.losses.
+                  SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=per_call)
+    clock = _FitClock(warmup, steps)
+    model.fit(data_lib.train_dataset(data, 0), steps_per_epoch=steps,
+              epochs=1, verbose=0, callbacks=cb + [clock])
+    return (steps - warmup) / (clock.t1 - clock.t0)
+  return run
+
+
+def fit_table(data, warmup, steps, repeats):
+  """Sparse training in model.fit: RigL callbacks against the same wrapped
+  model with static masks and against tfmot, at 1 and 100 steps per call."""
+  arms = {}
+  for per_call in (1, 100):
+    for kind in ('static', 'rigl', 'tfmot'):
+      arms[f'{kind}, steps_per_execution={per_call}'] = fit_arm(
+          data, warmup, steps, kind, per_call)
+  rates = {k: [] for k in arms}
+  for rep in range(repeats):  # every other repetition in reverse order
+    for k in (list(arms) if rep % 2 == 0 else list(arms)[::-1]):
+      rates[k].append(arms[k]())
+  lines = [f'model.fit, LeNet-300-100, Fashion-MNIST, batch {BATCH}, Adam '
+           f'{LR}, 90% (ERK; tfmot: 90% per layer), mask updates every '
+           f'{UPDATE_EVERY} steps, steps {warmup + 1}-{steps} timed, '
+           f'{repeats} interleaved repetitions (a fresh model each).', '',
+           '| arm | steps/s (median) | RigL or tfmot / static (paired) |',
+           '|---|---|---|']
+  for name, v in rates.items():
+    per_call = name.split('=')[1]
+    base = rates[f'static, steps_per_execution={per_call}']
+    ratio = [a / b for a, b in zip(v, base)]
+    lines.append(f'| {name} | {benchlib.median(v):.0f} | '
+                 f'{_geomean_ci(ratio)} |')
+  return lines
 
 
 def network_table(data, network, sparsity, warmup, steps, repeats):
@@ -343,10 +408,19 @@ def main():
   p.add_argument('--network', default=None,
                  help='a conv net (conv6, resnet20): dense/static/RigL '
                  'against the uncompiled loop instead')
+  p.add_argument('--fit', action='store_true',
+                 help='sparse training in model.fit: our callbacks against '
+                 'static masks and tfmot instead')
   p.add_argument('--write', default=None, help='benchmarks.md to update')
   args = p.parse_args()
   data = data_lib.load_dataset('fashion_mnist', idx_dir=args.idx_dir,
                                batch_size=BATCH)
+  if args.fit:
+    lines = fit_table(data, args.warmup, args.steps, args.repeats)
+    lines += ['', '    ' + ' '.join(['python', 'tools/bench_speed.py'] +
+                                    sys.argv[1:])]
+    benchlib.publish(lines, args.write, 'speed-fit')
+    return
   if args.network:
     lines = network_table(data, args.network, args.sparsity, args.warmup,
                           args.steps, args.repeats)
