@@ -366,3 +366,44 @@ def test_model_fit_and_the_command_line_loop_find_the_same_masks(
   for k in masks['cli']:
     np.testing.assert_array_equal(masks['cli'][k], masks['fit'][k])
     np.testing.assert_array_equal(masks['cli_w'][k], masks['fit_w'][k])
+
+
+def test_rigl_in_model_fit_under_mirrored_strategy(data, mirrored):
+  """Two replicas: after every step the masks and weights are identical
+  on both and pruned weights are 0 on each; the mask updates happen."""
+  seen = []
+
+  class Replicas(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      for wr in tt.wrapper.wrappers(self.model):
+        for w, m in zip(wr.prunable_weights, wr.masks):
+          (w0, w1), (m0, m1) = ([r.numpy() for r in v.values]
+                                for v in (w, m))
+          np.testing.assert_array_equal(m0, m1)
+          np.testing.assert_array_equal(w0, w1)
+          assert np.all(w0[m0 == 0] == 0.0)
+      seen.append(batch)
+
+  with mirrored.scope():
+    model = lenet(data)
+  rigl = tt.callbacks.SparseTraining(
+      method='rigl', sparsity=0.9, update_every=5, end_step=0.8,
+      data=train_ds(data, seed=1))
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=16, verbose=0,
+            callbacks=[rigl, Replicas()])
+  assert rigl.result['mask_updates'] == 2 and len(seen) == 16  # 5, 10
+  exact_counts(model, rigl.settings)
+
+
+@pytest.mark.parametrize('method', ['set', 'static', 'snip'])
+def test_every_method_runs_in_model_fit(data, method):
+  model = lenet(data)
+  cb = tt.callbacks.SparseTraining(method=method, sparsity=0.8,
+                                   update_every=5, end_step=0.8,
+                                   data=train_ds(data, seed=1))
+  check = Invariants()
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=12, verbose=0,
+            callbacks=[cb, check])
+  exact_counts(model, cb.settings)
+  assert cb.result['method'] == method
+  assert check.changes == ([5] if method == 'set' else [])

@@ -54,6 +54,7 @@ def test_own_model_and_data_by_gin_lottery_resume_and_export(tmp_path):
 @pytest.mark.parametrize('params,setting', [
     (('model.builder = @own_models.keras3_model',), 'model.builder'),
     (('model.builder = @own_models.no_prunable_layer',), 'model.builder'),
+    (('model.builder = @own_models.subclassed_model',), 'model.builder'),
     (('dataset.loader = @own_models.wrong_images',), 'dataset.loader'),
     (('import not_a_module_anywhere',), 'gin'),
 ])

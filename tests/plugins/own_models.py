@@ -58,3 +58,19 @@ def wrong_images():
   x = np.zeros((10, 28, 28), np.float32)
   y = np.zeros(10, np.int64)
   return (x, y), (x, y)
+
+
+class _Subclassed(keras.Model):
+
+  def __init__(self, num_classes):
+    super().__init__()
+    self.flat = keras.layers.Flatten()
+    self.out = keras.layers.Dense(num_classes)
+
+  def call(self, x):
+    return self.out(self.flat(x))
+
+
+@gin.configurable
+def subclassed_model(num_classes):
+  return _Subclassed(num_classes)

@@ -49,12 +49,22 @@ class BatchGradients:
   def __init__(self, model, loss_fn):
     self.model, self.loss_fn = model, loss_fn
     variables = model.trainable_variables
+    # Distributed variables (tf.distribute): every replica takes the whole
+    # batch, so each computes the same gradients; the first one's is read.
+    strategy = getattr(variables[0], '_distribute_strategy', None)
 
-    @tf.function
-    def fn(x, y):
+    def gradients(x, y):
       with tf.GradientTape() as tape:
         loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
       return tape.gradient(loss, variables)
+
+    @tf.function
+    def fn(x, y):
+      if strategy is None:
+        return gradients(x, y)
+      out = strategy.run(gradients, args=(x, y))
+      return [None if g is None else strategy.experimental_local_results(g)[0]
+              for g in out]
 
     self._fn = fn
 
