@@ -150,8 +150,9 @@ def _blocked_rigl(method='rigl'):
 @pytest.mark.parametrize('method', ['rigl', 'set'])
 def test_drop_and_grow_on_blocks_keeps_block_counts(method):
   model, algorithm = _blocked_rigl(method)
-  assert algorithm.layouts and set(algorithm.layouts) <= set(
-      algorithm.sparsities)
+  for key, layout in algorithm.layouts.items():  # targets in whole blocks
+    assert algorithm.unit_sparsities[key] == layout.block_sparsity(
+        algorithm.sparsities[key])
   masks_lib.init_masks(model, algorithm.sparsities, seed=0, block=BLOCK)
   rng = np.random.default_rng(0)
   masks = {k: m.reshape(-1) > 0 for k, m in masks_lib.get_masks(model).items()}
@@ -164,7 +165,9 @@ def test_drop_and_grow_on_blocks_keeps_block_counts(method):
     assert layout.is_blocked(new)
     assert layout.active(new).sum() == before.sum()
     assert not (new & ~masks[key]).any() or update.stats[key]['grown'] > 0
-    assert update.stats[key]['grown'] % 16 == 0
+    stats = update.stats[key]  # in entries: the block counts x 16
+    assert stats['grown'] % 16 == 0 and stats['dropped'] % 16 == 0
+    assert stats['active'] == 16 * int(before.sum())
     if method == 'rigl':  # grown: the largest gradient norms among the rest
       grown = layout.active(update.grown[key])
       candidates = ~layout.active(new) | grown

@@ -407,3 +407,77 @@ def test_every_method_runs_in_model_fit(data, method):
   exact_counts(model, cb.settings)
   assert cb.result['method'] == method
   assert check.changes == ([5] if method == 'set' else [])
+
+
+def test_steps_per_execution_with_a_short_last_call(data):
+  """22 steps in calls of 4: Keras shortens the last call to 2 steps; the
+  step count follows Keras' batch index (updates at 8 and 16, 22 steps)."""
+  model = lenet(data)
+  model.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                steps_per_execution=4)
+  cb = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
+                                   update_every=8, end_step=0.8,
+                                   skip_update_on_mask_steps=False)
+  check = Invariants()
+  model.fit(train_ds(data), epochs=1, steps_per_epoch=22, verbose=0,
+            callbacks=[cb, check])
+  assert check.changes == [8, 16] and cb.result['steps'] == 22
+  model = lenet(data)
+  model.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                steps_per_execution=4)
+  with pytest.raises(tt.ConfigError,
+                     match='sparse_training.skip_update_on_mask_steps'):
+    model.fit(train_ds(data), epochs=1, steps_per_epoch=8, verbose=0,
+              callbacks=[tt.callbacks.SparseTraining(
+                  method='rigl', sparsity=0.9, update_every=4,
+                  data=train_ds(data))])
+
+
+def test_snip_in_model_fit_scores_on_a_batch_of_the_data(data):
+  """A `.batch(n)` dataset (no static batch size): SNIP prunes before the
+  first step on n examples, to the exact counts."""
+  x, y = data.x_train.astype(np.float32), data.y_train
+  ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(50)
+  model = lenet(data)
+  snip = tt.callbacks.SparseTraining(method='snip', sparsity=0.8, data=ds)
+  model.fit(ds, epochs=1, verbose=0, callbacks=[snip])
+  exact_counts(model, snip.settings)
+  assert snip.result['density'] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_sparse_training_checkpoint_keeps_its_format(data, tmp_path):
+  """The checkpointed bookkeeping is float32 0/1 in the weights' shapes,
+  as before it became a `Bookkeeping` (older runs resume)."""
+  model = lenet(data)
+  cfg = tt.algorithms.SparseTrainingSettings(method='rigl', sparsity=0.9)
+  config = training.TrainingConfig(steps=10)
+  algorithm = tt.algorithms.make(
+      cfg, tt.pruning.target_sparsities(model, cfg), 0,
+      training.run_steps(config, data.steps_per_epoch),
+      masks_lib.weight_shapes(model))
+  hook = training.MaskHook(algorithm)
+  trainer = training.Trainer(model, data, config,
+                             tf.distribute.get_strategy(), str(tmp_path),
+                             hooks=[hook], quiet=True)
+  saved = trainer.checkpoint.hook_0
+  shapes = masks_lib.weight_shapes(model)
+  for group in (saved.start_masks, saved.grown):
+    assert [(v.dtype, tuple(v.shape)) for v in group] == [
+        (tf.float32, s) for s in shapes.values()]
+  assert saved.counters.dtype == tf.int64
+
+
+def test_run_lottery_refuses_a_rewind_point_that_was_never_saved(tmp_path):
+  x, y = _tokens(128)
+
+  def train(model, level):  # a loop that ignores level.callbacks
+    del level
+    model.compile('adam', keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)
+
+  with pytest.raises(tt.ConfigError, match='rewind'):
+    tt.run_lottery(_text_model, train, tmp_path / 'run', levels=1,
+                   rewind='6it')

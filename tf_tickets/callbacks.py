@@ -31,8 +31,9 @@ Differences from the command line's loop, each a consequence of
 * with `steps_per_execution` = k, every hook event (mask updates, the
   rewind step) must fall on a multiple of k, where a call ends; a run
   whose events do not is stopped with an error naming both.
-Hook state (the grown-connection bookkeeping) lives for one `fit`; resume
-a run by calling `fit` again with the same callback object.
+Hook state (the grown-connection bookkeeping) lives for one `fit` call: a
+second `fit` keeps the masks and weights but starts new bookkeeping (its
+churn and survival count from there).
 """
 import math
 
@@ -40,7 +41,6 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tickets import algorithms
-from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import pruning
 from tf_tickets import summaries
@@ -123,23 +123,30 @@ class HookCallback(keras.callbacks.Callback):
     for hook in hooks:
       hook.begin(self.ctx)
     self._snapshot, self._logs = None, None
+    self._epoch_base = self.step
     self.next = self._next_event()
 
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_base = self.step
+
   def on_train_batch_begin(self, batch, logs=None):
-    upcoming = self.step + self.per_call
-    if any(h.skips_update(upcoming) for h in self.hooks):
+    first = self._epoch_base + batch + 1  # the call's steps
+    skipped = [t for t in range(first, first + self.per_call)
+               if any(h.skips_update(t) for h in self.hooks)]
+    if skipped:
       if self.per_call != 1:
         raise ConfigError(
-            'sparse_training.skip_update_on_mask_steps',
-            f'skipping the update of step {upcoming} needs one step per '
-            f'call under model.fit; steps_per_execution is {self.per_call} '
-            '(set skip_update_on_mask_steps=False or steps_per_execution=1)')
-      opt = self.model.optimizer
-      self._snapshot = [(v, v.numpy()) for v in
-                        self.model.trainable_variables + _slots(opt)]
+            'steps_per_execution', f'a hook skips the update of step '
+            f'{skipped[0]}, which needs one step per call under model.fit; '
+            f'steps_per_execution is {self.per_call}')
+      opt, variables = self.model.optimizer, self.model.trainable_variables
+      slots = [s for v in variables for s in training.optimizer_slots(opt, v)]
+      self._snapshot = [(v, v.numpy()) for v in variables + slots]
 
   def on_train_batch_end(self, batch, logs=None):
-    self.step += self.per_call
+    # Keras' index of the call's last batch: right also for a last call of
+    # an epoch that Keras shortens.
+    self.step = self._epoch_base + batch + 1
     step, ctx = self.step, self.ctx
     if self._snapshot is not None:  # the mask update replaces this step's
       for v, value in self._snapshot:
@@ -147,11 +154,13 @@ class HookCallback(keras.callbacks.Callback):
       self._snapshot = None
     if step >= self.next:
       if step > self.next:
+        who = ', '.join(type(h).__name__ for h in self.hooks
+                        if h.next_event(step - self.per_call) == self.next)
         raise ConfigError(
-            'steps_per_execution', f'a tf_tickets event (e.g. a mask update) '
-            f'is at step {self.next}, inside a call of {self.per_call} steps '
-            f'that ended at step {step}: use a steps_per_execution that '
-            'divides the update interval and the rewind step')
+            'steps_per_execution', f'an event of {who} is at step '
+            f'{self.next}, inside a call of {self.per_call} steps that ended '
+            f'at step {step}: use a steps_per_execution that divides the '
+            'mask-update interval, the rewind step and summaries every')
       grads = None
       if any(h.wants_gradients(step) for h in self.hooks):
         grads = self._batch_gradients()
@@ -183,13 +192,7 @@ class HookCallback(keras.callbacks.Callback):
   def on_train_end(self, logs=None):
     if self.step % self.log_every:
       self._log()  # the last step, as the command line's loop does
-    report = masks_lib.sparsity_report(self.model)
-    result = dict(
-        steps=self.step, density=report['density'],
-        sparsity=report['sparsity'], active_weights=report['active'],
-        prunable_weights=report['params'],
-        layer_density={k: r['density'] for k, r in report['layers'].items()},
-        **flops.report(self.model))
+    result = dict(steps=self.step, **masks_lib.result_figures(self.model))
     for hook in self.hooks:
       hook.end(self.ctx, result)
     self.result = result
@@ -235,11 +238,16 @@ class HookCallback(keras.callbacks.Callback):
     return keras.losses.get(loss) if loss is not None else None
 
   def _batch_size(self):
+    """The batch size of `data` (its first batch's; 32, Keras' default,
+    for arrays), or None without data."""
     data = self.data
     if isinstance(data, tf.data.Dataset):
       spec = tf.nest.flatten(data.element_spec)[0]
-      return int(spec.shape[0]) if spec.shape[0] is not None else None
-    return None
+      if spec.shape[0] is not None:
+        return int(spec.shape[0])
+      first = tf.nest.flatten(next(iter(data)))[0]
+      return int(first.shape[0])
+    return None if data is None else 32
 
   def _examples(self):
     """(x, y) arrays of `data` (a dataset: its first batches, up to 10,000
@@ -278,14 +286,6 @@ class HookCallback(keras.callbacks.Callback):
     return grads(x, y)
 
 
-def _slots(optimizer):
-  """The optimizer's variables other than its step counter."""
-  variables = (optimizer.variables() if callable(optimizer.variables)
-               else optimizer.variables)
-  return [v for v in variables if v is not optimizer.iterations
-          and 'iteration' not in v.name]
-
-
 class SparseTraining(HookCallback):
   """Sparse training of a wrapped model in `model.fit`: any registered
   method (`algorithms.METHODS`: 'rigl', 'set', 'static', 'gmp', 'snip')
@@ -295,9 +295,11 @@ class SparseTraining(HookCallback):
   The starting masks are set when training begins (random masks with the
   target sparsities, or all ones for methods that start dense), unless
   the model already has sparse masks and `keep_masks` is True.
-  `result` (after `fit`) has the figures of a results.csv row: density,
-  churn, grown_survival, FLOPs, ... Other keyword arguments are
-  `HookCallback`'s.
+  `settings` (a whole `SparseTrainingSettings`) replaces `method`,
+  `sparsity` and the keyword settings; `sparse_training.seed`, when set,
+  replaces `seed`. `result` (after `fit`) has the figures of a results.csv
+  row: density, churn, grown_survival, FLOPs, ... Other keyword arguments
+  are `HookCallback`'s.
   """
 
   def __init__(self, method='rigl', sparsity=0.9, seed=0, gmp=None,
@@ -309,6 +311,8 @@ class SparseTraining(HookCallback):
                      log_every=log_every)
     self.settings = settings or algorithms.SparseTrainingSettings(
         method=method, sparsity=sparsity, **sparse_training)
+    if self.settings.seed is not None:  # sparse_training.seed, as the CLI
+      seed = self.settings.seed
     self.seed, self.gmp, self.keep_masks = int(seed), gmp, keep_masks
     self.algorithm = None
 
@@ -321,6 +325,13 @@ class SparseTraining(HookCallback):
     resumed = int(model.optimizer.iterations.numpy()) > 0
     if not (self.keep_masks or resumed):
       pruning.initialize_masks(model, self.algorithm)
+    if (self.per_call > 1 and self.algorithm.replaces_step
+        and cfg.skip_update_on_mask_steps):
+      raise ConfigError(
+          'sparse_training.skip_update_on_mask_steps', 'skipping the update '
+          'of a mask-update step needs one step per call under model.fit; '
+          f'steps_per_execution is {self.per_call} (set '
+          'skip_update_on_mask_steps=False or steps_per_execution=1)')
     if self.per_call > 1:
       every = getattr(self.algorithm, 'schedule', None)
       if every is not None and every.every % self.per_call:

@@ -128,6 +128,9 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
                       f'expected True, False or None (auto), got {augment!r}')
 
   if loader is not None:
+    if idx_dir is not None or data_dir is not None:
+      raise ConfigError('dataset.loader', 'set either dataset.loader or '
+                        'dataset.idx_dir / dataset.data_dir, not both')
     name = getattr(loader, '__name__', 'loader')
     x_train, y_train, x_test, y_test = sources.load_own(loader)
     num_classes = int(max(y_train.max(), y_test.max())) + 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from tf_tickets import blocks
 from tf_tickets import distributions
+from tf_tickets import flops
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_choice
@@ -298,3 +299,14 @@ def format_report(report):
   lines.append(f'{"total (prunable)":32s} {"":>18s} {report["params"]:10d} '
                f'{report["active"]:10d} {report["sparsity"]:9.4f}')
   return '\n'.join(lines)
+
+
+def result_figures(model, training_flops=None):
+  """The sparsity and FLOPs fields of a results.csv row of a wrapped model
+  (`training_flops`: per example, default 3x inference; `flops.report`)."""
+  report = sparsity_report(model)
+  return dict(
+      density=report['density'], sparsity=report['sparsity'],
+      active_weights=report['active'], prunable_weights=report['params'],
+      layer_density={k: r['density'] for k, r in report['layers'].items()},
+      **flops.report(model, training_flops))

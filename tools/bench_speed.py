@@ -99,7 +99,7 @@ def ours(data, method, sparsity, warmup, steps, network='lenet_300_100',
       extra, writer = [], None
       if summaries:
         extra = [summaries_lib.SummaryHook(), summaries_lib.TrainingScalars()]
-        writer = tf.summary.create_file_writer(d)
+        writer = summaries_lib.file_writer(d)
       training.Trainer(model, data, config, tf.distribute.get_strategy(), d,
                        hooks=hooks + extra + [clock], writer=writer,
                        quiet=True).fit()

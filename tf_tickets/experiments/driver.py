@@ -39,7 +39,6 @@ from absl import logging
 import tensorflow as tf
 
 from tf_tickets import callbacks as callbacks_lib
-from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
 from tf_tickets import training
@@ -74,7 +73,12 @@ class _Own(Context):
 
   def build_model(self, dense_layers=()):
     with self.strategy.scope():
-      return wrapper_lib.wrap(self.build(), dense_layers=dense_layers)
+      model = wrapper_lib.wrap(self.build(), dense_layers=dense_layers)
+    if not wrapper_lib.wrappers(model):
+      raise ConfigError('build', f'{model.name!r} has no prunable layer '
+                        '(Dense, Conv1D/2D, Embedding, ... in tfmot\'s prune '
+                        'registry, or a tfmot PrunableLayer)')
+    return model
 
   def train(self, model, net_dir, hooks=(), extra=None, learning_rate=None,
             config=None, start_step=0, stop_step=None):
@@ -84,6 +88,8 @@ class _Own(Context):
       if finished is not None:
         return finished
     os.makedirs(net_dir, exist_ok=True)
+    if rundir.has_start(net_dir):  # a level killed before: the same start
+      rundir.load_weights(model, rundir.start_dir(net_dir))
     self.trained += 1
     extra = dict(extra or {})
     callback = callbacks_lib.HookCallback(hooks=hooks, log_dir=net_dir)
@@ -91,15 +97,18 @@ class _Own(Context):
                   net_dir=net_dir, callbacks=[callback],
                   start_step=start_step, learning_rate=learning_rate)
     figures = self.train_fn(model, level)
+    missed = [h.step for h in hooks
+              if isinstance(h, training.RewindPoint) and not h.fired]
+    if missed:
+      raise ConfigError(
+          'rewind', f'the rewind point (step {missed[0]}) was not saved: '
+          'level 0 must train through its callbacks (model.fit(..., '
+          'callbacks=level.callbacks)) for at least that many steps, or '
+          "use rewind='init'")
     if figures is not None and not isinstance(figures, dict):
       raise TypeError('train(model, level) returns a dict of figures (or '
                       f'None), not {type(figures).__name__}')
-    report = masks_lib.sparsity_report(model)
-    result = dict(
-        density=report['density'], sparsity=report['sparsity'],
-        active_weights=report['active'], prunable_weights=report['params'],
-        layer_density={k: r['density'] for k, r in report['layers'].items()},
-        **flops.report(model))
+    result = masks_lib.result_figures(model)
     result.update(callback.result or {})
     result.update(figures or {})
     result.update(extra)

@@ -321,6 +321,7 @@ def _export_into(out, model, data, quantize, formats, num_examples,
   return report_lib.assemble(
       model_name=stripped.name, data=data, source=source, quantize=quantize,
       signature=converter.input_signature(stripped),
+      raw_pixels=stripped.input_names == ['pixels'],
       formats=formats, interpreter=interpreter.interpreter_name(),
       reference=reference, labels=y, artifacts=artifacts,
       checks=check_results, sparsity=sparsity, notes=notes,

@@ -57,12 +57,13 @@ def _jsonable(value):
 
 def assemble(*, model_name, data, source, quantize, formats, interpreter,
              reference, labels, artifacts, checks, sparsity, notes,
-             failures, signature):
+             failures, signature, raw_pixels=False):
   """The report dict (report.json without `output_dir`); `signature`:
-  (name, dtype, shape) of the input (`converter.input_signature`)."""
+  (name, dtype, shape) of the input (`converter.input_signature`);
+  `raw_pixels`: the model takes raw pixels 0..255 (the zoo's models)."""
   name, dtype, shape = signature
   inputs = dict(name=name, dtype=dtype.name, shape=shape)
-  if name == 'pixels':
+  if raw_pixels:
     inputs['range'] = 'raw pixels 0..255'
   return dict(
       format=REPORT_FORMAT, source=source, model=model_name,

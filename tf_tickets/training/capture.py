@@ -22,14 +22,18 @@ class RewindPoint(Hook):
 
   def __init__(self, step, setting='lottery.rewind'):
     self.step, self.setting = int(step), setting
+    self.fired = False  # theta_k saved (or there already, on a resume)
 
   def begin(self, ctx):
     if self.step >= ctx.run.total:
       raise ConfigError(self.setting, f'rewind step {self.step} is not '
                         f'before the end of training ({ctx.run.total} '
                         'steps)')
+    if ctx.step > self.step:
+      self.fired = True  # saved before the resume, in the checkpoint
     if self.step == 0 and ctx.step == 0:
       masks_lib.set_rewind_point(ctx.model)
+      self.fired = True
 
   def next_event(self, step):
     return self.step if step < self.step else sys.maxsize
@@ -37,6 +41,7 @@ class RewindPoint(Hook):
   def after_step(self, ctx, step, grads):
     if step == self.step:
       masks_lib.set_rewind_point(ctx.model)
+      self.fired = True
 
 
 class BatchGradients:

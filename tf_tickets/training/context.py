@@ -35,7 +35,7 @@ class RunContext:
   model: object
   optimizer: object
   run: object  # algorithms.RunSteps
-  step_counter: object  # a variable or callable holding completed steps
+  step_counter: object  # a variable or callable: the completed steps
   lr_ratio: object  # step -> lr(step) / base rate
   loss_fn: object
   batch_size: int

@@ -26,7 +26,6 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tf_tickets import flops
 from tf_tickets import masks as masks_lib
 from tf_tickets import rundir
 from tf_tickets.errors import TicketsError
@@ -64,7 +63,7 @@ class Trainer:
       config = config.replace(learning_rate=learning_rate)
       self.config = config
     with strategy.scope():
-      self.start_step = int(start_step)
+      self.start_step = self.current_step = int(start_step)
       # Train up to `stop_step` on the schedule of `schedule.steps` (a
       # trajectory prefix, e.g. the parent run of the stability analysis).
       self.stop_step = self.schedule.steps if stop_step is None else int(
@@ -89,7 +88,7 @@ class Trainer:
       self.context = RunContext(
           model=model, optimizer=self.optimizer,
           run=run_steps(config, data.steps_per_epoch),
-          step_counter=self.step_var, lr_ratio=self.lr.ratio,
+          step_counter=lambda: self.current_step, lr_ratio=self.lr.ratio,
           loss_fn=self.steps.loss_fn, batch_size=data.batch_size,
           start_step=self.start_step, examples=(data.x_train, data.y_train),
           jit=bool(jit_compile and self.steps.on_device), hooks=self.hooks)
@@ -162,7 +161,7 @@ class Trainer:
 
   def fit(self):
     """Trains to `schedule.steps` (resuming if possible) and evaluates."""
-    start = self.restore()
+    start = self.current_step = self.restore()
     if callable(self.writer):  # created only once the checkpoint is good
       self.writer = self.writer()
     ctx = self.context
@@ -222,7 +221,7 @@ class Trainer:
         iterator = steps.iterator(step)
         out = steps.run_to(iterator, step, nxt, want, skip)
       grads = {id(v): g for v, g in zip(variables, out)} if want else None
-      step = nxt
+      step = self.current_step = nxt
       for hook in self.hooks:
         hook.after_step(self.context, step, grads)
       if step % self.config.log_every == 0 or step == self.stop_step:
@@ -290,18 +289,14 @@ class Trainer:
     test_loss, test_acc = self.evaluate('test')
     early_test = self._early_stop_test_accuracy(step, test_acc)
     best = self.best.numpy()
-    report = masks_lib.sparsity_report(self.model)
     result = dict(
-        steps=step, density=report['density'], sparsity=report['sparsity'],
-        active_weights=report['active'], prunable_weights=report['params'],
-        test_accuracy=test_acc, test_loss=test_loss,
+        steps=step, test_accuracy=test_acc, test_loss=test_loss,
         val_accuracy=final['val_accuracy'], val_loss=final['val_loss'],
         early_stop_step=int(best[1]) if best[1] >= 0 else None,
         early_stop_val_loss=float(best[0]) if best[1] >= 0 else None,
         early_stop_test_accuracy=early_test,
         wall_time=float(self.wall_var.numpy()),
-        layer_density={k: r['density'] for k, r in report['layers'].items()},
-        **flops.report(self.model))
+        **masks_lib.result_figures(self.model))
     for hook in self.hooks:
       hook.end(self.context, result)
     return result

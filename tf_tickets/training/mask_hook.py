@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tf_tickets import flops
 from tf_tickets import masks as masks_lib
+from tf_tickets.errors import ConfigError
 from tf_tickets.training.config import optimizer_slots
 from tf_tickets.training.capture import BatchGradients
 from tf_tickets.training.hook import Hook
@@ -88,17 +89,19 @@ class Bookkeeping:
 
 
 class _Saved(tf.Module):
-  """The checkpointed copy of a `Bookkeeping`."""
+  """The checkpointed copy of a `Bookkeeping`: float32 0/1 arrays in the
+  weights' shapes (the format checkpoints had before `Bookkeeping`, so
+  older runs resume)."""
 
-  def __init__(self, book, track_growth):
+  def __init__(self, masks, track_growth):
     super().__init__(name='sparse_training')
     common = dict(trainable=False,
                   synchronization=tf.VariableSynchronization.ON_WRITE,
                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    self.keys = list(book.start)
-    self.start_masks = [tf.Variable(book.start[k], **common)
-                        for k in self.keys]
-    self.grown = [tf.Variable(book.ever_grown[k], **common)
+    self.keys = list(masks)
+    self.start_masks = [tf.Variable(np.asarray(masks[k], np.float32),
+                                    **common) for k in self.keys]
+    self.grown = [tf.Variable(np.zeros_like(masks[k], np.float32), **common)
                   for k in self.keys] if track_growth else []
     # [number of mask updates, connections grown in total]
     self.counters = tf.Variable(np.zeros(2, np.int64), **common)
@@ -106,17 +109,18 @@ class _Saved(tf.Module):
   def save(self, book, start=True):
     if start:
       for v, k in zip(self.start_masks, self.keys):
-        v.assign(book.start[k])
+        v.assign(book.start[k].reshape(v.shape).astype(np.float32))
     for v, k in zip(self.grown, self.keys):  # if tracked
-      v.assign(book.ever_grown[k])
+      v.assign(book.ever_grown[k].reshape(v.shape).astype(np.float32))
     self.counters.assign([book.updates, book.grown])
 
   def load(self):
     updates, grown = (int(c) for c in self.counters.numpy())
     return Bookkeeping(
-        {k: v.numpy() for k, v in zip(self.keys, self.start_masks)},
-        {k: (self.grown[i].numpy() if self.grown
-             else np.zeros(self.start_masks[i].shape, bool))
+        {k: v.numpy().reshape(-1) > 0
+         for k, v in zip(self.keys, self.start_masks)},
+        {k: (self.grown[i].numpy().reshape(-1) > 0 if self.grown
+             else np.zeros(self.start_masks[i].shape.num_elements(), bool))
          for i, k in enumerate(self.keys)},
         updates, grown)
 
@@ -135,8 +139,7 @@ class MaskHook(Hook):
   # -- state ---------------------------------------------------------------
   def state(self, ctx):
     masks = masks_lib.get_masks(ctx.model)
-    self._saved = _Saved(Bookkeeping.starting(masks),
-                         self.algorithm.tracks_growth)
+    self._saved = _Saved(masks, self.algorithm.tracks_growth)
     return self._saved
 
   def begin(self, ctx):
@@ -144,8 +147,8 @@ class MaskHook(Hook):
       raise RuntimeError('the sparse-training hook must be given to the '
                          'run that runs it (hooks=[...])')
     if self.algorithm.run != ctx.run:
-      raise ValueError(f'{self.method} was made for {self.algorithm.run}, '
-                       f'the run is {ctx.run}')
+      raise ConfigError('sparse_training', f'{self.method} was made for '
+                        f'{self.algorithm.run}, the run is {ctx.run}')
     self.batch = self._fixed_batch(ctx)
     self._grads = None  # BatchGradients of this run's model, when needed
     self.entries = masks_lib.entries_of(ctx.model)  # fixed for the run
@@ -165,9 +168,11 @@ class MaskHook(Hook):
       n = ctx.batch_size
     if n is None:
       return None
-    if ctx.examples is None:
-      raise ValueError(f'{self.method}: scoring on a fixed batch needs the '
-                       'training examples (RunContext.examples)')
+    if ctx.examples is None or n is None:
+      raise ConfigError(
+          'sparse_training.grow_batch_size', f'{self.method} scores on a '
+          'fixed batch of training examples: give the examples (data=...) '
+          'and the batch size (grow_batch_size=N)')
     x, y = ctx.examples
     idx = np.random.default_rng([self.algorithm.seed, 0x6B]).permutation(
         len(x))[:n]
