@@ -13,6 +13,7 @@ iterator state.
 import dataclasses
 import os
 
+from absl import logging
 import gin
 import numpy as np
 
@@ -129,8 +130,8 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
 
   if loader is not None:
     if idx_dir is not None or data_dir is not None:
-      raise ConfigError('dataset.loader', 'set either dataset.loader or '
-                        'dataset.idx_dir / dataset.data_dir, not both')
+      logging.warning('dataset.loader is set: dataset.idx_dir and '
+                      'dataset.data_dir are not used')
     name = getattr(loader, '__name__', 'loader')
     x_train, y_train, x_test, y_test = sources.load_own(loader)
     num_classes = int(max(y_train.max(), y_test.max())) + 1

@@ -4,7 +4,8 @@ experiment, export, report.
 
 Without --output_dir the run goes to `runs/<gin file stem>-<hash of the
 config>`, so the same command resumes the same run. `lottery.levels` (and
-other settings that only extend or display a run, see RESUMABLE) do not
+other settings that only extend or display a run: the fields marked
+`settings.resumable`) do not
 enter the hash: raising `levels` extends a finished lottery run in place.
 
 Known errors end with one final line `error: ...` and exit status 1; an
@@ -39,27 +40,13 @@ from tf_tickets.errors import first_line
 
 # Settings that may differ between invocations on the same run directory:
 # they extend a run or only change how it is shown or exported.
-RESUMABLE = {
-    ('lottery', 'levels'), ('training', 'log_every'), ('experiment', 'quiet'),
-    ('export', 'formats'), ('export', 'quantize'), ('summaries', 'every'),
-    ('summaries', 'enabled'), ('summaries', 'histograms'),
-    ('summaries', 'mask_images'), ('summaries', 'image_every'),
-    ('summaries', 'image_size'),
-    ('lottery', 'branch'), ('lottery', 'branch_seed'),
-    ('lottery', 'branch_levels'),
-    ('training', 'steps_per_loop'),  # boundaries fall on the same steps
-    ('training', 'checkpoint_every'),  # checkpoints never change results
-    ('training', 'worker_timeout'),
-}
-
-
 def _bindings():
   """gin's parsed bindings as {'selector.param': repr(value)}."""
-  out = {}
+  out, resumable = {}, settings.resumable_settings()
   for (scope, selector), params in gin.config._CONFIG.items():  # pylint: disable=protected-access
     name = selector.split('.')[-1]
     for param, value in params.items():
-      if (name, param) in RESUMABLE:
+      if (name, param) in resumable:
         continue
       key = f'{scope + "/" if scope else ""}{selector}.{param}'
       out[key] = repr(value)
@@ -67,7 +54,8 @@ def _bindings():
 
 
 def fingerprint():
-  """A short hash of the configuration, without RESUMABLE settings."""
+  """A short hash of the configuration, without the settings marked
+  `settings.resumable` on their dataclasses."""
   blob = json.dumps(_bindings(), sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()[:8]
 

@@ -48,6 +48,19 @@ class Settings:
 _BY_NAMESPACE = {}
 
 
+def resumable(default):
+  """A field that only extends or displays a run (e.g. `lottery.levels`,
+  `summaries.every`): it stays out of the run's identity, so changing it
+  resumes or extends the run directory in place (`resumable_settings`)."""
+  return dataclasses.field(default=default, metadata={'resumable': True})
+
+
+def resumable_settings():
+  """{(namespace, field)} of every field marked `resumable`."""
+  return {(namespace, f.name) for namespace, cls in _BY_NAMESPACE.items()
+          for f in dataclasses.fields(cls) if f.metadata.get('resumable')}
+
+
 def gin_settings(namespace):
   """Class decorator: a frozen dataclass configurable as `namespace.*`."""
   def decorate(cls):

@@ -35,7 +35,7 @@ class ExperimentSettings(settings.Settings):
   """gin `experiment.*`: `kind` (a name in KINDS) and `quiet` (no progress
   bar)."""
   kind: str = 'lottery'
-  quiet: bool = False
+  quiet: bool = settings.resumable(False)
 
   def validate(self):
     KINDS.get(self.kind)

@@ -78,16 +78,16 @@ class LotterySettings(settings.Settings):
     draws random whole blocks (`tf_tickets.blocks`); (16, 1) is what LiteRT
     runs sparse natively.
   """
-  levels: int = 0
+  levels: int = settings.resumable(0)
   pruning_fraction: float = 0.2
   scope: str = 'layerwise'
   layer_fractions: dict = None
   unpruned_layers: tuple = ()
   rewind: object = 'init'
   finetune_learning_rate: float = None
-  branch: str = None
-  branch_seed: int = 1
-  branch_levels: tuple = None
+  branch: str = settings.resumable(None)
+  branch_seed: int = settings.resumable(1)
+  branch_levels: tuple = settings.resumable(None)
   criterion: str = 'magnitude'
   block_size: object = None
 

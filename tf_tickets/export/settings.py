@@ -54,8 +54,8 @@ class ExportSettings(settings.Settings):
     quantize: quantised TFLite variants besides float32: 'none', 'dynamic',
       'int8', 'float16' (a list or a comma-separated string).
   """
-  formats: tuple = ()
-  quantize: tuple = ('none',)
+  formats: tuple = settings.resumable(())
+  quantize: tuple = settings.resumable(('none',))
 
   def validate(self):
     self.set('formats', parse_formats(self.formats, 'export.formats'))

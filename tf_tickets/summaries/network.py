@@ -101,12 +101,12 @@ class SummarySettings(settings.Settings):
     start and the end are always written.
   image_size: largest image side; larger inputs are block-averaged.
   """
-  enabled: bool = True
-  every: object = 1000
-  histograms: bool = True
-  mask_images: bool = True
-  image_every: object = None
-  image_size: int = 512
+  enabled: bool = settings.resumable(True)
+  every: object = settings.resumable(1000)
+  histograms: bool = settings.resumable(True)
+  mask_images: bool = settings.resumable(True)
+  image_every: object = settings.resumable(None)
+  image_size: int = settings.resumable(512)
 
   def validate(self):
     self.set('image_size', check_int('summaries.image_size', self.image_size,

@@ -81,13 +81,13 @@ class TrainingConfig(settings.Settings):
   warmup_steps: object = 0
   steps_multiplier: float = 1.0
   strategy: str = 'default'
-  worker_timeout: float = DEFAULT_WORKER_TIMEOUT
+  worker_timeout: float = settings.resumable(DEFAULT_WORKER_TIMEOUT)
   eval_every: object = '1ep'
-  checkpoint_every: object = '60s'
-  log_every: int = 100
+  checkpoint_every: object = settings.resumable('60s')  # never changes results
+  log_every: int = settings.resumable(100)
   deterministic: bool = True
   jit_compile: object = 'auto'
-  steps_per_loop: int = 100
+  steps_per_loop: int = settings.resumable(100)  # the same step boundaries
 
   def validate(self):
     self.set('seed', check_int('training.seed', self.seed, 0))
