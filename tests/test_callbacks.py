@@ -50,11 +50,11 @@ class Invariants(keras.callbacks.Callback):
     self.prev = masks
 
 
-def lenet(data, seed=0):
+def lenet(data, seed=0, steps_per_execution=1):
   model = tt.wrap(models.build_for(data, seed=seed))
   model.compile(keras.optimizers.Adam(1e-3),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=['accuracy'])
+                metrics=['accuracy'], steps_per_execution=steps_per_execution)
   return model
 
 
@@ -133,10 +133,7 @@ def test_skip_update_on_mask_steps_keeps_the_weights_of_that_step(data):
 
 
 def test_steps_per_execution_must_end_calls_on_mask_updates(data):
-  model = lenet(data)
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                steps_per_execution=4)
+  model = lenet(data, steps_per_execution=4)
   bad = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
                                     update_every=10, end_step=0.8,
                                     skip_update_on_mask_steps=False)
@@ -412,10 +409,7 @@ def test_every_method_runs_in_model_fit(data, method):
 def test_steps_per_execution_with_a_short_last_call(data):
   """22 steps in calls of 4: Keras shortens the last call to 2 steps; the
   step count follows Keras' batch index (updates at 8 and 16, 22 steps)."""
-  model = lenet(data)
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                steps_per_execution=4)
+  model = lenet(data, steps_per_execution=4)
   cb = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
                                    update_every=8, end_step=0.8,
                                    skip_update_on_mask_steps=False)
@@ -423,10 +417,7 @@ def test_steps_per_execution_with_a_short_last_call(data):
   model.fit(train_ds(data), epochs=1, steps_per_epoch=22, verbose=0,
             callbacks=[cb, check])
   assert check.changes == [8, 16] and cb.result['steps'] == 22
-  model = lenet(data)
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                steps_per_execution=4)
+  model = lenet(data, steps_per_execution=4)
   with pytest.raises(tt.ConfigError,
                      match='sparse_training.skip_update_on_mask_steps'):
     model.fit(train_ds(data), epochs=1, steps_per_epoch=8, verbose=0,
