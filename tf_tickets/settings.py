@@ -85,6 +85,12 @@ def validate_bound():
       _BY_NAMESPACE[namespace]()
 
 
+def _not_path_not_found(record):
+  """gin's package-resource reader logs a spurious error for every search
+  path a relative include is not found in before the one it is found in."""
+  return not record.getMessage().startswith('Path not found')
+
+
 def parse_config(gin_files, gin_params):
   """Parses gin files, then bindings, one source at a time, so that an
   error names its setting, its one source and, for a misspelt name, the
@@ -98,10 +104,9 @@ def parse_config(gin_files, gin_params):
         f.read()
     except OSError as e:
       raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
-  # gin's package-resource reader logs a spurious error for every search
-  # path a relative include is not found in before the one it is found in.
-  std_logging.getLogger().addFilter(
-      lambda record: not record.getMessage().startswith('Path not found'))
+  root = std_logging.getLogger()
+  if _not_path_not_found not in root.filters:  # once per process
+    root.addFilter(_not_path_not_found)
   for path in gin_files:  # `include 'x.gin'` resolves beside the includer
     gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
   sources = [(path, lambda p=path: gin.parse_config_file(p))
