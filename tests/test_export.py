@@ -526,9 +526,11 @@ def test_export_run_python_api(lottery_run, tmp_path):
   with pytest.raises(ConfigError, match='--output_dir: .* not empty'):
     export.export_run(run_dir, output_dir=str(out))
   shutil.rmtree(out / 'stray')
+  gin.parse_config('training.steps = 777')  # the caller's own config
   report = export.export_run(run_dir, level=1, output_dir=str(out),
                              num_examples=100, quiet=True)
   assert report['passed']
+  assert gin.query_parameter('training.steps') == 777  # put back
   # Re-exporting into an earlier export replaces it.
   report = export.export_run(run_dir, level=1, output_dir=str(out),
                              num_examples=100, quiet=True)

@@ -371,3 +371,16 @@ def test_run_identity_leaves_out_the_fields_marked_resumable():
   assert runner.fingerprint() == 'bd2a7df9'
   gin.parse_config('training.steps = 124')
   assert runner.fingerprint() != 'bd2a7df9'
+
+
+def test_own_config_puts_the_callers_gin_config_back():
+  from tf_tickets import settings  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  gin.parse_config('training.steps = 321')
+  with settings.own_config():
+    gin.clear_config()
+    gin.parse_config('training.steps = 5\nlottery.levels = 2')
+    assert gin.query_parameter('training.steps') == 5
+  assert gin.query_parameter('training.steps') == 321
+  with pytest.raises(ValueError):
+    gin.query_parameter('lottery.levels')

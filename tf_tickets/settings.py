@@ -13,6 +13,7 @@ construction) checks and normalises every field through the shared
 validators in `tf_tickets.errors`. `replace(**changes)` returns a validated
 copy.
 """
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -83,6 +84,27 @@ def validate_bound():
   for namespace in bound_namespaces():
     if namespace in _BY_NAMESPACE:
       _BY_NAMESPACE[namespace]()
+
+
+@contextlib.contextmanager
+def own_config():
+  """Runs the block with gin's configuration of its own (e.g. a finished
+  run's, parsed by the export) and puts the caller's back afterwards:
+  bindings, imports, singletons, the operative record and the lock."""
+  c = gin.config
+  saved = ({k: dict(v) for k, v in c._CONFIG.items()},  # pylint: disable=protected-access
+           dict(c._SINGLETONS), set(c._IMPORTS),  # pylint: disable=protected-access
+           dict(c._OPERATIVE_CONFIG), c._CONFIG_IS_LOCKED)  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    config, singletons, imports, operative, locked = saved
+    gin.clear_config()
+    c._CONFIG.update(config)  # pylint: disable=protected-access
+    c._SINGLETONS.update(singletons)  # pylint: disable=protected-access
+    c._IMPORTS.update(imports)  # pylint: disable=protected-access
+    c._OPERATIVE_CONFIG.update(operative)  # pylint: disable=protected-access
+    c._set_config_is_locked(locked)  # pylint: disable=protected-access
 
 
 def _not_path_not_found(record):

@@ -10,6 +10,7 @@ import numpy as np
 from tf_tickets import data as data_lib
 from tf_tickets import masks
 from tf_tickets import rundir
+from tf_tickets import settings as settings_lib
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import TicketsError
 from tf_tickets.export import checks
@@ -57,8 +58,9 @@ def export_run(run_dir, level=None, output_dir=None, quantize=('none',),
 
   `level`: default the finished level of lowest density. With `data` None
   the run's gin config (operative_config.gin plus `gin_params`) is parsed
-  and the dataset loaded; otherwise the current gin config is used (the
-  training entrypoint's hook). Returns the report (see `export_network`).
+  and the dataset loaded, and the caller's gin config is put back after;
+  otherwise the current gin config is used (the training entrypoint's
+  hook). Returns the report (see `export_network`).
   """
   run_lib.check_run_dir(run_dir)
   quantize = parse_quantize(quantize, quantize_setting)
@@ -68,10 +70,13 @@ def export_run(run_dir, level=None, output_dir=None, quantize=('none',),
   if output_dir is None:
     output_dir = rundir.export_dir(run_dir, level)
   outdir.check_output_dir(output_dir, run_dir)
-  if data is None:
-    run_lib.load_run_config(run_dir, gin_params)
-    data = run_lib.load_run_dataset()
-  model = run_lib.load_network(run_dir, level, data, result)
+  if data is None:  # the run's config, the caller's kept (own_config)
+    with settings_lib.own_config():
+      run_lib.load_run_config(run_dir, gin_params)
+      data = run_lib.load_run_dataset()
+      model = run_lib.load_network(run_dir, level, data, result)
+  else:
+    model = run_lib.load_network(run_dir, level, data, result)
   source = dict(run_dir=os.path.abspath(run_dir), level=level,
                 density=result.get('density'),
                 test_accuracy=result.get('test_accuracy'),
