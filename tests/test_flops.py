@@ -55,3 +55,14 @@ def test_gmp_training_flops_by_hand():
   want = 3 * 100.0 * (10 * 1.0 + 10 * 0.5 + 20 * 0.1) / 40
   assert gmp.training_flops({}, dense) == pytest.approx(want)
   assert np.isclose(gmp.sparsity_at('a', 10)[1], 0.5)
+
+
+def test_an_embedding_is_a_lookup_and_costs_no_flops():
+  inp = keras.Input((12,), dtype='int32')
+  x = keras.layers.Embedding(50, 8, name='embed')(inp)
+  x = keras.layers.Conv1D(4, 3, name='conv')(x)  # 10 positions
+  x = keras.layers.GlobalMaxPooling1D()(x)
+  out = keras.layers.Dense(2, name='out')(x)
+  model = tt.wrap(keras.Model(inp, out))
+  assert flops.by_key(model) == {'embed': 0, 'conv': 2 * 3 * 8 * 4 * 10,
+                                 'out': 2 * 4 * 2}

@@ -15,6 +15,8 @@ FLOPs (forward = f, backward = 2 f):
 * GMP: the mean over training of 3 f(t), with f(t) the FLOPs at the
   step's sparsity (dense until pruning begins).
 
+An Embedding layer looks rows up and multiplies nothing: it counts 0.
+
 These are the paper's definitions; they count arithmetic, not time (a
 sparse kernel that runs as dense costs the dense time). As in the paper,
 RigL is charged a dense gradient every ΔT for the whole run (updates stop
@@ -24,6 +26,7 @@ counted; a layer called several times is counted once.
 import numpy as np
 
 from tf_tickets import wrapper as wrapper_lib
+from tf_tickets.keras import keras
 
 
 def positions(layer):
@@ -36,9 +39,12 @@ def positions(layer):
 
 def by_key(model, dense=False):
   """Inference FLOPs per example of each prunable weight (dense=True: as if
-  its mask were all ones)."""
+  its mask were all ones). An Embedding is a table lookup: 0 FLOPs."""
   out = {}
   for wr in wrapper_lib.wrappers(model):
+    if isinstance(wr.layer, keras.layers.Embedding):
+      out.update({key: 0 for key in wr.keys})
+      continue
     n = positions(wr)  # the wrapper is the node in the functional graph
     for key, m in zip(wr.keys, wr.masks):
       active = int(np.prod(m.shape)) if dense else int(
