@@ -19,6 +19,13 @@ FIXTURE_PARAMS = (
 )
 
 
+def settings(gin_files=(), params=()):
+  """The `RunSettings` the command line builds from gin files and bindings
+  (through the entrypoints' gin adapter)."""
+  from tf_tickets import runner  # pylint: disable=g-import-not-at-top
+  return runner.read_settings(list(gin_files), list(params))
+
+
 def env():
   e = dict(os.environ)
   e['PYTHONPATH'] = os.pathsep.join(

@@ -9,6 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+# What the command line sets for training.deterministic (its default).
+tf.config.experimental.enable_op_determinism()
 _cpus = tf.config.list_physical_devices('CPU')
 try:
   tf.config.set_logical_device_configuration(

@@ -2,7 +2,6 @@
 a pruning criterion or a branch is one class plus one registry line."""
 import os
 
-import gin
 import numpy as np
 import pytest
 
@@ -139,13 +138,13 @@ def registered():
 
 
 def _run(run_dir, gin_file, *params):
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', gin_file)],
       list(cli.FIXTURE_PARAMS) + ['training.steps = 20',
                                   'training.eval_every = 20',
                                   'dataset.max_train_examples = 600',
                                   'summaries.enabled = False'] + list(params))
-  return experiments.run(str(run_dir), quiet=True)
+  return experiments.run(str(run_dir), run_settings, quiet=True)
 
 
 def test_a_registered_method_runs_end_to_end(registered, tmp_path):
@@ -166,7 +165,8 @@ def test_a_registered_criterion_and_branch_run_end_to_end(registered,
       ('lottery', 0), ('lottery', 1), ('keep_ticket', 1)]
   # The criterion pruned by |theta_0|: the kept fc1 entries are the 80%
   # largest |theta_0|.
-  model = experiments.context(str(tmp_path)).build_model()
+  model = experiments.context(
+      str(tmp_path), cli.settings((), cli.FIXTURE_PARAMS)).build_model()
   rundir.load_weights(model, rundir.start_dir(rundir.level_dir(tmp_path, 1)))
   m = masks_lib.get_masks(model)['fc1'] > 0
   theta0 = np.abs(masks_lib.get_weights(model, 'initial')['fc1'])

@@ -80,6 +80,7 @@ def test_layers_point_down():
       {'tf_tickets.errors', 'tf_tickets.steps', 'tf_tickets.keras',
        'tf_tickets.settings', 'tf_tickets.console'},
       {'tf_tickets.data', 'tf_tickets.sources', 'tf_tickets.models',
+       'tf_tickets.zoo', 'tf_tickets.gin_config',
        'tf_tickets.blocks', 'tf_tickets.topk',
        'tf_tickets.distributions',
        'tf_tickets.wrapper', 'tf_tickets.rundir'},
@@ -183,3 +184,34 @@ def test_only_summaries_write_tensorboard_events():
       if pattern.search(line):
         found.append(f'{name}:{i}: {line.strip()}')
   assert not found, '\n'.join(found)
+
+
+def _external_imports(path):
+  """Top-level names of everything `path` imports (functions included)."""
+  out = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      out |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and not node.level:
+      out.add(node.module or '')
+  return out
+
+
+def test_the_library_reads_no_gin():
+  """Settings are passed down: gin is read by one adapter module, which
+  only the entrypoints (the two command lines) use; no library module
+  imports gin or the adapter, and the settings classes are plain."""
+  readers = {name for name, path in modules().items()
+             if any(t.split('.')[0] == 'gin' for t in _external_imports(path))}
+  assert readers == {'tf_tickets.gin_config'}, readers
+  users = {name for name, deps in graph().items()
+           if 'tf_tickets.gin_config' in deps}
+  assert users <= {'tf_tickets.runner', 'tf_tickets.export.cli'}, users
+  proc = subprocess.run(
+      [sys.executable, '-c', 'import sys, tf_tickets.experiments, '
+       'tf_tickets.export.core, tf_tickets.callbacks; '
+       'print([m for m in sys.modules if m.split(".")[0] == "gin" or '
+       'm == "tf_tickets.gin_config"])'],
+      capture_output=True, text=True, check=True, cwd=cli.REPO,
+      env=dict(cli.env(), TF_CPP_MIN_LOG_LEVEL='3'))
+  assert proc.stdout.strip().splitlines()[-1] == '[]', proc.stdout

@@ -88,12 +88,12 @@ def test_random_block_masks_have_exact_block_counts():
 @pytest.mark.parametrize('method', ['gmp', 'snip', 'static'])
 def test_every_method_keeps_pruned_layers_blocked_and_dense_ones_whole(
     tmp_path, method):
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_rigl.gin')],
       list(cli.FIXTURE_PARAMS) + list(BASE) + [
           'sparse_training.block_size = (16, 1)', 'gmp.frequency = 5',
           f"sparse_training.method = '{method}'"])
-  experiments.run(str(tmp_path / 'run'))
+  experiments.run(str(tmp_path / 'run'), run_settings)
   model = lenet()
   rundir.load_weights(model, rundir.final_dir(
       rundir.level_dir(str(tmp_path / 'run'), 0)))
@@ -176,12 +176,12 @@ def test_drop_and_grow_on_blocks_keeps_block_counts(method):
 
 
 def test_blocked_rigl_training_run_keeps_invariants(tmp_path):
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_rigl.gin')],
       list(cli.FIXTURE_PARAMS) + list(BASE) + [
           'sparse_training.block_size = (16, 1)',
           'sparse_training.update_every = 5'])
-  rows = experiments.run(str(tmp_path / 'run'))
+  rows = experiments.run(str(tmp_path / 'run'), run_settings)
   assert rows[0]['mask_updates'] >= 3
   model = lenet()
   net = rundir.level_dir(str(tmp_path / 'run'), 0)
@@ -203,9 +203,9 @@ def test_blocked_rigl_training_run_keeps_invariants(tmp_path):
 def test_blocked_lottery_levels_and_random_prune_control(tmp_path):
   params = list(cli.FIXTURE_PARAMS) + list(BASE) + [
       'lottery.levels = 2', 'lottery.block_size = (16, 1)']
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')], params)
-  experiments.run(str(tmp_path / 'run'))
+  experiments.run(str(tmp_path / 'run'), run_settings)
   level2 = lenet()
   rundir.load_weights(level2, rundir.start_dir(
       rundir.level_dir(str(tmp_path / 'run'), 2)))
@@ -213,10 +213,10 @@ def test_blocked_lottery_levels_and_random_prune_control(tmp_path):
   counts = {k: assert_blocked(m) for k, m in ticket.items()}
   assert counts['fc1'] == round(0.8 * (49 * 300 - round(0.2 * 49 * 300)))
   gin.clear_config()
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
       params + ["lottery.branch = 'random_prune'"])
-  experiments.run(str(tmp_path / 'run'))
+  experiments.run(str(tmp_path / 'run'), run_settings)
   control = lenet()
   branch = [d for d in os.listdir(tmp_path / 'run') if 'random_prune' in d]
   assert branch, os.listdir(tmp_path / 'run')

@@ -9,12 +9,12 @@ import glob
 import os
 import time
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 import cli
 from tf_tickets import experiments
+from tf_tickets import training
 
 pytestmark = pytest.mark.slow
 
@@ -85,11 +85,12 @@ def test_lottery_two_workers_one_writer_equals_mirrored(lottery_pair,
   assert sorted(f for f in os.listdir(out / 'level_1')
                 if 'tfevents' not in f) == ['final', 'result.json', 'start']
   # The same run in one process on two logical CPUs: bitwise equal.
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
       list(cli.FIXTURE_PARAMS) + list(LOTTERY) +
       ["training.strategy = 'mirrored'"])
-  rows = experiments.run(str(tmp_path / 'mirrored'), quiet=True)
+  rows = experiments.run(str(tmp_path / 'mirrored'), run_settings,
+                         training.make_strategy('mirrored'), quiet=True)
   assert [r['level'] for r in rows] == [0, 1]
   assert_same_finals(str(out), str(tmp_path / 'mirrored'))
 

@@ -62,7 +62,6 @@ def test_reproduce_sparse_refuses_a_finished_run_of_other_settings(
     tmp_path, monkeypatch):
   """A rerun with changed settings under the same point name is refused
   (as the command line refuses it), not silently reused."""
-  import gin  # pylint: disable=g-import-not-at-top
   import pytest  # pylint: disable=g-import-not-at-top
   import cli  # pylint: disable=g-import-not-at-top
   from tf_tickets.errors import ConfigError  # pylint: disable=g-import-not-at-top
@@ -80,4 +79,3 @@ def test_reproduce_sparse_refuses_a_finished_run_of_other_settings(
   with pytest.raises(ConfigError, match='--output_dir: .* holds a run with '
                      'a different configuration'):
     reproduce_sparse.run_one(Args, 'adam', 1, 'static', 0, 0.9)
-  gin.clear_config()

@@ -2,7 +2,6 @@
 import glob
 import os
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,11 +20,9 @@ BASE = ('training.steps = 20', 'training.eval_every = 10',
 
 
 def run(run_dir, *params):
-  gin.clear_config()
-  gin.parse_config_files_and_bindings(
+  return experiments.run(str(run_dir), cli.settings(
       [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
-      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
-  return experiments.run(str(run_dir))
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params)))
 
 
 def variables(path):
@@ -353,12 +350,10 @@ def test_finetuning_default_rate_must_not_be_about_zero(tmp_path, schedule,
 
 
 def test_finetune_default_is_the_final_rate_of_the_schedule_with_warmup():
-  gin.clear_config()
-  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+  ctx = experiments.context('unused', cli.settings((), cli.FIXTURE_PARAMS + (
       "training.lr_schedule = 'step'", "training.lr_milestones = (10,)",
       'training.steps = 20', 'training.warmup_steps = 30',
-      'training.learning_rate = 1.0'])
-  ctx = experiments.context('unused')
+      'training.learning_rate = 1.0')))
   # At step 19: decayed by 0.1 at 10 and still in warmup (20/30).
   assert lottery.finetune_rate(ctx, lottery.LotterySettings()) == (
       pytest.approx(0.1 * 20 / 30))
@@ -368,13 +363,10 @@ def test_finetune_default_is_the_final_rate_of_the_schedule_with_warmup():
                                   'conv4_imp', 'conv6_imp',
                                   'resnet20_imp_rewind', 'vgg16_imp_rewind'])
 def test_lottery_configs_parse_validate_and_name_real_layers(name):
-  gin_dir = os.path.join(cli.REPO, 'gin')
-  gin.add_config_file_search_path(gin_dir)
-  gin.parse_config_files_and_bindings([os.path.join(gin_dir, name + '.gin')],
-                                      [], finalize_config=False)
-  cfg = lottery.LotterySettings()
-  model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
-                                     num_classes=10))
+  run_settings = cli.settings([os.path.join(cli.REPO, 'gin', name + '.gin')])
+  cfg = run_settings.lottery
+  model = tt.wrap(models.build_model(input_shape=(32, 32, 3), num_classes=10,
+                                     **run_settings.model.as_dict()))
   entries = pruning.entries_of(model)
   pruning.resolve_names(cfg.layer_fractions, entries,
                         'lottery.layer_fractions')

@@ -1,5 +1,4 @@
 """Tests of tf_tickets.models: every model builds, normalises, is seeded."""
-import gin
 import numpy as np
 import pytest
 
@@ -32,19 +31,17 @@ PRUNABLE = (keras.layers.Dense, keras.layers.Conv2D,
             keras.layers.DepthwiseConv2D)
 
 
-@pytest.fixture(autouse=True)
-def tiny_widths():
-  gin.clear_config()
-  gin.bind_parameter('resnet20.width', 4)
-  gin.bind_parameter('mobilenet_v1.width_multiplier', 0.25)
-  gin.bind_parameter('mlp.widths', (32, 16))
-  yield
-  gin.clear_config()
+# Small widths (`ModelSettings.options`; gin: `resnet20.width = 4`, ...).
+TINY = {'resnet20': {'width': 4}, 'mobilenet_v1': {'width_multiplier': 0.25},
+        'mlp': {'widths': (32, 16)}}
 
 
-def _build(name, seed=0, shape=None, num_classes=10, **kw):
+def _build(name, seed=0, shape=None, num_classes=10, options=None, **kw):
+  options = {k: dict(v, **(options or {}).get(k, {})) for k, v in
+             TINY.items()}
   return models.build_model(name, input_shape=shape or NATURAL[name],
-                            num_classes=num_classes, seed=seed, **kw)
+                            num_classes=num_classes, seed=seed,
+                            options=options, **kw)
 
 
 def _pixels(shape, n=3, seed=0):
@@ -109,12 +106,12 @@ def test_mobilenet_structure():
   assert m.get_layer('pw13').filters == 256  # 1024 * 0.25
   # cifar_stem (auto for 32x32): total downsampling 16 -> 2x2 at the end.
   assert m.get_layer('pw13').output_shape[1:3] == (2, 2)
-  gin.bind_parameter('mobilenet_v1.cifar_stem', False)
-  m = _build('mobilenet_v1', shape=(64, 64, 3))
+  m = _build('mobilenet_v1', shape=(64, 64, 3),
+             options={'mobilenet_v1': {'cifar_stem': False}})
   assert m.get_layer('pw13').output_shape[1:3] == (2, 2)  # 64 / 32
   # Grayscale input: the first conv takes C = 1 channels.
-  gin.bind_parameter('mobilenet_v1.cifar_stem', None)
-  g = _build('mobilenet_v1', shape=MNIST)
+  g = _build('mobilenet_v1', shape=MNIST,
+             options={'mobilenet_v1': {'cifar_stem': None}})
   assert g.get_layer('conv1').kernel.shape[2] == 1
   assert g(_pixels(MNIST)).shape == (3, 10)
 
@@ -172,10 +169,20 @@ def test_unknown_name():
   assert 'lenet_300_100' in str(e.value) and 'mobilenet_v1' in str(e.value)
 
 
-def test_gin_configurable_name():
-  gin.bind_parameter('model.name', 'lenet5')
-  m = models.build_model(input_shape=MNIST, num_classes=10)
-  assert m.name == 'lenet5'
+def test_gin_binds_the_model_and_its_options():
+  """`model.name` and a zoo model's options (`mlp.widths`) from gin, through
+  the entrypoints' adapter; an unknown option is one error naming it."""
+  from tf_tickets import gin_config  # pylint: disable=g-import-not-at-top
+  cfg = gin_config.read((), ["model.name = 'mlp'", 'mlp.widths = (7, 5)'])[
+      'model']
+  assert cfg.options == {'mlp': {'widths': (7, 5)}}
+  m = models.build_model(input_shape=MNIST, num_classes=10, **cfg.as_dict())
+  assert m.name == 'mlp' and m.get_layer('fc2').units == 5
+  with pytest.raises(ConfigError, match=r'mlp\.width\b.*did you mean '
+                     r'mlp\.widths'):
+    gin_config.read((), ['mlp.width = 3'])
+  with pytest.raises(ConfigError, match=r'mlp\.depth.*valid: mlp\.widths'):
+    models.ModelSettings(options={'mlp': {'depth': 3}})
 
 
 @pytest.mark.parametrize('kw,setting', [
@@ -191,7 +198,6 @@ def test_invalid_arguments(kw, setting):
 
 
 def test_invalid_width():
-  gin.bind_parameter('resnet20.width', 0)
   with pytest.raises(ConfigError) as e:
-    _build('resnet20')
+    _build('resnet20', options={'resnet20': {'width': 0}})
   assert e.value.setting == 'resnet20.width'

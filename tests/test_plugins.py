@@ -94,3 +94,42 @@ def test_any_tfds_image_dataset_by_name(tmp_path):
   assert line.startswith('error: dataset.name') and 'tiny_shapez' in line
   assert not (tmp_path / 'bad').exists()
 
+
+
+@pytest.mark.slow
+def test_a_run_lottery_run_exports_from_the_command_line(tmp_path,
+                                                        monkeypatch):
+  """`tt.run_lottery` stamps config.json with its settings (the builder by
+  import path): a rerun with other settings is refused, and the export
+  command line rebuilds the model and exports a level once it is given
+  the data, which the run does not record."""
+  import tf_tickets as tt  # pylint: disable=g-import-not-at-top
+  from tf_tickets.keras import keras  # pylint: disable=g-import-not-at-top
+  monkeypatch.syspath_prepend(os.path.join(cli.REPO, 'tests', 'plugins'))
+  import own_models  # pylint: disable=g-import-not-at-top
+  (x, y), _ = own_models.fixture_images()
+
+  def train(model, level):
+    model.compile('adam', keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x[..., None].astype('float32'), y, batch_size=100, epochs=1,
+              shuffle=False, callbacks=level.callbacks, verbose=0)
+
+  out = tmp_path / 'run'
+  rows = tt.run_lottery(own_models.fashion_cnn, train, out, levels=1)
+  assert [r['level'] for r in rows] == [0, 1]
+  with pytest.raises(tt.ConfigError, match=r'output_dir: .*differs in: '
+                     r'lottery\.pruning_fraction'):
+    tt.run_lottery(own_models.fashion_cnn, train, out, levels=1,
+                   pruning_fraction=0.5)
+  proc = cli.run('tf_tickets.export', (), (), f'--run_dir={out}', '--quiet')
+  assert proc.returncode == 1 and cli.last_line(proc).startswith(
+      'error: dataset: '), proc.stderr[-2000:]
+  proc = cli.run('tf_tickets.export', (), (
+      'import own_models', 'dataset.loader = @own_models.fixture_images',
+      'dataset.validation_examples = 0'),
+                 f'--run_dir={out}', '--quiet')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = rundir.read_json(os.path.join(out, 'export', 'level_1',
+                                         'report.json'))
+  assert report['passed'] and report['source']['level'] == 1

@@ -3,7 +3,6 @@ import csv
 import math
 import os
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,11 +15,9 @@ from tf_tickets import distributions
 from tf_tickets import keras
 from tf_tickets import models
 from tf_tickets import algorithms
-from tf_tickets.algorithms import settings as algo_settings
 from tf_tickets import masks as pruning
 from tf_tickets import topk
 from tf_tickets import training
-from tf_tickets.experiments import sparse as sparse_exp
 from tf_tickets import wrapper as wrapper_lib
 
 GIN_DIR = os.path.join(cli.REPO, 'gin')
@@ -480,43 +477,38 @@ def test_gmp_reaches_target_at_end_step_with_tfmot_schedule(data, tmp_path):
                                   'lenet_gmp', 'lenet_rigl_sgd',
                                   'resnet20_rigl', 'mobilenet_rigl'])
 def test_gin_configs_parse_and_validate(name):
-  gin.add_config_file_search_path(GIN_DIR)
-  gin.parse_config_files_and_bindings([os.path.join(GIN_DIR, name + '.gin')],
-                                      [], finalize_config=False)
-  cfg = algorithms.SparseTrainingSettings()
+  run_settings = cli.settings([os.path.join(GIN_DIR, name + '.gin')])
+  cfg = run_settings.sparse_training
   assert cfg.method == (name.split('_')[1] if 'lenet' in name else 'rigl')
-  training.TrainingConfig()
   if cfg.method == 'gmp':
-    assert algorithms.GMPSettings().frequency >= 1
+    assert run_settings.gmp.frequency >= 1
 
 
 @pytest.mark.parametrize('method', ['set', 'static', 'gmp', 'rigl'])
 def test_rigl_mnist_protocol_applies_to_every_method(method):
-  gin.add_config_file_search_path(GIN_DIR)
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(GIN_DIR, f'lenet_{method}.gin'),
        os.path.join(GIN_DIR, 'rigl_mnist_protocol.gin')],
-      ['training.steps_multiplier = 0.1'], finalize_config=False)
-  assert algorithms.SparseTrainingSettings().method == method
-  config = training.TrainingConfig()
+      ['training.steps_multiplier = 0.1'])
+  assert run_settings.sparse_training.method == method
+  config = run_settings.training
   s = training.resolve_schedule(config, steps_per_epoch=600)  # 60,000 / 100
   assert (config.optimizer, s.steps, s.milestones) == (
       'nesterov', 12000, (4500, 5700))  # the reference's sparse drops: 75, 95
-  assert gin.query_parameter('dataset.validation_examples') == 0
-  assert gin.query_parameter('dataset.normalize') == 'unit'  # pixels in [0, 1]
+  assert run_settings.dataset.validation_examples == 0
+  assert run_settings.dataset.normalize == 'unit'  # pixels in [0, 1]
   if method == 'gmp':  # the reference's pruning steps, scaled by 0.1
-    cfg = algo_settings.GMPSettings()
+    cfg = run_settings.gmp
     assert (cfg.begin_step, cfg.end_step, cfg.frequency) == (2000, 30000, 500)
 
 
 def test_mobilenet_config_sparsifies_only_pointwise_convs():
-  gin.add_config_file_search_path(GIN_DIR)
-  gin.parse_config_files_and_bindings(
+  run_settings = cli.settings(
       [os.path.join(GIN_DIR, 'mobilenet_rigl.gin')],
-      ['mobilenet_v1.width_multiplier = 0.25'], finalize_config=False)
-  cfg = algorithms.SparseTrainingSettings()
-  model = tt.wrap(models.build_model(input_shape=(32, 32, 3),
-                                     num_classes=10))
+      ['mobilenet_v1.width_multiplier = 0.25'])
+  cfg = run_settings.sparse_training
+  model = tt.wrap(models.build_model(input_shape=(32, 32, 3), num_classes=10,
+                                     **run_settings.model.as_dict()))
   s = tt.pruning.target_sparsities(model, cfg)
   assert s['conv1'] == 0.0 and s['output'] == 0.0
   pw = {k: v for k, v in s.items() if k.startswith('pw')}

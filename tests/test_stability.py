@@ -1,7 +1,6 @@
 """The instability analysis (experiment.kind = 'stability')."""
 import os
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,12 +16,9 @@ BASE = ('training.steps = 12', 'training.eval_every = 6',
 
 
 def run(run_dir, gin_file, *params):
-  gin.clear_config()
-  gin.add_config_file_search_path(os.path.join(cli.REPO, 'gin'))
-  gin.parse_config_files_and_bindings(
+  return experiments.run(str(run_dir), cli.settings(
       [os.path.join(cli.REPO, 'gin', gin_file)],
-      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
-  return experiments.run(str(run_dir), quiet=True)
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params)), quiet=True)
 
 
 def test_same_data_order_gives_a_zero_barrier(tmp_path):
@@ -107,15 +103,25 @@ def test_lottery_run_of_another_network_is_refused(tmp_path):
   from tf_tickets.experiments import stability  # pylint: disable=g-import-not-at-top
   import tf_tickets as tt  # pylint: disable=g-import-not-at-top
 
+  from tf_tickets import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tf_tickets import experiments  # pylint: disable=g-import-not-at-top
+
+  base = experiments.RunSettings(
+      dataset=data_lib.DatasetSettings(name='fashion_mnist'),
+      lottery=experiments.lottery.LotterySettings(levels=3))
+
   class Ctx:
     run_dir = str(tmp_path / 'ours')
+    settings = base.replace(
+        experiment=experiments.ExperimentSettings(kind='stability'),
+        dataset=data_lib.DatasetSettings(name='fashion_mnist', idx_dir='x'))
 
-  base = {"training.seed": '0', "model.name": "'lenet_300_100'",
-          "dataset.name": "'fashion_mnist'", "lottery.levels": '3'}
-  rundir.write_stamp(Ctx.run_dir, dict(base, **{'lottery.levels': '0'}), 'x')
-  rundir.write_stamp(str(tmp_path / 'same'), base, 'y')
+  def stamp(name, run_settings):
+    rundir.write_stamp(str(tmp_path / name), run_settings.identity(), 'x',
+                       run_settings.to_json())
+
+  stamp('same', base)
   stability._check_same_network(Ctx, str(tmp_path / 'same'))  # accepted
-  rundir.write_stamp(str(tmp_path / 'other'), dict(base, **{
-      'training.seed': '1'}), 'z')
+  stamp('other', base.replace(training=base.training.replace(seed=1)))
   with pytest.raises(tt.ConfigError, match=r'stability\.lottery_dir.*seed'):
     stability._check_same_network(Ctx, str(tmp_path / 'other'))

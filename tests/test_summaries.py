@@ -3,7 +3,6 @@ import csv
 import glob
 import os
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,11 +28,9 @@ KEYS = ('fc1', 'fc2', 'output')
 
 
 def run(run_dir, gin_file='lenet_imp.gin', params=()):
-  gin.clear_config()
-  gin.parse_config_files_and_bindings(
+  return experiments.run(str(run_dir), cli.settings(
       [os.path.join(cli.REPO, 'gin', gin_file)],
-      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params))
-  return experiments.run(str(run_dir))
+      list(cli.FIXTURE_PARAMS) + list(BASE) + list(params)))
 
 
 def results(path):
@@ -331,14 +328,14 @@ def test_mask_update_summaries_with_a_fake_rigl_hook(tmp_path, strategy,
                                                      request):
   strategy = (tf.distribute.get_strategy() if strategy == 'default'
               else request.getfixturevalue('mirrored'))
-  gin.clear_config()
-  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
+  run_settings = cli.settings((), cli.FIXTURE_PARAMS + (
       'dataset.max_train_examples = 600', 'summaries.every = 0',
-      'summaries.image_every = 0'])
-  data = data_lib.load_dataset()
-  config = training.TrainingConfig(steps=30, eval_every=30)
-  ctx = experiments.Context(run_dir=str(tmp_path), data=data, config=config,
-                           strategy=strategy, quiet=True)
+      'summaries.image_every = 0', 'training.steps = 30',
+      'training.eval_every = 30'))
+  ctx = experiments.Context(run_dir=str(tmp_path),
+                            data=data_lib.load(run_settings.dataset),
+                            settings=run_settings, strategy=strategy,
+                            quiet=True)
   model = ctx.build_model()
   prune_by_magnitude(model, 0.5)
   fake = FakeRigL(at=20)
@@ -581,14 +578,13 @@ def test_compaction_keeps_what_a_kill_left_and_leaves_links_alone(tmp_path):
 def test_summary_hook_writes_on_its_own_schedule(tmp_path):
   """`summaries.every = 7` over 20 steps: histograms at the start, every 7
   steps and at the end; the loop stops exactly there (its `next_event`)."""
-  gin.clear_config()
-  gin.parse_config(list(cli.FIXTURE_PARAMS) + [
-      'dataset.max_train_examples = 600',
-      'summaries.enabled = False'])  # only this test's hook writes
-  data = data_lib.load_dataset()
-  config = training.TrainingConfig(steps=20, eval_every=20,
-                                   steps_per_loop=100)
-  ctx = experiments.Context(run_dir=str(tmp_path), data=data, config=config,
+  run_settings = cli.settings((), cli.FIXTURE_PARAMS + (
+      'dataset.max_train_examples = 600', 'training.steps = 20',
+      'training.eval_every = 20', 'training.steps_per_loop = 100',
+      'summaries.enabled = False'))  # only this test's hook writes
+  ctx = experiments.Context(run_dir=str(tmp_path),
+                            data=data_lib.load(run_settings.dataset),
+                            settings=run_settings,
                             strategy=tf.distribute.get_strategy(), quiet=True)
   model = ctx.build_model()
   hook = summaries.SummaryHook(every=7)

@@ -75,24 +75,21 @@ def test_steps_multiplier_scales_schedule():
 # -- in-process training ------------------------------------------------------
 
 
-def _bind(params):
-  gin.parse_config(list(cli.FIXTURE_PARAMS) + list(params))
-
-
 def test_mirrored_training_keeps_invariants(tmp_path):
   """A short lottery run under MirroredStrategy on two logical CPUs."""
-  _bind(["training.strategy = 'mirrored'", 'training.steps = 12',
-         'training.eval_every = 6', 'lottery.levels = 1',
-         "training.optimizer = 'adamw'", 'training.weight_decay = 0.01',
-         'dataset.max_train_examples = 600'])
-  result = experiments.run(str(tmp_path / 'run'), quiet=True)
-  assert [r['level'] for r in result] == [0, 1]
+  run_settings = cli.settings((), cli.FIXTURE_PARAMS + (
+      'training.steps = 12', 'training.eval_every = 6', 'lottery.levels = 1',
+      "training.optimizer = 'adamw'", 'training.weight_decay = 0.01',
+      'dataset.max_train_examples = 600'))
   strategy = training.make_strategy('mirrored')
   assert strategy.num_replicas_in_sync == 2
+  result = experiments.run(str(tmp_path / 'run'), run_settings, strategy,
+                           quiet=True)
+  assert [r['level'] for r in result] == [0, 1]
   # Level 1's masks trained on, checked on every replica while it trains
   # (not after loading a checkpoint, which is one copy for all).
   with strategy.scope():
-    data = data_lib.load_dataset()
+    data = data_lib.load(run_settings.dataset)
     model = tt.wrap(models.build_for(data))
   rundir.load_weights(model, str(tmp_path / 'run' / 'level_1' / 'start'))
   assert result[1]['density'] == pytest.approx(
@@ -346,38 +343,89 @@ def test_runner_success_path_in_process(tmp_path, capsys):
   assert 'nothing to do' in capsys.readouterr().out
 
 
-def test_run_identity_leaves_out_the_fields_marked_resumable():
-  """The resumable fields are marked on their dataclasses
-  (`settings.resumable`); the run hash is the one the hand-kept list in
-  runner.py gave (bd2a7df9, computed before the marks), so existing run
-  directories still resume."""
-  from tf_tickets import runner  # pylint: disable=g-import-not-at-top
+def test_run_identity_is_the_typed_settings_without_resumable_fields():
+  """The run identity is the non-default fields of the typed settings,
+  without the fields marked `settings.resumable` on their dataclasses: a
+  resumable change keeps the fingerprint, a binding equal to the default
+  changes nothing, any other change changes it."""
   from tf_tickets import settings  # pylint: disable=g-import-not-at-top
+  gin_file = [os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')]
+  base = cli.settings(gin_file, ['lottery.levels = 3', 'summaries.every = 50',
+                                 'training.steps = 123'])
   assert settings.resumable_settings() == {
       ('experiment', 'quiet'), ('export', 'formats'), ('export', 'quantize'),
       ('lottery', 'branch'), ('lottery', 'branch_levels'),
       ('lottery', 'branch_seed'), ('lottery', 'levels'),
       ('summaries', 'enabled'), ('summaries', 'every'),
-      ('summaries', 'histograms'), ('summaries', 'image_every'),
-      ('summaries', 'image_size'), ('summaries', 'mask_images'),
+      ('summaries', 'histograms'), ('summaries', 'mask_images'),
+      ('summaries', 'image_every'), ('summaries', 'image_size'),
       ('training', 'checkpoint_every'), ('training', 'log_every'),
       ('training', 'steps_per_loop'), ('training', 'worker_timeout')}
-  gin.clear_config()
-  settings.parse_config([os.path.join(cli.REPO, 'gin', 'lenet_imp.gin')],
-                        ['lottery.levels = 3', 'summaries.every = 50',
-                         'training.steps = 123'])
-  assert runner.fingerprint() == 'bd2a7df9'
-  gin.parse_config('lottery.levels = 7')  # resumable: the same run
-  assert runner.fingerprint() == 'bd2a7df9'
-  gin.parse_config('training.steps = 124')
-  assert runner.fingerprint() != 'bd2a7df9'
+  assert base.identity()['training.steps'] == '123'
+  assert 'lottery.levels' not in base.identity()
+  assert 'model.name' not in base.identity()  # the default
+  fingerprint = base.fingerprint()
+  assert fingerprint == '19dd7220'  # pinned: run directories keep resuming
+  for same in (["lottery.levels = 7"], ["model.name = 'lenet_300_100'"],
+               ["summaries.every = 10", "training.log_every = 5"]):
+    assert cli.settings(gin_file, ['training.steps = 123'] + same
+                        ).fingerprint() == fingerprint, same
+  for other in (['training.steps = 124'], ['mlp.widths = (10, 10)'],
+                ["model.name = 'lenet5'"], ['dataset.split_seed = 1']):
+    assert cli.settings(gin_file, ['training.steps = 123'] + other
+                        ).fingerprint() != fingerprint, other
+
+
+def test_settings_round_trip_through_config_json_with_own_functions(
+    monkeypatch):
+  """`RUN/config.json` keeps every setting; a user's function is stored by
+  its import path and imported back (the export rebuilds the model)."""
+  monkeypatch.syspath_prepend(os.path.join(cli.REPO, 'tests', 'plugins'))
+  import own_models  # pylint: disable=g-import-not-at-top
+  from tf_tickets import settings  # pylint: disable=g-import-not-at-top
+  run_settings = cli.settings(
+      [os.path.join(cli.REPO, 'tests', 'plugins', 'own_cnn.gin')],
+      ['mlp.widths = (7, 5)'])
+  stored = run_settings.to_json()
+  assert stored['model']['builder'] == {'function': 'own_models.small_cnn'}
+  assert run_settings.identity()['model.builder'] == (
+      '{"function": "own_models.small_cnn"}')
+  assert run_settings.identity()['mlp.widths'] == '[7, 5]'
+  for namespace in ('dataset', 'model', 'training', 'lottery'):
+    back = settings.from_json(namespace, stored[namespace])
+    assert back == getattr(run_settings, namespace), namespace
+  assert settings.from_json('model', stored['model']).builder is (
+      own_models.small_cnn)
+  with pytest.raises(tt.ConfigError, match=r'model\.builder.*lambda'):
+    settings.from_json('model', dict(stored['model'],
+                                     builder={'function': None}))
+  with pytest.raises(tt.ConfigError, match=r'dataset\.nmae.*valid'):
+    settings.from_json('dataset', stored['dataset'], {'nmae': 'x'})
+
+
+def test_a_run_directory_stamped_by_the_gin_bindings_still_resumes(
+    tmp_path):
+  """Run directories written before the settings were typed stamp gin's
+  bindings (defaults included, Python reprs): they are compared value by
+  value, so the same configuration resumes and another is refused."""
+  from tf_tickets import runner  # pylint: disable=g-import-not-at-top
+  run_settings = cli.settings((), cli.FIXTURE_PARAMS)
+  old = {"dataset.name": "'fashion_mnist'",
+         "dataset.idx_dir": repr(cli.FIXTURE),
+         "dataset.validation_examples": '500',
+         "model.name": "'lenet_300_100'", "lottery.scope": "'layerwise'"}
+  rundir.write_json(rundir.config_json_path(str(tmp_path)),
+                    {'bindings': old, 'fingerprint': 'bd2a7df9'})
+  runner.check_run_dir(str(tmp_path), run_settings)  # the same run
+  with pytest.raises(tt.ConfigError, match='differs in: model.name'):
+    runner.check_run_dir(str(tmp_path), cli.settings(
+        (), cli.FIXTURE_PARAMS + ("model.name = 'lenet5'",)))
 
 
 def test_own_config_puts_the_callers_gin_config_back():
-  from tf_tickets import settings  # pylint: disable=g-import-not-at-top
-  gin.clear_config()
-  gin.parse_config('training.steps = 321')
-  with settings.own_config():
+  from tf_tickets import gin_config  # pylint: disable=g-import-not-at-top
+  gin_config.parse_config((), ['training.steps = 321'])
+  with gin_config.own_config():
     gin.clear_config()
     gin.parse_config('training.steps = 5\nlottery.levels = 2')
     assert gin.query_parameter('training.steps') == 5

@@ -318,10 +318,9 @@ class SparseTraining(HookCallback):
 
   def make_hooks(self, run):
     model, cfg = self.model, self.settings
-    extra = {'gmp': self.gmp} if self.gmp is not None else {}
     self.algorithm = algorithms.make(
         cfg, pruning.target_sparsities(model, cfg), self.seed, run,
-        masks_lib.weight_shapes(model), **extra)
+        masks_lib.weight_shapes(model), gmp=self.gmp)
     resumed = int(model.optimizer.iterations.numpy()) > 0
     if not (self.keep_masks or resumed):
       pruning.initialize_masks(model, self.algorithm)

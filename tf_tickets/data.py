@@ -14,12 +14,12 @@ import dataclasses
 import os
 
 from absl import logging
-import gin
 import numpy as np
 
 from tf_tickets.keras import keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
+from tf_tickets import settings
 from tf_tickets import sources
 from tf_tickets.errors import ConfigError, check_choice, check_int
 
@@ -77,57 +77,86 @@ def _channel_stats(x, chunk=4096):
   return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-@gin.configurable('dataset')
-def load_dataset(name='mnist', idx_dir=None, data_dir=None,
-                 max_train_examples=None, validation_examples=5000,
-                 batch_size=60, augment=None, normalize='standard',
-                 split_seed=0, loader=None):
-  """Loads a dataset into memory and splits a validation set off train.
+@settings.section('dataset')
+class DatasetSettings(settings.Settings):
+  """Dataset settings (gin: `dataset.*`).
 
-  Args:
-    name: 'mnist', 'fashion_mnist', 'cifar10', 'cifar100', or any TFDS
-      supervised image classification dataset with train and test splits
-      (its classes and image shape from TFDS's dataset info).
-    idx_dir: directory of the four MNIST-format IDX .gz files (mnist and
-      fashion_mnist only); when set TFDS is not used.
-    data_dir: TFDS data_dir holding the prepared dataset (no download then).
-    max_train_examples: keep only the first N training examples (after the
-      validation holdout); None keeps all.
-    validation_examples: number of examples held out of the TRAIN split for
-      validation, chosen by a permutation seeded with `split_seed`. 0 means
-      no validation set.
-    batch_size: training batch size.
-    augment: random crop (4 px padding) + horizontal flip; None means True
-      for cifar10/cifar100 and False for mnist/fashion_mnist.
-    normalize: 'standard' (per-channel mean/std of the training images),
-      'unit' (x / 255) or 'none'. Only recorded in `Data.mean`/`Data.std`; the
-      model's first layer applies it.
-    split_seed: seed of the holdout permutation (independent of the training
-      seed so that the validation set is fixed).
-    loader: None, or your function (gin: `dataset.loader = @my_data.load`
-      with `import my_data` in the gin file) returning ((x_train, y_train),
-      (x_test, y_test)) numpy arrays as `keras.datasets.*.load_data()` do:
-      uint8 images (N, H, W) or (N, H, W, C) and integer labels 0..K-1;
-      `name`, `idx_dir` and `data_dir` are then not used. The images stay
-      in memory, as every dataset here does.
-
-  Returns:
-    A `Data`.
+  name: 'mnist', 'fashion_mnist', 'cifar10', 'cifar100', or any TFDS
+    supervised image classification dataset with train and test splits
+    (its classes and image shape from TFDS's dataset info).
+  idx_dir: directory of the four MNIST-format IDX .gz files (mnist and
+    fashion_mnist only); when set TFDS is not used.
+  data_dir: TFDS data_dir holding the prepared dataset (no download then).
+  max_train_examples: keep only the first N training examples (after the
+    validation holdout); None keeps all.
+  validation_examples: number of examples held out of the TRAIN split for
+    validation, chosen by a permutation seeded with `split_seed`. 0 means
+    no validation set.
+  batch_size: training batch size.
+  augment: random crop (4 px padding) + horizontal flip; None means True
+    for cifar10/cifar100 and False for mnist/fashion_mnist.
+  normalize: 'standard' (per-channel mean/std of the training images),
+    'unit' (x / 255) or 'none'. Only recorded in `Data.mean`/`Data.std`; the
+    model's first layer applies it.
+  split_seed: seed of the holdout permutation (independent of the training
+    seed so that the validation set is fixed).
+  loader: None, or your function (gin: `dataset.loader = @my_data.load`
+    with `import my_data` in the gin file) returning ((x_train, y_train),
+    (x_test, y_test)) numpy arrays as `keras.datasets.*.load_data()` do:
+    uint8 images (N, H, W) or (N, H, W, C) and integer labels 0..K-1;
+    `name`, `idx_dir` and `data_dir` are then not used. The images stay
+    in memory, as every dataset here does.
   """
-  if loader is None and idx_dir is not None:
-    check_choice('dataset.name', name, DATASETS)
-  check_choice('dataset.normalize', normalize, NORMALIZE)
-  batch_size = check_int('dataset.batch_size', batch_size, 1)
-  validation_examples = check_int('dataset.validation_examples',
-                                   validation_examples, 0)
-  split_seed = check_int('dataset.split_seed', split_seed, 0)
-  if max_train_examples is not None:
-    max_train_examples = check_int('dataset.max_train_examples',
-                                    max_train_examples, 1)
-  if augment is not None and not isinstance(augment, (bool, np.bool_)):
-    raise ConfigError('dataset.augment',
-                      f'expected True, False or None (auto), got {augment!r}')
+  name: str = 'mnist'
+  idx_dir: str = None
+  data_dir: str = None
+  max_train_examples: int = None
+  validation_examples: int = 5000
+  batch_size: int = 60
+  augment: bool = None
+  normalize: str = 'standard'
+  split_seed: int = 0
+  loader: object = None
 
+  def validate(self):
+    if self.loader is None and self.idx_dir is not None:
+      check_choice('dataset.name', self.name, DATASETS)
+    if self.loader is not None and not callable(self.loader):
+      raise ConfigError('dataset.loader', 'expected a function (gin: '
+                        f'@module.function), got {self.loader!r}')
+    check_choice('dataset.normalize', self.normalize, NORMALIZE)
+    self.set('batch_size', check_int('dataset.batch_size', self.batch_size,
+                                     1))
+    self.set('validation_examples', check_int(
+        'dataset.validation_examples', self.validation_examples, 0))
+    self.set('split_seed', check_int('dataset.split_seed', self.split_seed,
+                                     0))
+    if self.max_train_examples is not None:
+      self.set('max_train_examples', check_int(
+          'dataset.max_train_examples', self.max_train_examples, 1))
+    if self.augment is not None and not isinstance(self.augment,
+                                                   (bool, np.bool_)):
+      raise ConfigError('dataset.augment', 'expected True, False or None '
+                        f'(auto), got {self.augment!r}')
+    for name in ('idx_dir', 'data_dir'):
+      if getattr(self, name) is not None:
+        self.set(name, os.fspath(getattr(self, name)))
+
+
+def load_dataset(*args, **kwargs):
+  """`load(DatasetSettings(*args, **kwargs))`: e.g.
+  `load_dataset('fashion_mnist', idx_dir=..., batch_size=128)`."""
+  return load(DatasetSettings(*args, **kwargs))
+
+
+def load(cfg):
+  """Loads the dataset of `cfg` (a `DatasetSettings`) into memory and
+  splits a validation set off train; returns a `Data`."""
+  name, idx_dir, data_dir, loader = cfg.name, cfg.idx_dir, cfg.data_dir, \
+      cfg.loader
+  validation_examples, max_train_examples = (cfg.validation_examples,
+                                             cfg.max_train_examples)
+  batch_size, normalize, augment = cfg.batch_size, cfg.normalize, cfg.augment
   if loader is not None:
     if idx_dir is not None or data_dir is not None:
       logging.warning('dataset.loader is set: dataset.idx_dir and '
@@ -141,9 +170,9 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
           'dataset.idx_dir', f'IDX files are only supported for '
           f'{", ".join(IDX_DATASETS)}, not {name!r}; unset dataset.idx_dir '
           'to load it with TFDS')
-    x_train, y_train, x_test, y_test = sources.load_idx(os.fspath(idx_dir))
+    x_train, y_train, x_test, y_test = sources.load_idx(idx_dir)
     num_classes = NUM_CLASSES[name]
-    sources.check_idx_matches(name, os.fspath(idx_dir), x_train)
+    sources.check_idx_matches(name, idx_dir, x_train)
   else:
     x_train, y_train, x_test, y_test, num_classes = sources.load_tfds(
         name, data_dir)
@@ -153,7 +182,7 @@ def load_dataset(name='mnist', idx_dir=None, data_dir=None,
     raise ConfigError(
         'dataset.validation_examples', f'{validation_examples} must be less '
         f'than the number of training examples ({n})')
-  perm = np.random.RandomState(split_seed).permutation(n)
+  perm = np.random.RandomState(cfg.split_seed).permutation(n)
   val_idx = np.sort(perm[:validation_examples])
   train_idx = np.sort(perm[validation_examples:])
   x_val, y_val = x_train[val_idx], y_train[val_idx]

@@ -2,9 +2,10 @@
 
 Only this module spells out the layout:
 
-    RUN/config.json            the bindings that define the run (its identity)
-    RUN/config.gin             the gin config as given
-    RUN/operative_config.gin   the settings used (complete once the run ends)
+    RUN/config.json            the run's identity (the settings that define
+                               it) and all its settings (`RunSettings`)
+    RUN/config.gin             the gin config as given (command-line runs)
+    RUN/operative_config.gin   the settings used, in gin's syntax
     RUN/results.csv            one row per trained network
     RUN/events.out.tfevents.*  the custom-scalars layout
     RUN/lottery/               run-level lottery summaries
@@ -36,7 +37,6 @@ import re
 import shutil
 import tempfile
 
-import gin
 import tensorflow as tf
 
 from absl import logging
@@ -129,6 +129,10 @@ def config_json_path(run_dir):
   return os.path.join(run_dir, CONFIG_JSON)
 
 
+def config_gin_path(run_dir):
+  return os.path.join(run_dir, CONFIG_GIN)
+
+
 def operative_config_path(run_dir):
   return os.path.join(run_dir, OPERATIVE_CONFIG)
 
@@ -155,11 +159,8 @@ def checkpoint_prefixes(net_dir):
   directory = checkpoints_dir(net_dir)
   if not os.path.isdir(directory):
     return []
-  steps = []
-  for name in os.listdir(directory):
-    match = _CKPT_RE.fullmatch(name)
-    if match:
-      steps.append(int(match.group(1)))
+  steps = [int(m.group(1)) for m in map(_CKPT_RE.fullmatch,
+                                         os.listdir(directory)) if m]
   return [os.path.join(directory, f'ckpt-{s}') for s in sorted(steps)[::-1]]
 
 
@@ -182,12 +183,8 @@ def set_aside_checkpoints(net_dir, newer_than):
 def has_training_state(run_dir):
   """True if anything below `run_dir` holds trained weights (a checkpoint or
   a final/ directory): a run directory worth keeping after a failure."""
-  if not os.path.isdir(run_dir):
-    return False
-  for _, dirs, files in os.walk(run_dir):
-    if FINAL in dirs or any(_CKPT_RE.fullmatch(f) for f in files):
-      return True
-  return False
+  return any(FINAL in dirs or any(_CKPT_RE.fullmatch(f) for f in files)
+             for _, dirs, files in os.walk(run_dir))
 
 
 def finished_levels(run_dir):
@@ -312,42 +309,46 @@ def set_aside(path, why):
   logging.warning('%s: %s; moved to %s.damaged-%d', path, why, path, n)
 
 
-def write_operative_config(run_dir):
-  """Writes the settings used so far (gin's operative config), atomically."""
-  atomic_write_text(operative_config_path(run_dir),
-                    gin.operative_config_str())
-
-
-def write_operative_config_once(run_dir):
-  if not os.path.exists(operative_config_path(run_dir)):
-    write_operative_config(run_dir)
-
-
-def write_stamp(run_dir, bindings, fingerprint):
-  """Creates the run directory with its identity (config.json, config.gin)."""
+def write_stamp(run_dir, identity, fingerprint, settings, config_gin=None,
+                operative_gin=None):
+  """Creates the run directory with its identity and settings
+  (config.json; the identity of an existing stamp is kept, its settings
+  updated: resumable ones may change) and, from the command line, the gin
+  texts (config.gin as first given, operative_config.gin as last run)."""
   os.makedirs(run_dir, exist_ok=True)
-  if not os.path.exists(config_json_path(run_dir)):
-    write_json(config_json_path(run_dir),
-               dict(bindings=bindings, fingerprint=fingerprint))
-  if not os.path.exists(os.path.join(run_dir, CONFIG_GIN)):
-    atomic_write_text(os.path.join(run_dir, CONFIG_GIN), gin.config_str())
+  path = config_json_path(run_dir)
+  old = read_json(path) if os.path.exists(path) else {}
+  new = {'identity': identity, 'fingerprint': fingerprint, **old,
+         'settings': json.loads(json.dumps(settings))}
+  if new != old:  # an unchanged run directory is not touched
+    write_json(path, new)
+  if config_gin is not None and not os.path.exists(config_gin_path(run_dir)):
+    atomic_write_text(config_gin_path(run_dir), config_gin)
+  op = operative_config_path(run_dir)
+  if operative_gin is not None and not (
+      os.path.exists(op) and open(op).read() == operative_gin):
+    atomic_write_text(op, operative_gin)
 
 
 def read_stamp(run_dir):
-  """The bindings in `RUN/config.json`, None if there is none."""
+  """(identity, old) of `RUN/config.json` (None: none there); `old`: gin's
+  bindings, as written before the settings were typed (Python reprs)."""
   path = config_json_path(run_dir)
   if not os.path.exists(path):
     return None
   stamp = read_json(path)
-  if not isinstance(stamp, dict) or 'bindings' not in stamp:
-    raise TicketsError(f'{path} holds no bindings; this directory was not '
-                       'written by this version of tf_tickets')
-  return stamp['bindings']
+  if isinstance(stamp, dict) and 'identity' in stamp:
+    return stamp['identity'], False
+  if isinstance(stamp, dict) and 'bindings' in stamp:
+    return stamp['bindings'], True
+  raise TicketsError(f'{path} holds no run identity; this directory was not '
+                     'written by tf_tickets')
 
 
-def differing_bindings(old, new):
-  """Sorted names of the bindings that differ between two stamps."""
-  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+def read_settings(run_dir):
+  """{namespace: {field: value}} of `RUN/config.json` (None: none there)."""
+  path = config_json_path(run_dir)
+  return (read_json(path) if os.path.exists(path) else {}).get('settings')
 
 
 # ------------------------------------------------------------------------------

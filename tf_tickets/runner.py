@@ -1,18 +1,19 @@
-"""What `python -m tf_tickets.train` does once its flags are parsed: parse
-the gin config, validate it, pick and check the run directory, run the
-experiment, export, report.
+"""What `python -m tf_tickets.train` does once its flags are parsed: read
+the gin config into one `RunSettings` (validated), pick and check the run
+directory, set up the strategy, run the experiment, export, report.
 
-Without --output_dir the run goes to `runs/<gin file stem>-<hash of the
-config>`, so the same command resumes the same run. `lottery.levels` (and
-other settings that only extend or display a run: the fields marked
-`settings.resumable`) do not
-enter the hash: raising `levels` extends a finished lottery run in place.
+Without --output_dir the run goes to `runs/<gin file stem>-<fingerprint>`,
+the fingerprint a hash of the run's identity (`RunSettings.identity`: the
+settings that differ from their defaults, without those marked
+`settings.resumable`), so the same command resumes the same run; raising
+`lottery.levels` (resumable) extends a finished lottery run in place.
 
 Known errors end with one final line `error: ...` and exit status 1; an
 existing run directory is never modified before the configuration is
 known to match it.
 """
 
+import ast
 import hashlib
 import json
 import os
@@ -23,12 +24,12 @@ from absl import logging
 
 import tf_tickets  # noqa: F401  (tf_keras before TensorFlow)
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import gin
 import tensorflow as tf
 
 from tf_tickets import console
 from tf_tickets import experiments
 from tf_tickets import export
+from tf_tickets import gin_config
 from tf_tickets import rundir
 from tf_tickets import settings
 from tf_tickets import training
@@ -38,45 +39,52 @@ from tf_tickets.errors import TicketsError
 from tf_tickets.errors import check_writable_dir
 from tf_tickets.errors import first_line
 
-# Settings that may differ between invocations on the same run directory:
-# they extend a run or only change how it is shown or exported.
-def _bindings():
-  """gin's parsed bindings as {'selector.param': repr(value)}."""
-  out, resumable = {}, settings.resumable_settings()
-  for (scope, selector), params in gin.config._CONFIG.items():  # pylint: disable=protected-access
-    name = selector.split('.')[-1]
-    for param, value in params.items():
-      if (name, param) in resumable:
-        continue
-      key = f'{scope + "/" if scope else ""}{selector}.{param}'
-      out[key] = repr(value)
-  return out
+
+def read_settings(gin_files, gin_params):
+  """The run's `RunSettings`, from gin files and bindings (validated)."""
+  return experiments.RunSettings.of(gin_config.read(gin_files, gin_params))
 
 
-def fingerprint():
-  """A short hash of the configuration, without the settings marked
-  `settings.resumable` on their dataclasses."""
-  blob = json.dumps(_bindings(), sort_keys=True)
-  return hashlib.sha256(blob.encode()).hexdigest()[:8]
-
-
-def default_run_dir(gin_files):
+def default_run_dir(gin_files, run_settings):
   stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
           if gin_files else 'run')
-  return os.path.join('runs', f'{stem}-{fingerprint()}')
+  return os.path.join('runs', f'{stem}-{run_settings.fingerprint()}')
 
 
-def check_run_dir(run_dir):
+def _literal(text):
+  """A stamp value as a Python value (JSON, else a Python literal)."""
+  for parse in (json.loads, ast.literal_eval):
+    try:
+      return settings.plain(parse(text))
+    except (ValueError, SyntaxError, TypeError):
+      pass
+  return text
+
+
+def differences(old, new, old_format=False):
+  """Sorted names of the settings that differ between two identities; an
+  identity of the old format (gin bindings, defaults included) is compared
+  value by value, a missing key meaning the setting's default."""
+  if not old_format:
+    return settings.differing(old, new)
+  def value(identity, key):
+    if key in identity:
+      return _literal(identity[key])
+    return settings.plain(settings.default_of(key))
+  return sorted(k for k in set(old) | set(new)
+                if value(old, k) != value(new, k))
+
+
+def check_run_dir(run_dir, run_settings):
   """Refuses a directory that holds a different run, is not a directory or
   cannot be written."""
   if os.path.exists(run_dir) and not os.path.isdir(run_dir):
     raise ConfigError('--output_dir', f'{run_dir!r} exists and is not a '
                       'directory')
   check_writable_dir('--output_dir', run_dir)
-  old = rundir.read_stamp(run_dir)
-  if old is not None:
-    new = _bindings()
-    diff = rundir.differing_bindings(old, new)
+  stamp = rundir.read_stamp(run_dir)
+  if stamp is not None:
+    diff = differences(stamp[0], run_settings.identity(), stamp[1])
     if diff:
       raise ConfigError(
           '--output_dir', f'{run_dir!r} holds a run with a different '
@@ -88,8 +96,20 @@ def check_run_dir(run_dir):
                       'directory')
 
 
-def start_run(run_dir):
-  rundir.write_stamp(run_dir, _bindings(), fingerprint())
+def start_run(run_dir, run_settings):
+  rundir.write_stamp(run_dir, run_settings.identity(),
+                     run_settings.fingerprint(), run_settings.to_json(),
+                     config_gin=gin_config.config_text(),
+                     operative_gin=gin_config.operative_text())
+
+
+def make_strategy(config):
+  """The strategy of `training.*`, and op determinism if asked for: set
+  once here, by the entrypoint."""
+  strategy = training.make_strategy(config.strategy, config.worker_timeout)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  return strategy
 
 
 def execute(gin_files, gin_params, output_dir=None, quiet=False):
@@ -110,30 +130,29 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
     if not gin_files and not gin_params:
       raise ConfigError('--gin_file', 'give at least one gin file, e.g. '
                         '--gin_file=gin/lenet_imp.gin')
-    settings.parse_config(gin_files, gin_params)
-    run_dir = output_dir or default_run_dir(gin_files)
-    check_run_dir(run_dir)
-    with gin.unlock_config():
-      ctx = experiments.context(
-          run_dir, quiet=quiet or experiments.ExperimentSettings().quiet)
-      workers = training.Workers.of(ctx.strategy)
-      existed = os.path.isdir(run_dir)
-      created = workers.is_chief and (not existed or not os.listdir(run_dir))
-      if workers.is_chief:
-        print(f'run directory: {run_dir}', flush=True)
-      shadow = start_workers(workers, run_dir)
-      ctx.run_dir = shadow or run_dir
-      try:
-        rows = experiments.execute(ctx)
-      except tf.errors.OpError as e:
-        if not workers.several:
-          raise
-        raise workers.peer_error(e) from None
-      if workers.several:
-        agree(workers, ctx.run_dir)
-      if workers.is_chief:
-        export.after_run(run_dir, data=ctx.data, quiet=ctx.quiet)
-    rundir.write_operative_config(ctx.run_dir)
+    run_settings = read_settings(gin_files, gin_params)
+    run_dir = output_dir or default_run_dir(gin_files, run_settings)
+    check_run_dir(run_dir, run_settings)
+    ctx = experiments.context(run_dir, run_settings,
+                              make_strategy(run_settings.training), quiet)
+    workers = training.Workers.of(ctx.strategy)
+    existed = os.path.isdir(run_dir)
+    created = workers.is_chief and (not existed or not os.listdir(run_dir))
+    if workers.is_chief:
+      print(f'run directory: {run_dir}', flush=True)
+    shadow = start_workers(workers, run_dir, run_settings)
+    ctx.run_dir = shadow or run_dir
+    try:
+      rows = experiments.execute(ctx)
+    except tf.errors.OpError as e:
+      if not workers.several:
+        raise
+      raise workers.peer_error(e) from None
+    if workers.several:
+      agree(workers, ctx.run_dir)
+    if workers.is_chief:
+      export.after_run(run_dir, run_settings.export, ctx.data,
+                       run_settings.model, quiet=ctx.quiet)
     if workers.is_chief:
       report(ctx, rows)
     else:
@@ -159,7 +178,7 @@ def execute(gin_files, gin_params, output_dir=None, quiet=False):
       shutil.rmtree(shadow, ignore_errors=True)
 
 
-def start_workers(workers, run_dir):
+def start_workers(workers, run_dir, run_settings):
   """Stamps the run directory (the chief) once every worker has checked it
   and runs the same configuration; returns the private shadow of the run
   directory a non-chief worker works in (None for the chief).
@@ -168,20 +187,20 @@ def start_workers(workers, run_dir):
   it, and nobody reads it again before the chief has stamped it.
   """
   if not workers.several:
-    start_run(run_dir)
+    start_run(run_dir, run_settings)
     return None
-  mine = int(fingerprint(), 16)
+  mine = int(run_settings.fingerprint(), 16)
   if len(set(workers.gather(mine))) > 1:
     raise ConfigError('gin config', 'the workers were started with different '
                       'configurations; run the same command (gin files and '
                       '--gin_param) on every worker')
   if workers.is_chief:
-    start_run(run_dir)
+    start_run(run_dir, run_settings)
   workers.barrier()
   if workers.is_chief:
     return None
   stamp = rundir.read_stamp(run_dir)
-  if stamp != _bindings():
+  if stamp is None or stamp[0] != run_settings.identity():
     raise ConfigError('--output_dir', f'worker {workers.index} does not see '
                       f'the run directory the chief created at {run_dir!r}: '
                       'with several workers --output_dir must be on storage '
@@ -229,7 +248,9 @@ def report(ctx, rows):
   anything was trained, and the results file (the branch's, if any) last."""
   sys.stderr.flush()
   for path, table_rows in ctx.results.items():
-    print(f'\n{path}:\n{experiments.table(table_rows)}', flush=True)
+    print(f'\n{path}:\n'
+          f'{experiments.table(table_rows, ctx.settings.experiment.kind)}',
+          flush=True)
   if not ctx.trained:
     print(f'\nnothing to do: the {len(rows)} network(s) of this run were '
           'finished already (raise lottery.levels to extend a lottery run)',

@@ -1,33 +1,34 @@
-"""One style for settings: a frozen dataclass per gin namespace.
+"""One style for settings: a frozen dataclass per namespace.
 
-    @settings.gin_settings('lottery')
+    @settings.section('lottery')
     class LotterySettings(settings.Settings):
-      levels: int = 0
+      levels: int = settings.resumable(0)
       ...
       def validate(self):
         self.set('levels', check_int('lottery.levels', self.levels, 0))
 
-Defaults are written once (the fields), gin binds `lottery.levels` etc.
-when the class is called without that argument, and `validate` (run on
+Defaults are written once (the fields), and `validate` (run on
 construction) checks and normalises every field through the shared
 validators in `tf_tickets.errors`. `replace(**changes)` returns a validated
-copy.
-"""
-import contextlib
-import dataclasses
-import difflib
-import inspect
-import logging as std_logging
-import os
-import re
+copy. The classes are plain: nothing here reads gin. The entrypoints build
+them (from gin files: `tf_tickets.gin_config`) and pass them down.
 
-import gin
+A section's namespace names its settings in error messages, in gin files
+(`lottery.levels = 3`), in a run's identity (`identity`) and in
+`RUN/config.json` (`to_json` / `from_json`: functions, such as a user's
+`model.builder`, are stored as 'module.name' and imported back).
+"""
+import dataclasses
+import importlib
+import inspect
+import json
 
 from tf_tickets.errors import ConfigError
 
 
 class Settings:
   """Base of the settings dataclasses."""
+  namespace = None  # set by `section`
 
   def __post_init__(self):
     self.validate()
@@ -43,149 +44,178 @@ class Settings:
     return dataclasses.replace(self, **changes)
 
   def as_dict(self):
-    return dataclasses.asdict(self)
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-_BY_NAMESPACE = {}
+# namespace -> settings class, in registration order (`section`).
+SECTIONS = {}
+# namespace -> a model builder whose keyword options the namespace sets
+# (`mlp.widths`): they reach it through `ModelSettings.options`.
+OPTIONS = {}
+
+
+def section(namespace):
+  """Class decorator: a frozen settings dataclass named `namespace`."""
+  def decorate(cls):
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    cls.namespace = namespace
+    SECTIONS[namespace] = cls
+    return cls
+  return decorate
+
+
+def options(namespace):
+  """Function decorator: a model builder with keyword options set as
+  `namespace.*` (e.g. `mlp.widths`); the function is not changed."""
+  def decorate(fn):
+    OPTIONS[namespace] = fn
+    return fn
+  return decorate
 
 
 def resumable(default):
   """A field that only extends or displays a run (e.g. `lottery.levels`,
   `summaries.every`): it stays out of the run's identity, so changing it
-  resumes or extends the run directory in place (`resumable_settings`)."""
+  resumes or extends the run directory in place."""
   return dataclasses.field(default=default, metadata={'resumable': True})
+
+
+def is_resumable(field):
+  return bool(field.metadata.get('resumable'))
 
 
 def resumable_settings():
   """{(namespace, field)} of every field marked `resumable`."""
-  return {(namespace, f.name) for namespace, cls in _BY_NAMESPACE.items()
-          for f in dataclasses.fields(cls) if f.metadata.get('resumable')}
+  return {(namespace, f.name) for namespace, cls in SECTIONS.items()
+          for f in dataclasses.fields(cls) if is_resumable(f)}
 
 
-def gin_settings(namespace):
-  """Class decorator: a frozen dataclass configurable as `namespace.*`."""
-  def decorate(cls):
-    cls = gin.configurable(namespace)(dataclasses.dataclass(frozen=True)(cls))
-    _BY_NAMESPACE[namespace] = cls
-    return cls
-  return decorate
-
-
-def bound_namespaces():
-  """The namespaces that the parsed gin config binds parameters of."""
-  config = gin.config._CONFIG  # pylint: disable=protected-access
-  return sorted({selector.split('.')[-1] for _, selector in config})
-
-
-def validate_bound():
-  """Validates every settings class whose namespace the config binds (so a
-  bad value fails before anything is written, whichever part of the run
-  reads it); unbound ones keep their valid defaults."""
-  for namespace in bound_namespaces():
-    if namespace in _BY_NAMESPACE:
-      _BY_NAMESPACE[namespace]()
-
-
-@contextlib.contextmanager
-def own_config():
-  """Runs the block with gin's configuration of its own (e.g. a finished
-  run's, parsed by the export) and puts the caller's back afterwards:
-  bindings, imports, singletons, the operative record and the lock."""
-  c = gin.config
-  saved = ({k: dict(v) for k, v in c._CONFIG.items()},  # pylint: disable=protected-access
-           dict(c._SINGLETONS), set(c._IMPORTS),  # pylint: disable=protected-access
-           dict(c._OPERATIVE_CONFIG), c._CONFIG_IS_LOCKED)  # pylint: disable=protected-access
+def function_name(fn):
+  """'module.qualname' of a function that can be imported back, else None."""
+  module = getattr(fn, '__module__', None)
+  name = getattr(fn, '__qualname__', None)
+  if not module or not name or '<' in name:
+    return None
   try:
-    yield
-  finally:
-    config, singletons, imports, operative, locked = saved
-    gin.clear_config()
-    c._CONFIG.update(config)  # pylint: disable=protected-access
-    c._SINGLETONS.update(singletons)  # pylint: disable=protected-access
-    c._IMPORTS.update(imports)  # pylint: disable=protected-access
-    c._OPERATIVE_CONFIG.update(operative)  # pylint: disable=protected-access
-    c._set_config_is_locked(locked)  # pylint: disable=protected-access
+    return f'{module}.{name}' if _import(module, name) is fn or getattr(
+        _import(module, name), '__wrapped__', None) is fn else None
+  except (ImportError, AttributeError):
+    return None
 
 
-def _not_path_not_found(record):
-  """gin's package-resource reader logs a spurious error for every search
-  path a relative include is not found in before the one it is found in."""
-  return not record.getMessage().startswith('Path not found')
+def _import(module, name):
+  obj = importlib.import_module(module)
+  for part in name.split('.'):
+    obj = getattr(obj, part)
+  return obj
 
 
-def parse_config(gin_files, gin_params):
-  """Parses gin files, then bindings, one source at a time, so that an
-  error names its setting, its one source and, for a misspelt name, the
-  names gin knows (`did you mean ...`)."""
-  for path in gin_files:
-    if not os.path.isfile(path):
-      raise ConfigError('--gin_file', f'{path!r} does not exist or is not a '
-                        'file')
+def import_function(path, setting):
+  """The function 'module.name' (as `function_name` wrote it)."""
+  module, _, name = path.rpartition('.')
+  while module:
     try:
-      with open(path) as f:
-        f.read()
-    except OSError as e:
-      raise ConfigError('--gin_file', f'cannot read {path!r}: {e}') from None
-  root = std_logging.getLogger()
-  if _not_path_not_found not in root.filters:  # once per process
-    root.addFilter(_not_path_not_found)
-  for path in gin_files:  # `include 'x.gin'` resolves beside the includer
-    gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
-  sources = [(path, lambda p=path: gin.parse_config_file(p))
-             for path in gin_files]
-  sources += [(f'--gin_param {b!r}', lambda b=b: gin.parse_config(b))
-              for b in gin_params]
-  for where, parse in sources:
-    try:
-      parse()
-    except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
-            NameError) as e:
-      raise _gin_error(e, where) from None
+      return _import(module, name)
+    except ImportError:
+      module, _, rest = module.rpartition('.')
+      name = f'{rest}.{name}'
+    except AttributeError:
+      break
+  raise ConfigError(setting, f'cannot import {path!r} (the function this '
+                    'run was configured with); make its module importable '
+                    '(PYTHONPATH)')
 
 
-_UNKNOWN_PARAM = re.compile(
-    r"Configurable '([\w.]+)' doesn't have a parameter named '(\w+)'")
-_UNKNOWN_NAME = re.compile(r"No configurable matching '([\w./]+)'")
+def plain(value):
+  """A JSON value of a setting: tuples as lists, functions as
+  {'function': 'module.name'} (None when it cannot be imported back)."""
+  if callable(value) and not isinstance(value, type):
+    return {'function': function_name(value)}
+  if isinstance(value, dict):
+    return {str(k): plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [plain(v) for v in value]
+  return value
 
 
-def _gin_error(e, where):
-  """A ConfigError naming the setting of a gin parse error."""
-  lines = str(e).strip().splitlines()
-  line = re.search(r', line (\d+)', str(e))
-  if line and not where.startswith('--gin_param'):
-    where += f' line {line.group(1)}'
-  unknown_param = _UNKNOWN_PARAM.search(lines[0] if lines else '')
-  unknown_name = _UNKNOWN_NAME.search(lines[0] if lines else '')
-  if unknown_param:
-    namespace, param = unknown_param.groups()
-    setting = f'{namespace}.{param}'
-    valid = [f'{namespace}.{p}' for p in _parameters(namespace)]
-    return ConfigError(setting, f'unknown setting (in {where})'
-                       + _did_you_mean(setting, valid))
-  if unknown_name:
-    name = unknown_name.group(1)
-    valid = sorted({selector.split('.')[-1] for selector, _ in
-                    gin.config._REGISTRY.items()  # pylint: disable=protected-access
-                    if not selector.startswith('gin.')})
-    return ConfigError(name, f'unknown settings namespace (in {where})'
-                       + _did_you_mean(name.split('.')[0], valid))
-  text = ' '.join(l.strip() for l in lines[:1]) or type(e).__name__
-  return ConfigError('gin config', f'{text} (in {where})')
+def to_json(sections):
+  """{namespace: {field: JSON value}} of settings instances."""
+  return {s.namespace: {k: plain(v) for k, v in s.as_dict().items()}
+          for s in sections}
 
 
-def _parameters(namespace):
-  try:
-    configurable = gin.config._REGISTRY.get_match(namespace)  # pylint: disable=protected-access
-  except (KeyError, ValueError):
-    return []
-  return list(inspect.signature(configurable.wrapped).parameters) \
-      if configurable else []
+def _unplain(value, setting):
+  if isinstance(value, dict) and set(value) == {'function'}:
+    if value['function'] is None:
+      raise ConfigError(setting, 'this run was configured with a function '
+                        'that cannot be imported (a lambda or a local '
+                        'function); give it again')
+    return import_function(value['function'], setting)
+  if isinstance(value, dict):
+    return {k: _unplain(v, setting) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_unplain(v, setting) for v in value)
+  return value
 
 
-def _did_you_mean(name, valid):
-  close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
-  hint = f'; did you mean {" or ".join(close)}?' if close else ''
-  return hint + f' (valid: {", ".join(valid)})' if valid else hint
+def from_json(namespace, fields, overrides=None):
+  """The settings of `namespace` from its `to_json` fields, with
+  `overrides` ({field: value}, already Python values) applied."""
+  cls = SECTIONS[namespace]
+  known = {f.name for f in dataclasses.fields(cls)}
+  kwargs = {k: _unplain(v, f'{namespace}.{k}') for k, v in fields.items()
+            if k in known}
+  for key, value in (overrides or {}).items():
+    if key not in known:
+      raise ConfigError(f'{namespace}.{key}', 'unknown setting (valid: '
+                        + ', '.join(f'{namespace}.{k}' for k in sorted(known))
+                        + ')')
+    kwargs[key] = value
+  return cls(**kwargs)
+
+
+def default_of(key):
+  """The default of setting 'namespace.field' (or of a builder option
+  'namespace.option'); None if there is no such setting."""
+  namespace, _, name = key.partition('.')
+  if namespace in SECTIONS:
+    for f in dataclasses.fields(SECTIONS[namespace]):
+      if f.name == name:
+        return f.default
+  if namespace in OPTIONS:
+    param = inspect.signature(OPTIONS[namespace]).parameters.get(name)
+    return None if param is None else param.default
+  return None
+
+
+def identity(sections):
+  """{'namespace.field': canonical text} of the fields that make a run what
+  it is: every field not marked `resumable` whose value is not the default
+  (so a new setting, added with a default, leaves old identities alone).
+  `ModelSettings.options` enter as their own 'namespace.option' keys."""
+  out = {}
+  for s in sections:
+    defaults = type(s)()
+    for f in dataclasses.fields(s):
+      value = getattr(s, f.name)
+      if is_resumable(f) or value == getattr(defaults, f.name):
+        continue
+      if f.name == 'options' and isinstance(value, dict):
+        for namespace, params in value.items():
+          for k, v in params.items():
+            out[f'{namespace}.{k}'] = _canonical(v)
+        continue
+      out[f'{s.namespace}.{f.name}'] = _canonical(value)
+  return out
+
+
+def differing(old, new):
+  """Sorted names of the settings in which two identities differ."""
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _canonical(value):
+  return json.dumps(plain(value), sort_keys=True)
 
 
 class Registry:

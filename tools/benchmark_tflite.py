@@ -244,7 +244,6 @@ def format_rows(rows):
 
 def build_mobilenet(size, width, sparsity, out_dir, seed=0):
   """Dense and sparse-storage TFLite of a MobileNet-v1 with sparse 1x1 convs."""
-  import gin  # pylint: disable=g-import-not-at-top
   import tf_tickets  # pylint: disable=g-import-not-at-top
   from tf_tickets import export  # pylint: disable=g-import-not-at-top
   from tf_tickets import models  # pylint: disable=g-import-not-at-top
@@ -254,10 +253,10 @@ def build_mobilenet(size, width, sparsity, out_dir, seed=0):
   from tensorflow_model_optimization.python.core.sparsity.keras import (
       pruning_policy)
 
-  gin.bind_parameter('mobilenet_v1.width_multiplier', width)
-  model = models.build_model('mobilenet_v1', input_shape=(size, size, 3),
-                             num_classes=1000, mean=(127.5,) * 3,
-                             std=(127.5,) * 3, seed=seed)
+  model = models.build_model(
+      'mobilenet_v1', input_shape=(size, size, 3), num_classes=1000,
+      mean=(127.5,) * 3, std=(127.5,) * 3, seed=seed,
+      options={'mobilenet_v1': {'width_multiplier': width}})
   try:
     pruning_policy.PruneForLatencyOnXNNPack().ensure_model_supports_pruning(
         model)

@@ -50,7 +50,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import tf_tickets  # noqa: E402,F401  (tf_keras before TensorFlow)
-import gin  # noqa: E402
 
 from tf_tickets import experiments  # noqa: E402
 from tf_tickets import runner  # noqa: E402
@@ -96,21 +95,18 @@ def bindings(args, protocol, epochs, seed, sparsity):
 def run_one(args, protocol, epochs, method, seed, sparsity=None):
   """Test accuracy (%) of one run through `experiments.run`."""
   name = f'{protocol}-{epochs}ep-{method}-{sparsity or 1.0}-s{seed}'
-  gin.clear_config()
   keras.backend.clear_session()
-  gin.add_config_file_search_path(GIN_DIR)
-  gin.parse_config_files_and_bindings(
+  run_settings = runner.read_settings(
       gin_files(method, protocol),
-      bindings(args, protocol, epochs, seed, sparsity), finalize_config=False)
+      bindings(args, protocol, epochs, seed, sparsity))
   t = time.time()
   path = os.path.join(args.runs, name)
-  with gin.unlock_config():
-    # As the command line does: a directory holding a run of other settings
-    # is refused, not silently reused; the run is stamped before it trains.
-    runner.check_run_dir(path)
-    ctx = experiments.context(path, quiet=True)
-    runner.start_run(path)
-    row = experiments.execute(ctx)[-1]
+  # As the command line does: a directory holding a run of other settings
+  # is refused, not silently reused; the run is stamped before it trains.
+  runner.check_run_dir(path, run_settings)
+  ctx = experiments.context(path, run_settings, quiet=True)
+  runner.start_run(path, run_settings)
+  row = experiments.execute(ctx)[-1]
   print(f'  {name}: test accuracy {row["test_accuracy"]:.4f}, density '
         f'{row["density"]:.4f} ({time.time() - t:.0f}s)', flush=True)
   return 100.0 * row['test_accuracy']

@@ -74,3 +74,8 @@ class _Subclassed(keras.Model):
 @gin.configurable
 def subclassed_model(num_classes):
   return _Subclassed(num_classes)
+
+
+def fashion_cnn():
+  """`small_cnn` for 28x28x1 images: a builder for `tt.run_lottery`."""
+  return small_cnn((28, 28, 1), 10, seed=0)

@@ -26,16 +26,17 @@ from tf_tickets.algorithms.settings import METHODS
 from tf_tickets.algorithms.settings import SparseTrainingSettings
 
 
-def make(cfg, sparsities, seed, run, shapes=None, **method_settings):
+def make(cfg, sparsities, seed, run, shapes=None, gmp=None):
   """The algorithm `cfg.method` for these target sparsities (key ->
   sparsity), seed and run (`RunSteps`); with `cfg.block_size`, on the
   blocks of the weights of `shapes` (key -> shape, e.g.
-  `masks.weight_shapes(model)`). `method_settings` go to the method (e.g.
-  `gmp=GMPSettings(...)`)."""
+  `masks.weight_shapes(model)`). `gmp` (a `GMPSettings`; default: its
+  defaults) is the schedule of 'gmp'."""
   layouts = None
   if cfg.block_size is not None:
     if shapes is None:
       raise ValueError('sparse_training.block_size needs the weight shapes')
     layouts = blocks.layouts(shapes, cfg.block_size, sparsities)
-  return METHODS.get(cfg.method)(cfg, sparsities, seed, run, layouts,
-                                 **method_settings)
+  method = METHODS.get(cfg.method)
+  extra = {'gmp': gmp} if method.name == 'gmp' else {}
+  return method(cfg, sparsities, seed, run, layouts, **extra)

@@ -18,7 +18,7 @@ DECAYS = ('cosine', 'constant', 'lr')
 METHODS = settings.Registry('sparse_training.method')
 
 
-@settings.gin_settings('sparse_training')
+@settings.section('sparse_training')
 class SparseTrainingSettings(settings.Settings):
   """Sparse-training settings (gin: `sparse_training.*`).
 
@@ -109,7 +109,7 @@ class SparseTrainingSettings(settings.Settings):
         self.skip_update_on_mask_steps))
 
 
-@settings.gin_settings('gmp')
+@settings.section('gmp')
 class GMPSettings(settings.Settings):
   """Gradual magnitude pruning settings (gin: `gmp.*`).
 

@@ -25,10 +25,11 @@ KINDS = settings.Registry('experiment.kind')
 
 @dataclasses.dataclass
 class Context:
-  """What an experiment needs: the run directory, data, config, strategy."""
+  """What an experiment needs: the run directory, data, settings (a
+  `RunSettings`), strategy."""
   run_dir: str
   data: data_lib.Data
-  config: training.TrainingConfig
+  settings: object
   strategy: tf.distribute.Strategy
   quiet: bool = False
   # What this invocation did: the results.csv files written (path -> rows,
@@ -36,21 +37,25 @@ class Context:
   results: dict = dataclasses.field(default_factory=dict)
   trained: int = 0
 
+  @property
+  def config(self):
+    """The training settings (`settings.training`)."""
+    return self.settings.training
+
   def build_model(self, dense_layers=()):
-    """The configured model (gin `model.*`), wrapped, in strategy scope."""
+    """The model of `settings.model`, wrapped, in strategy scope."""
     with self.strategy.scope():
-      model = models.build_for(self.data, seed=self.config.seed)
-      wrapped = wrapper_lib.wrap(model, dense_layers=dense_layers)
-    rundir.write_operative_config_once(self.run_dir)  # complete at the end
-    return wrapped
+      model = models.build_for(self.data, seed=self.config.seed,
+                               cfg=self.settings.model)
+      return wrapper_lib.wrap(model, dense_layers=dense_layers)
 
   def check_model(self):
     """Builds and wraps the configured model once, to validate `model.*`
     before anything is written; the Keras session is cleared afterwards so
     that layer names and seeds are as if it had never been built."""
     with self.strategy.scope():
-      model = wrapper_lib.wrap(models.build_for(self.data,
-                                                seed=self.config.seed))
+      model = wrapper_lib.wrap(models.build_for(
+          self.data, seed=self.config.seed, cfg=self.settings.model))
     if not wrapper_lib.wrappers(model):
       raise ConfigError('model.builder', f'{model.name!r} has no prunable '
                         'layer (Dense, Conv1D/2D, Embedding, ... in tfmot\'s '
@@ -67,7 +72,7 @@ class Context:
     result = training.train_network(
         model, self.data, config or self.config, self.strategy, net_dir,
         hooks=(list(hooks) + [summaries.TrainingScalars()]
-               + summaries.default_hooks()),
+               + summaries.default_hooks(self.settings.summaries)),
         writer=lambda: self.writer(net_dir), quiet=self.quiet, extra=extra,
         learning_rate=learning_rate, start_step=start_step,
         stop_step=stop_step)

@@ -19,7 +19,10 @@ settings (`LotterySettings`) and writes the same run directory:
 for the lottery, `results.csv` (and `branch_<b>/` for a branch). A rerun
 skips finished levels; a level killed mid-training starts again from its
 saved `start/` (the command line resumes from a checkpoint instead: your
-loop owns its checkpoints).
+loop owns its checkpoints). `config.json` holds the run's settings (your
+`build` by its import path): a directory holding another configuration is
+refused, and `python -m tf_tickets.export --run_dir=...` exports a level
+when given the data (`--gin_param="dataset.loader = @my_data.load"`).
 
 `train(model, level)` gets the wrapped model at the level's start (pruned
 and rewound) and a `Level`: `callbacks` to pass to `model.fit` (the
@@ -40,13 +43,16 @@ import tensorflow as tf
 
 from tf_tickets import callbacks as callbacks_lib
 from tf_tickets import masks as masks_lib
+from tf_tickets import models
 from tf_tickets import rundir
+from tf_tickets import settings
 from tf_tickets import training
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_int
 from tf_tickets.experiments import lottery
 from tf_tickets.experiments.context import Context
+from tf_tickets.experiments.run_settings import RunSettings
 
 
 @dataclasses.dataclass
@@ -63,11 +69,12 @@ class Level:
 class _Own(Context):
   """The experiments' `Context` with your builder and training."""
 
-  def __init__(self, run_dir, build, train_fn, steps_per_epoch, seed):
+  def __init__(self, run_dir, build, train_fn, steps_per_epoch,
+               run_settings):
     super().__init__(run_dir=run_dir,
                      data=types.SimpleNamespace(
                          steps_per_epoch=steps_per_epoch),
-                     config=training.TrainingConfig(seed=seed),
+                     settings=run_settings,
                      strategy=tf.distribute.get_strategy(), quiet=True)
     self.build, self.train_fn = build, train_fn
 
@@ -117,6 +124,18 @@ class _Own(Context):
     return result
 
 
+def _stamp(run_dir, run_settings):
+  """Refuses a directory holding another run; stamps config.json."""
+  stamp = rundir.read_stamp(run_dir)
+  diff = stamp and settings.differing(stamp[0], run_settings.identity())
+  if diff:
+    raise ConfigError('output_dir', f'{run_dir!r} holds a run with a '
+                      f'different configuration (differs in: '
+                      f'{", ".join(diff[:6])}); use another output_dir')
+  rundir.write_stamp(run_dir, run_settings.identity(),
+                     run_settings.fingerprint(), run_settings.to_json())
+
+
 def run_lottery(build, train, output_dir, steps_per_epoch=None, seed=0,
                 **lottery_settings):
   """Runs the lottery on `build()`'s model trained by `train(model, level)`
@@ -139,8 +158,11 @@ def run_lottery(build, train, output_dir, steps_per_epoch=None, seed=0,
   if kind == 'step' and spe is None and 'ep' in str(cfg.rewind):
     raise ConfigError('steps_per_epoch', f'required for rewind='
                       f'{cfg.rewind!r} (a step given in epochs)')
-  ctx = _Own(os.fspath(output_dir), build, train, spe or 1, seed)
-  os.makedirs(ctx.run_dir, exist_ok=True)
+  run_settings = RunSettings(
+      training=training.TrainingConfig(seed=seed), lottery=cfg,
+      model=models.ModelSettings(builder=build), dataset=None)
+  ctx = _Own(os.fspath(output_dir), build, train, spe or 1, run_settings)
+  _stamp(ctx.run_dir, run_settings)
   model = ctx.build_model()
   rows = lottery.run_levels(ctx, cfg, model)
   logging.info('final density %.4f', rows[-1]['density'])

@@ -50,7 +50,7 @@ BRANCHES = settings.Registry('lottery.branch')
 REWIND_NAMES = ('init', 'none', 'lr')
 
 
-@settings.gin_settings('lottery')
+@settings.section('lottery')
 class LotterySettings(settings.Settings):
   """Lottery settings (gin: `lottery.*`).
 
@@ -209,7 +209,8 @@ def prepare_level(model, cfg):
 
 def _train_levels(ctx, cfg, model, levels, prepare, branch=None):
   """Trains `levels` (skipping finished ones); writes the results.csv."""
-  rows, sums = [], summaries.LevelSummaries(ctx.run_dir, branch)
+  rows, sums = [], summaries.LevelSummaries(
+      ctx.run_dir, branch, enabled=ctx.settings.summaries.enabled)
   for i, level in enumerate(levels):
     net_dir = rundir.level_dir(ctx.run_dir, level, branch)
     if not rundir.is_finished(net_dir):
@@ -261,7 +262,7 @@ def run_branch(ctx, cfg):
 
 @KINDS.register('lottery')
 def run(ctx):
-  cfg = LotterySettings()
+  cfg = ctx.settings.lottery
   if rewind_kind(cfg.rewind) == 'none':
     finetune_rate(ctx, cfg)  # validates before anything trains
   model = ctx.build_model()

@@ -23,21 +23,22 @@ from tf_tickets import training
 from tf_tickets.experiments.context import KINDS
 
 
-def make_algorithm(model, cfg, seed, run):
-  """The configured algorithm with the model's target sparsities, for the
-  run `run` (`algorithms.RunSteps`)."""
+def make_algorithm(model, cfg, seed, run, gmp=None):
+  """The algorithm of `cfg` (a `SparseTrainingSettings`; `gmp` its
+  `GMPSettings` for 'gmp') with the model's target sparsities, for the run
+  `run` (`algorithms.RunSteps`)."""
   return algorithms.make(cfg, pruning.target_sparsities(model, cfg), seed,
-                         run, masks_lib.weight_shapes(model))
+                         run, masks_lib.weight_shapes(model), gmp=gmp)
 
 
 @KINDS.register('sparse_training')
 def run(ctx):
   """Trains one sparse network in `RUN/level_0` and writes results.csv."""
-  cfg = algorithms.SparseTrainingSettings()
+  cfg = ctx.settings.sparse_training
   seed = cfg.seed if cfg.seed is not None else ctx.config.seed
   model = ctx.build_model()
   algorithm = make_algorithm(model, cfg, seed, training.run_steps(
-      ctx.config, ctx.data.steps_per_epoch))
+      ctx.config, ctx.data.steps_per_epoch), gmp=ctx.settings.gmp)
   net_dir = rundir.level_dir(ctx.run_dir, 0)
   if not rundir.is_finished(net_dir) and not rundir.has_checkpoint(net_dir):
     pruning.initialize_masks(model, algorithm)

@@ -50,7 +50,7 @@ from tf_tickets.experiments.context import KINDS
 from tf_tickets.keras import batchnorm_layers
 
 
-@settings.gin_settings('stability')
+@settings.section('stability')
 class StabilitySettings(settings.Settings):
   """Instability analysis (gin: `stability.*`).
 
@@ -116,23 +116,24 @@ class _Capture(training.Hook):
     self.save(ctx.model, step)
 
 
-_SAME = ('training.seed', 'model.', 'dataset.', 'resnet20.', 'mobilenet_v1.')
+_SAME = ('training.seed', 'model.', 'dataset.')
 _WHERE_DATA_IS = ('dataset.idx_dir', 'dataset.data_dir')  # not what it is
 
 
 def _check_same_network(ctx, lottery_dir):
   """Refuses a lottery run whose model, data or seed differ from ours."""
-  theirs = rundir.read_stamp(lottery_dir)
-  ours = rundir.read_stamp(ctx.run_dir)
-  if theirs is None or ours is None:  # runs made in process, not by the CLI
+  theirs = rundir.read_settings(lottery_dir)
+  if theirs is None:  # an older run, or one made in process
     logging.warning('stability: cannot check that %s trained the same '
-                    'network (no config.json)', lottery_dir)
+                    'network (its config.json holds no settings)', lottery_dir)
     return
-  def pick(bindings):
-    named = {k.split('/')[-1]: v for k, v in bindings.items()}
-    return {k: v for k, v in named.items()
-            if k.startswith(_SAME) and k not in _WHERE_DATA_IS}
-  diff = rundir.differing_bindings(pick(theirs), pick(ours))
+  ours = settings.to_json(ctx.settings.sections())
+  flat = lambda sections: {f'{ns}.{k}': v for ns, fields in sections.items()
+                           for k, v in fields.items()}
+  theirs, ours = flat(theirs), flat(ours)
+  diff = sorted(k for k in set(theirs) | set(ours)
+                if k.startswith(_SAME) and k not in _WHERE_DATA_IS
+                and theirs.get(k) != ours.get(k))
   if diff:
     raise ConfigError('stability.lottery_dir', f'{lottery_dir!r} trained a '
                       'different network (differs in: ' + ', '.join(diff)
@@ -245,7 +246,7 @@ def table(rows):
 
 @KINDS.register('stability')
 def run(ctx):
-  cfg = StabilitySettings()
+  cfg = ctx.settings.stability
   ks = sorted({steps.resolve(k, 'stability.rewind_steps',
                              ctx.data.steps_per_epoch,
                              multiplier=ctx.config.steps_multiplier)

@@ -63,14 +63,14 @@ option (see `interpreter`). A file that runs under no option fails the
 export.
 
 The training entrypoint calls `after_run` at the end of a run: it exports
-when gin sets `export.formats` (see `ExportSettings`).
+when `export.formats` is set (see `ExportSettings`).
 
 Modules: settings (gin `export.*`), run (reading a finished run), converter
 (SavedModel, TFLite), interpreter, decode (TFLite tensors back to arrays),
 checks, micro (C arrays), report, outdir (OUT, written atomically), core
 (export_network, export_run, after_run), cli. The names below are loaded
-on first use (PEP 562), so that `--help` answers without TensorFlow; the
-gin settings `export.*` are registered on import.
+on first use (PEP 562), so that `--help` answers without TensorFlow;
+`ExportSettings` (the `export.*` section) is defined on import.
 """
 import importlib
 
@@ -93,7 +93,7 @@ _API = {
     'c_array': 'micro',
     'check_output_dir': 'outdir',
     'REPORT_FORMAT': 'report', 'format_report': 'report',
-    'check_run_dir': 'run', 'load_network': 'run', 'load_run_config': 'run',
+    'check_run_dir': 'run', 'load_network': 'run', 'load_run_settings': 'run',
     'pick_level': 'run',
 }
 

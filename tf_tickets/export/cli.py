@@ -87,6 +87,8 @@ def main(argv):
       # wait for TensorFlow.
       # pylint: disable=g-import-not-at-top
       import tensorflow as tf
+      from tf_tickets import gin_config
+      from tf_tickets import rundir
       from tf_tickets.export import core
       from tf_tickets.export import run as run_lib
     tf.get_logger().setLevel('ERROR')
@@ -94,9 +96,19 @@ def main(argv):
     level = run_lib.pick_level(FLAGS.run_dir, FLAGS.level)
     formats = ('saved_model', 'tflite') + (('c_array',) if FLAGS.c_array
                                             else ())
+    # The run's own gin (its imports, the bindings of your own functions),
+    # then its settings from config.json with --gin_param applied; a run
+    # of an older tf_tickets has its settings in operative_config.gin only.
+    data = model_cfg = None
+    gin_config.parse_run_config(FLAGS.run_dir)
+    overrides = gin_config.overrides(FLAGS.gin_param)
+    if rundir.read_settings(FLAGS.run_dir) is None:
+      sections = gin_config.read_operative(FLAGS.run_dir, FLAGS.gin_param)
+      model_cfg = sections['model']
+      data = run_lib.load_run_dataset(sections['dataset'])
     core.export_run(FLAGS.run_dir, level=level, output_dir=FLAGS.output_dir,
-                    quantize=quantize, formats=formats,
-                    gin_params=FLAGS.gin_param,
+                    quantize=quantize, formats=formats, data=data,
+                    model_cfg=model_cfg, overrides=overrides,
                     num_examples=FLAGS.num_examples,
                     calibration_examples=FLAGS.calibration_examples,
                     quiet=FLAGS.quiet)

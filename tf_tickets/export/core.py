@@ -10,7 +10,6 @@ import numpy as np
 from tf_tickets import data as data_lib
 from tf_tickets import masks
 from tf_tickets import rundir
-from tf_tickets import settings as settings_lib
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import TicketsError
 from tf_tickets.export import checks
@@ -21,7 +20,6 @@ from tf_tickets.export import micro
 from tf_tickets.export import outdir
 from tf_tickets.export import report as report_lib
 from tf_tickets.export import run as run_lib
-from tf_tickets.export.settings import ExportSettings
 from tf_tickets.export.settings import parse_formats
 from tf_tickets.export.settings import parse_quantize
 
@@ -33,34 +31,29 @@ _ARTIFACTS = {  # quantisation -> (file stem, check kind)
 }
 
 
-def after_run(run_dir, data=None, quiet=False):
-  """Exports a finished run's network if gin asks for it (`export.formats`).
-
-  The training entrypoint calls this after a run, under the run's gin config
-  (`data`: the run's `data.Data`, loaded again if None). Returns the report,
-  or None when `export.formats` is empty (the default: no export).
-  """
-  settings = ExportSettings()
-  if not settings.formats:
+def after_run(run_dir, cfg, data, model_cfg, quiet=False):
+  """Exports a finished run's network if `cfg` (its `ExportSettings`) asks
+  for it (`export.formats`); the training entrypoint's hook, with the
+  run's `data.Data` and `ModelSettings`. Returns the report, or None when
+  `export.formats` is empty (the default: no export)."""
+  if not cfg.formats:
     return None
-  if data is None:
-    data = data_lib.load_dataset()
-  return export_run(run_dir, data=data, formats=settings.formats,
-                    quantize=settings.quantize, quiet=quiet,
+  return export_run(run_dir, data=data, model_cfg=model_cfg,
+                    formats=cfg.formats, quantize=cfg.quantize, quiet=quiet,
                     quantize_setting='export.quantize')
 
 
 def export_run(run_dir, level=None, output_dir=None, quantize=('none',),
-               formats=('saved_model', 'tflite'), data=None, gin_params=(),
-               num_examples=500, calibration_examples=300, quiet=False,
-               quantize_setting='--quantize'):
+               formats=('saved_model', 'tflite'), data=None, model_cfg=None,
+               overrides=None, num_examples=500, calibration_examples=300,
+               quiet=False, quantize_setting='--quantize'):
   """Exports a run's network into OUT (default `RUN/export/level_<N>`).
 
-  `level`: default the finished level of lowest density. With `data` None
-  the run's gin config (operative_config.gin plus `gin_params`) is parsed
-  and the dataset loaded, and the caller's gin config is put back after;
-  otherwise the current gin config is used (the training entrypoint's
-  hook). Returns the report (see `export_network`).
+  `level`: default the finished level of lowest density. The run's dataset
+  and model come from RUN/config.json (`overrides`: {namespace: {field:
+  value}} changed, e.g. a moved `dataset.idx_dir`) unless `data` (a
+  `data.Data`) and `model_cfg` (a `ModelSettings`) are given. Returns the
+  report (see `export_network`).
   """
   run_lib.check_run_dir(run_dir)
   quantize = parse_quantize(quantize, quantize_setting)
@@ -70,13 +63,12 @@ def export_run(run_dir, level=None, output_dir=None, quantize=('none',),
   if output_dir is None:
     output_dir = rundir.export_dir(run_dir, level)
   outdir.check_output_dir(output_dir, run_dir)
-  if data is None:  # the run's config, the caller's kept (own_config)
-    with settings_lib.own_config():
-      run_lib.load_run_config(run_dir, gin_params)
-      data = run_lib.load_run_dataset()
-      model = run_lib.load_network(run_dir, level, data, result)
-  else:
-    model = run_lib.load_network(run_dir, level, data, result)
+  if data is None or model_cfg is None:
+    dataset_cfg, stored_model = run_lib.load_run_settings(run_dir, overrides)
+    model_cfg = model_cfg or stored_model
+    if data is None:
+      data = run_lib.load_run_dataset(dataset_cfg)
+  model = run_lib.load_network(run_dir, level, data, model_cfg, result)
   source = dict(run_dir=os.path.abspath(run_dir), level=level,
                 density=result.get('density'),
                 test_accuracy=result.get('test_accuracy'),

@@ -1,12 +1,12 @@
-"""Reading a finished training run: its levels, its gin config, its data and
-its network (nothing in the run directory is written)."""
+"""Reading a finished training run: its levels, its settings (from
+RUN/config.json), its data and its network (nothing in the run directory
+is written)."""
 import os
-
-import gin
 
 from tf_tickets import data as data_lib
 from tf_tickets import models
 from tf_tickets import rundir
+from tf_tickets import settings
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 
@@ -19,10 +19,10 @@ def check_run_dir(run_dir, setting='--run_dir'):
   if not os.path.isdir(run_dir):
     raise ConfigError(setting, f'{run_dir!r} does not exist or is not a '
                       'directory')
-  if not os.path.isfile(rundir.operative_config_path(run_dir)):
+  if not os.path.isfile(rundir.config_json_path(run_dir)):
     raise ConfigError(setting, f'{run_dir!r} is not a tf_tickets run (no '
-                      'operative_config.gin); give the --output_dir of a '
-                      'tf_tickets.train run')
+                      'config.json); give the --output_dir of a '
+                      'tf_tickets.train run or the output_dir of run_lottery')
   if not rundir.finished_levels(run_dir):
     raise ConfigError(setting, f'{run_dir!r} holds no finished network (no '
                       'level_<N>/ with final/ and result.json); train it first')
@@ -50,36 +50,45 @@ def pick_level(run_dir, level=None, setting='--level'):
   return level
 
 
-def load_run_config(run_dir, gin_params=()):
-  """Parses `RUN/operative_config.gin` (+ overrides) into gin's config.
+def load_run_settings(run_dir, overrides=None):
+  """(DatasetSettings, ModelSettings) of the run, from RUN/config.json, with
+  `overrides` ({namespace: {field: value}}, e.g. a moved `dataset.idx_dir`)
+  applied. Raises ConfigError for a run written before config.json held
+  its settings (`rundir.read_settings` is None then)."""
+  stored = rundir.read_settings(run_dir)
+  if stored is None:
+    raise ConfigError('--run_dir', f'{run_dir!r} was written by an older '
+                      'tf_tickets (its config.json holds no settings); '
+                      'export it with python -m tf_tickets.export, which '
+                      'reads its operative_config.gin')
+  overrides = dict(overrides or {})
+  unknown = set(overrides) - {'dataset', 'model'} - set(settings.OPTIONS)
+  if unknown:
+    raise ConfigError('--gin_param', f'{sorted(unknown)[0]}.* does not '
+                      'change an export; only dataset.* and model.* do')
+  if 'dataset' not in stored and 'dataset' not in overrides:
+    raise ConfigError('dataset', f'{run_dir!r} records no dataset (trained '
+                      'by run_lottery on your data): give it, e.g. '
+                      '--gin_param="import my_data" --gin_param="dataset.'
+                      'loader = @my_data.load", or call '
+                      'tf_tickets.export.export_model with your arrays')
+  dataset = settings.from_json('dataset', stored.get('dataset', {}),
+                               overrides.get('dataset'))
+  model_fields = dict(stored.get('model', {}))
+  options = {ns: v for ns, v in overrides.items() if ns in settings.OPTIONS}
+  if options:
+    model_fields['options'] = dict(model_fields.get('options') or {},
+                                   **options)
+  model = settings.from_json('model', model_fields, overrides.get('model'))
+  return dataset, model
 
-  Export needs only the `dataset.*` and `model.*` bindings, whose
-  configurables live in `tf_tickets.data` and `tf_tickets.models`; the
-  bindings of configurables this process has not imported (training,
-  lottery, sparse training, summaries, ...) are skipped.
-  """
-  path = rundir.operative_config_path(run_dir)
-  gin.clear_config()
+
+def load_run_dataset(cfg):
+  """`data.load(cfg)`; errors say how to override a setting of the run
+  (e.g. when the data moved)."""
   try:
-    gin.parse_config_files_and_bindings([path], list(gin_params),
-                                        skip_unknown=True,
-                                        finalize_config=False)
-  except (ValueError, SyntaxError, KeyError, ImportError, TypeError,
-          NameError) as e:
-    msg = str(e).strip().replace('\n', ' ')
-    where = f'{path} with --gin_param {list(gin_params)}' if gin_params \
-        else path
-    raise ConfigError('--gin_param' if gin_params else '--run_dir',
-                      f'cannot parse {where}: {msg}') from None
-
-
-def load_run_dataset():
-  """`data.load_dataset()` under the run's config; errors say how to
-  override a setting of the run (e.g. when the data moved)."""
-  try:
-    return data_lib.load_dataset()
+    return data_lib.load(cfg)
   except ConfigError as e:
-    # gin appends a line naming the configurable; keep the message only.
     message = str(e).strip().splitlines()[0].split(': ', 1)[-1]
     raise ConfigError(e.setting, message + ' (a setting of the run; '
                       f'override it with --gin_param="{e.setting} = ..." '
@@ -96,14 +105,15 @@ def _dense_layers(model, result):
                if wrapper_lib.is_prunable(l) and l.name not in wrapped)
 
 
-def load_network(run_dir, level, data, result=None):
-  """Rebuilds the run's wrapped model (gin-configured) with level's weights."""
+def load_network(run_dir, level, data, model_cfg, result=None):
+  """Rebuilds the run's wrapped model (`model_cfg`, a `ModelSettings`) with
+  level's weights."""
   net_dir = rundir.level_dir(run_dir, level)
   if result is None:
     result = rundir.read_json(rundir.result_path(net_dir))
   # Seed 0: the initial values do not matter, every variable (weights,
   # masks, theta_0, the rewind point) is restored from the level's final/.
-  model = models.build_for(data, seed=0)
+  model = models.build_for(data, seed=0, cfg=model_cfg)
   wrapped = wrapper_lib.wrap(model, dense_layers=_dense_layers(model, result))
   rundir.load_weights(wrapped, rundir.final_dir(net_dir))
   return wrapped

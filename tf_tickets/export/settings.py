@@ -43,7 +43,7 @@ def parse_formats(values, setting='export.formats'):
   return _unique_choices(as_tuple(values), FORMATS, setting, 'format')
 
 
-@settings.gin_settings('export')
+@settings.section('export')
 class ExportSettings(settings.Settings):
   """Export at the end of a training run (gin: `export.*`).
 

@@ -49,7 +49,6 @@ from tf_tickets.summaries.eventfiles import compact
 from tf_tickets.summaries.layout import lottery_section
 from tf_tickets.summaries.layout import summary as layout_summary
 from tf_tickets.summaries.network import TOTAL
-from tf_tickets.summaries.network import SummarySettings
 from tf_tickets.summaries.network import add_sparsity
 from tf_tickets.summaries.network import masks_of
 from tf_tickets.summaries.network import as_number
@@ -91,11 +90,9 @@ class LevelSummaries:
   their views as the first columns of the per-level images).
   """
 
-  def __init__(self, run_dir, branch=None, enabled=None):
+  def __init__(self, run_dir, branch=None, enabled=True):
     self.run_dir, self.branch = run_dir, branch
     self.dir = rundir.lottery_summaries_dir(run_dir, branch)
-    if enabled is None:
-      enabled = SummarySettings().enabled
     self.enabled = enabled
     self.writer = None
     self._start = None

@@ -83,7 +83,7 @@ _UNIT_DENSITY_METADATA = metadata(
     'weights that survive.')
 
 
-@settings.gin_settings('summaries')
+@settings.section('summaries')
 class SummarySettings(settings.Settings):
   """Summary settings (gin: `summaries.*`).
 
@@ -118,9 +118,10 @@ class SummarySettings(settings.Settings):
       self.set(name, bool(getattr(self, name)))
 
 
-def default_hooks():
-  """The summary hooks every network gets (none if disabled in gin)."""
-  cfg = SummarySettings()
+def default_hooks(cfg=None):
+  """The summary hooks every network gets under `cfg` (a
+  `SummarySettings`; none if disabled)."""
+  cfg = cfg or SummarySettings()
   if not cfg.enabled:
     return []
   return [SummaryHook(every=cfg.every, histograms=cfg.histograms,

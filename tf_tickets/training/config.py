@@ -28,7 +28,7 @@ OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam', 'adamw')
 LR_SCHEDULES = ('constant', 'step', 'cosine', 'linear')
 
 
-@settings.gin_settings('training')
+@settings.section('training')
 class TrainingConfig(settings.Settings):
   """Training settings (gin: `training.*`).
 
