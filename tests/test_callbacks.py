@@ -472,3 +472,29 @@ def test_run_lottery_refuses_a_rewind_point_that_was_never_saved(tmp_path):
   with pytest.raises(tt.ConfigError, match='rewind'):
     tt.run_lottery(_text_model, train, tmp_path / 'run', levels=1,
                    rewind='6it')
+
+
+def test_scoring_data_is_read_only_when_a_hook_asks(data):
+  """The callback reads `data` when a hook first scores on it, not when
+  training begins: static masks never read it; SNIP (which scores a fixed
+  batch at the start) reads its first batches, up to 10,000 examples."""
+  reads = []
+
+  def examples():
+    for i in range(10**6):
+      reads.append(i)
+      yield data.x_train[:60].astype(np.float32), data.y_train[:60]
+
+  spec = (tf.TensorSpec((60, 28, 28, 1), tf.float32),
+          tf.TensorSpec((60,), tf.int64))
+  stream = tf.data.Dataset.from_generator(examples, output_signature=spec)
+  model = lenet(data)
+  model.fit(train_ds(data).take(5), epochs=1, verbose=0, callbacks=[
+      tt.callbacks.SparseTraining(method='static', sparsity=0.9, steps=5,
+                                  data=stream)])
+  assert not reads
+  model = lenet(data)
+  model.fit(train_ds(data).take(5), epochs=1, verbose=0, callbacks=[
+      tt.callbacks.SparseTraining(method='snip', sparsity=0.9, steps=5,
+                                  data=stream, grow_batch_size=60)])
+  assert 10000 / 60 <= len(reads) <= 10000 / 60 + 3

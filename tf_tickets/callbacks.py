@@ -115,7 +115,7 @@ class HookCallback(keras.callbacks.Callback):
         model=model, optimizer=optimizer, run=run,
         step_counter=optimizer.iterations, lr_ratio=self._lr_ratio,
         loss_fn=self._loss_fn(), batch_size=self._batch_size(),
-        examples=self._examples(), hooks=hooks, fresh=self.step == 0,
+        example_source=self._examples, hooks=hooks, fresh=self.step == 0,
         writer=(summaries.file_writer(self.log_dir)
                 if self.log_dir else None))
     for hook in hooks:
@@ -251,7 +251,8 @@ class HookCallback(keras.callbacks.Callback):
 
   def _examples(self):
     """(x, y) arrays of `data` (a dataset: its first batches, up to 10,000
-    examples), for hooks that score on a fixed batch; None without data."""
+    examples), for hooks that score on a fixed batch (read when one first
+    asks, `RunContext.examples`); None without data."""
     data = self.data
     if data is None:
       return None

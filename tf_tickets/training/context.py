@@ -9,17 +9,17 @@ both. It is deliberately small:
   optimizer      its optimizer (a mask update zeroes grown weights' slots)
   run            `algorithms.RunSteps`: total steps, steps per epoch, the
                  steps multiplier (what step settings resolve against)
-  start_step     the step this network's training starts at (0, or k for
-                 a level rewound to step k)
   step           the number of completed steps (read from the loop's
                  step counter)
-  fresh          True if training starts at `start_step`, False on resume
+  fresh          True if training starts afresh, False on resume
                  (valid from `Hook.begin` on)
   lr_ratio(t)    learning rate at step t / the base rate
   loss_fn        per-example loss(labels, logits)
   batch_size     the global training batch size
   examples       (x, y) arrays of the training set, or None (a hook that
-                 scores on a fixed batch draws it from them)
+                 scores on a fixed batch draws it from them); built on
+                 first use from `example_source` (the arrays, or a function
+                 returning them)
   writer         this network's TensorBoard writer, or None
   jit            True if a hook's compiled writes may use XLA
   masks_changed  the event bus: a hook that changed masks calls
@@ -39,12 +39,17 @@ class RunContext:
   lr_ratio: object  # step -> lr(step) / base rate
   loss_fn: object
   batch_size: int
-  start_step: int = 0
-  examples: tuple = None
+  example_source: object = None  # (x, y), or a function returning them
   writer: object = None
   jit: bool = False
   hooks: list = dataclasses.field(default_factory=list)
   fresh: bool = True
+
+  @property
+  def examples(self):
+    if callable(self.example_source):
+      self.example_source = self.example_source()
+    return self.example_source
 
   @property
   def step(self):

@@ -90,7 +90,7 @@ class Trainer:
           run=run_steps(config, data.steps_per_epoch),
           step_counter=lambda: self.current_step, lr_ratio=self.lr.ratio,
           loss_fn=self.steps.loss_fn, batch_size=data.batch_size,
-          start_step=self.start_step, examples=(data.x_train, data.y_train),
+          example_source=(data.x_train, data.y_train),
           jit=bool(jit_compile and self.steps.on_device), hooks=self.hooks)
       hook_state = {f'hook_{i}': s for i, s in
                     enumerate(h.state(self.context) for h in self.hooks)
