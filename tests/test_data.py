@@ -122,7 +122,7 @@ def test_augment_auto_and_cifar_via_stubbed_tfds(monkeypatch):
   assert _load(augment=True).augment is True
   rng = np.random.RandomState(0)
 
-  def fake_tfds(name, data_dir):
+  def fake_tfds(name, data_dir, stream=False):
     del data_dir
     k = 100 if name == 'cifar100' else 10
     return (rng.randint(0, 256, (120, 32, 32, 3)).astype(np.uint8),
@@ -389,3 +389,58 @@ def test_the_fixture_is_what_make_fixture_writes(tmp_path):
     with open(os.path.join(cli.FIXTURE, name), 'rb') as a, open(
         tmp_path / name, 'rb') as b:
       assert a.read() == b.read(), name
+
+
+def _streamed(n=250, batch_size=20, augment=False):
+  """`_indexed_data` whose training set streams (a generator: no length)."""
+  d = _indexed_data(n=n, batch_size=batch_size, augment=augment)
+  spec = (tf.TensorSpec(d.x_train.shape[1:], tf.uint8),
+          tf.TensorSpec((), tf.int64))
+  stream = tf.data.Dataset.from_generator(
+      lambda: zip(d.x_train, d.y_train), output_signature=spec)
+  return dataclasses.replace(d, train_stream=stream, num_train=n,
+                             x_train=d.x_train[:5], y_train=d.y_train[:5])
+
+
+@pytest.mark.parametrize('start', [0, 11, 12, 30])
+def test_a_streamed_training_set_is_deterministic_by_step(start):
+  """Streamed: every epoch is a shuffle of the whole stream without its
+  remainder, labels travel with their images, seeds change the order, and
+  starting at step k gives the batches k, k+1, ... (resume)."""
+  d = _streamed(augment=True)
+  assert d.train_size == 250 and d.steps_per_epoch == 12
+  ref = _take(data_lib.train_dataset(d, seed=7), start + 8)
+  got = _take(data_lib.train_dataset(d, seed=7, start_step=start), 8)
+  for (x0, y0), (x1, y1) in zip(ref[start:], got):
+    np.testing.assert_array_equal(x0, x1)
+    np.testing.assert_array_equal(y0, y1)
+  plain = _streamed()
+  batches = _take(data_lib.train_dataset(plain, seed=7), 24)
+  for e in range(2):
+    idx = np.concatenate([_indices(x) for x, _ in batches[e * 12:(e + 1) * 12]])
+    assert len(idx) == 240 and len(set(idx)) == 240
+  assert not np.array_equal(_indices(batches[0][0]), _indices(batches[12][0]))
+  for x, y in batches[:3]:
+    np.testing.assert_array_equal(y, _indices(x) % 10)
+  other = _take(data_lib.train_dataset(plain, seed=8), 1)
+  assert not np.array_equal(_indices(other[0][0]), _indices(batches[0][0]))
+
+
+def test_a_loader_returning_datasets_streams_its_training_set(monkeypatch):
+  """`dataset.loader` returning tf.data datasets: the training set streams
+  (its first examples held out for validation, counted once), the test set
+  and a sample are in memory, and the statistics come from the sample."""
+  monkeypatch.syspath_prepend(os.path.join(cli.REPO, 'tests', 'plugins'))
+  import own_models  # pylint: disable=g-import-not-at-top
+  d = data_lib.load_dataset(loader=own_models.fixture_stream,
+                            validation_examples=200)
+  (x, y), (xt, yt) = own_models.fixture_images()
+  assert d.train_stream is not None and d.num_train == 1000
+  np.testing.assert_array_equal(d.x_val[..., 0], x[:200])
+  np.testing.assert_array_equal(d.x_train[..., 0], x[200:])  # the sample
+  np.testing.assert_array_equal(d.y_test, yt)
+  assert d.num_classes == 10 and d.steps_per_epoch == 1000 // 60
+  bad = lambda: (tf.data.Dataset.from_tensor_slices(
+      (x[:10].astype(np.float32), y[:10])), None)
+  with pytest.raises(ConfigError, match=r'dataset\.loader: .*uint8 image'):
+    data_lib.load_dataset(loader=bad)

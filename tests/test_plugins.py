@@ -26,18 +26,22 @@ def _variables(path):
 
 
 @pytest.mark.slow
-def test_own_model_and_data_by_gin_lottery_resume_and_export(tmp_path):
+@pytest.mark.parametrize('loader', ['fixture_images', 'fixture_stream'])
+def test_own_model_and_data_by_gin_lottery_resume_and_export(tmp_path,
+                                                             loader):
   """`import own_models` + `model.builder = @own_models.small_cnn` +
-  `dataset.loader = @own_models.fixture_images`: a two-level lottery that
-  resumes after SIGKILL mid-level bitwise, and exports from its run
-  directory."""
+  `dataset.loader = @own_models.fixture_images` (arrays; or
+  `fixture_stream`: tf.data datasets, a training set that streams): a
+  two-level lottery that resumes after SIGKILL mid-level bitwise, and
+  exports from its run directory."""
+  params = SHORT + (f'dataset.loader = @own_models.{loader}',)
   killed = tmp_path / 'killed'
-  cli.train_and_kill(OWN, SHORT, killed, 'level_1/checkpoints/ckpt-*.index')
+  cli.train_and_kill(OWN, params, killed, 'level_1/checkpoints/ckpt-*.index')
   assert not (killed / 'level_1' / 'result.json').exists()
-  done = cli.train(OWN, SHORT, f'--output_dir={killed}', '--quiet')
+  done = cli.train(OWN, params, f'--output_dir={killed}', '--quiet')
   assert done.returncode == 0, done.stderr[-2000:]
   straight = tmp_path / 'straight'
-  ref = cli.train(OWN, SHORT, f'--output_dir={straight}', '--quiet')
+  ref = cli.train(OWN, params, f'--output_dir={straight}', '--quiet')
   assert ref.returncode == 0, ref.stderr[-2000:]
   a = _variables(killed / 'level_1' / 'final')
   b = _variables(straight / 'level_1' / 'final')
@@ -86,6 +90,16 @@ def test_any_tfds_image_dataset_by_name(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   row, = rundir.read_results(str(out / 'results.csv'))
   assert float(row['test_accuracy']) > 0.5  # 3 classes: chance is 1/3
+  # The same, its training split streamed through tf.data.
+  streamed = cli.run('tf_tickets.train', ('gin/lenet_dense.gin',), (
+      "dataset.name = 'tiny_shapes'", f"dataset.data_dir = '{data_dir}'",
+      'dataset.validation_examples = 60', 'dataset.batch_size = 30',
+      'training.steps = 40', 'training.eval_every = 20',
+      'dataset.stream = True'), f'--output_dir={tmp_path / "stream"}',
+                     '--quiet')
+  assert streamed.returncode == 0, streamed.stderr[-2000:]
+  row, = rundir.read_results(str(tmp_path / 'stream' / 'results.csv'))
+  assert float(row['test_accuracy']) > 0.5
   unknown = cli.run('tf_tickets.train', ('gin/lenet_dense.gin',), (
       "dataset.name = 'tiny_shapez'", f"dataset.data_dir = '{data_dir}'"),
                     f'--output_dir={tmp_path / "bad"}', '--quiet')
@@ -93,7 +107,6 @@ def test_any_tfds_image_dataset_by_name(tmp_path):
   line = cli.last_line(unknown)
   assert line.startswith('error: dataset.name') and 'tiny_shapez' in line
   assert not (tmp_path / 'bad').exists()
-
 
 
 @pytest.mark.slow

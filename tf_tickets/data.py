@@ -21,20 +21,31 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-orde
 
 from tf_tickets import settings
 from tf_tickets import sources
-from tf_tickets.errors import ConfigError, check_choice, check_int
+# The pipelines of a `Data` live in tf_tickets.pipelines; these names are
+# also reached here, their first home.
+from tf_tickets.pipelines import EVAL_BATCH  # noqa: F401
+from tf_tickets.pipelines import DeviceBatches  # noqa: F401
+from tf_tickets.pipelines import calibration_images  # noqa: F401
+from tf_tickets.pipelines import eval_dataset  # noqa: F401
+from tf_tickets.pipelines import train_dataset  # noqa: F401
+from tf_tickets.errors import ConfigError, check_bool, check_choice, check_int
 
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100')
 IDX_DATASETS = ('mnist', 'fashion_mnist')
 NUM_CLASSES = {'mnist': 10, 'fashion_mnist': 10, 'cifar10': 10,
                'cifar100': 100}
 NORMALIZE = ('standard', 'unit', 'none')
-_PAD = 4  # Random-crop padding (pixels) of the CIFAR augmentation.
-_MAX_EPOCHS = 1 << 31  # "Forever".
+SAMPLE = 10000  # training examples kept in memory from a stream
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Data:
-  """A dataset in memory: uint8 NHWC images and int64 labels."""
+  """A dataset: uint8 NHWC images and int64 labels, in memory; or, with
+  `train_stream` (a `tf.data.Dataset` of (image, label) examples), a
+  training set streamed through tf.data of `num_train` examples, of which
+  `x_train`/`y_train` hold the first (at most `SAMPLE`) for what needs
+  arrays (normalisation statistics, int8 calibration, a fixed scoring
+  batch). Validation and test sets are held in memory."""
   name: str
   x_train: np.ndarray
   y_train: np.ndarray
@@ -47,6 +58,13 @@ class Data:
   std: tuple
   batch_size: int
   augment: bool
+  train_stream: object = None
+  num_train: int = None
+
+  @property
+  def train_size(self):
+    """The number of training examples (streamed ones included)."""
+    return len(self.x_train) if self.train_stream is None else self.num_train
 
   @property
   def input_shape(self):
@@ -55,7 +73,7 @@ class Data:
 
   @property
   def steps_per_epoch(self):
-    return max(1, len(self.x_train) // self.batch_size)
+    return max(1, self.train_size // self.batch_size)
 
 
 # ---------------------------------------------------------------- loading
@@ -100,12 +118,20 @@ class DatasetSettings(settings.Settings):
     model's first layer applies it.
   split_seed: seed of the holdout permutation (independent of the training
     seed so that the validation set is fixed).
+  stream: stream the TFDS training split through tf.data instead of
+    loading it into memory (for datasets larger than memory; see `Data`).
+    A `loader` returning `tf.data.Dataset`s streams regardless. A streamed
+    training set holds out its first `validation_examples` as the
+    validation set (not a random subset) and is shuffled per epoch in a
+    buffer of `pipelines.STREAM_SHUFFLE` examples (not a full permutation).
   loader: None, or your function (gin: `dataset.loader = @my_data.load`
     with `import my_data` in the gin file) returning ((x_train, y_train),
     (x_test, y_test)) numpy arrays as `keras.datasets.*.load_data()` do:
     uint8 images (N, H, W) or (N, H, W, C) and integer labels 0..K-1;
-    `name`, `idx_dir` and `data_dir` are then not used. The images stay
-    in memory, as every dataset here does.
+    `name`, `idx_dir` and `data_dir` are then not used. It may also
+    return (train, test) `tf.data.Dataset`s of (image, label) examples:
+    the training set then streams (see `stream`), the test set is read
+    into memory.
   """
   name: str = 'mnist'
   idx_dir: str = None
@@ -117,6 +143,7 @@ class DatasetSettings(settings.Settings):
   normalize: str = 'standard'
   split_seed: int = 0
   loader: object = None
+  stream: bool = False
 
   def validate(self):
     if self.loader is None and self.idx_dir is not None:
@@ -138,6 +165,7 @@ class DatasetSettings(settings.Settings):
                                                    (bool, np.bool_)):
       raise ConfigError('dataset.augment', 'expected True, False or None '
                         f'(auto), got {self.augment!r}')
+    self.set('stream', check_bool('dataset.stream', self.stream))
     for name in ('idx_dir', 'data_dir'):
       if getattr(self, name) is not None:
         self.set(name, os.fspath(getattr(self, name)))
@@ -150,8 +178,9 @@ def load_dataset(*args, **kwargs):
 
 
 def load(cfg):
-  """Loads the dataset of `cfg` (a `DatasetSettings`) into memory and
-  splits a validation set off train; returns a `Data`."""
+  """Loads the dataset of `cfg` (a `DatasetSettings`) into memory (or
+  streams its training set, see `Data`) and splits a validation set off
+  train; returns a `Data`."""
   name, idx_dir, data_dir, loader = cfg.name, cfg.idx_dir, cfg.data_dir, \
       cfg.loader
   validation_examples, max_train_examples = (cfg.validation_examples,
@@ -163,6 +192,8 @@ def load(cfg):
                       'dataset.data_dir are not used')
     name = getattr(loader, '__name__', 'loader')
     x_train, y_train, x_test, y_test = sources.load_own(loader)
+    if isinstance(x_train, tf.data.Dataset):
+      return _streamed(cfg, name, x_train, x_test, y_test, None)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
   elif idx_dir is not None:
     if name not in IDX_DATASETS:
@@ -175,7 +206,9 @@ def load(cfg):
     sources.check_idx_matches(name, idx_dir, x_train)
   else:
     x_train, y_train, x_test, y_test, num_classes = sources.load_tfds(
-        name, data_dir)
+        name, data_dir, stream=cfg.stream)
+    if cfg.stream:
+      return _streamed(cfg, name, x_train, x_test, y_test, num_classes)
 
   n = len(x_train)
   if validation_examples >= n:
@@ -195,16 +228,9 @@ def load(cfg):
         'dataset.batch_size', f'{batch_size} is larger than the number of '
         f'training examples ({len(x_train)})')
 
-  channels = x_train.shape[-1]
-  if normalize == 'standard':
-    mean, std = _channel_stats(x_train)
-  elif normalize == 'unit':
-    mean, std = (0.0,) * channels, (255.0,) * channels
-  else:
-    mean, std = (0.0,) * channels, (1.0,) * channels
+  mean, std = _statistics(x_train, normalize)
   if augment is None:
     augment = name in ('cifar10', 'cifar100') and loader is None
-
   return Data(
       name=name,
       x_train=np.ascontiguousarray(x_train), y_train=y_train,
@@ -214,158 +240,59 @@ def load(cfg):
       batch_size=batch_size, augment=bool(augment))
 
 
-# ---------------------------------------------------------------- pipelines
+def _statistics(x_train, normalize):
+  """(mean, std) per channel of `dataset.normalize` for these images."""
+  channels = x_train.shape[-1]
+  if normalize == 'standard':
+    return _channel_stats(x_train)
+  if normalize == 'unit':
+    return (0.0,) * channels, (255.0,) * channels
+  return (0.0,) * channels, (1.0,) * channels
 
 
-def _augment(x, seed):
-  """Random crop with `_PAD` px zero padding + random horizontal flip.
-
-  `x` is a float32 batch (B, H, W, C); `seed` a shape-[2] int64 key. Every
-  image gets its own offsets and flip, all from stateless ops.
-  """
-  shape = tf.shape(x)
-  b, h, w = shape[0], shape[1], shape[2]
-  # Integer draws from Philox only: they are the same under XLA (float
-  # draws and 'auto_select' are not), and `DeviceBatches` must give the
-  # dataset's batches bitwise.
-  crop_seed, flip_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 2, alg='philox'))
-  offsets = tf.random.stateless_uniform(
-      [b, 2], crop_seed, minval=0, maxval=2 * _PAD + 1, dtype=tf.int32,
-      alg='philox')
-  flip = tf.random.stateless_uniform([b], flip_seed, minval=0, maxval=2,
-                                     dtype=tf.int32, alg='philox') > 0
-  padded = tf.pad(x, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
-  rows = offsets[:, :1] + tf.range(h)[None, :]  # (B, H)
-  cols = offsets[:, 1:] + tf.range(w)[None, :]  # (B, W)
-  cols = tf.where(flip[:, None], tf.reverse(cols, [1]), cols)
-  x = tf.gather(padded, rows, axis=1, batch_dims=1)  # (B, H, W+2P, C)
-  return tf.gather(x, cols, axis=2, batch_dims=1)  # (B, H, W, C)
+def _take(stream, n):
+  """The first `n` examples of a stream as (uint8 images, int64 labels)."""
+  xs, ys = [], []
+  for x, y in stream.take(n).batch(1000):
+    xs.append(x.numpy())
+    ys.append(y.numpy())
+  if not xs:
+    return None, None
+  return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
 
-def _options():
-  options = tf.data.Options()
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
-  options.deterministic = True
-  return options
+def _streamed(cfg, name, train, x_test, y_test, num_classes):
+  """The `Data` of a streamed training set `train` (see `Data`)."""
+  n_val = cfg.validation_examples
+  x_val, y_val = _take(train, n_val) if n_val else (None, None)
+  if n_val and (x_val is None or len(x_val) < n_val):
+    raise ConfigError('dataset.validation_examples', f'{n_val} must be less '
+                      'than the number of training examples')
+  train = train.skip(n_val)
+  if cfg.max_train_examples is not None:
+    train = train.take(cfg.max_train_examples)
+  num_train = int(train.cardinality())
+  if num_train < 0:  # unknown: one pass to count
+    num_train = int(train.reduce(np.int64(0), lambda n, _: n + 1))
+    logging.info('dataset: %d streamed training examples (counted)',
+                 num_train)
+  if cfg.batch_size > num_train:
+    raise ConfigError('dataset.batch_size', f'{cfg.batch_size} is larger than '
+                      f'the number of training examples ({num_train})')
+  x_sample, y_sample = _take(train, min(SAMPLE, num_train))
+  if x_val is None:
+    x_val, y_val = x_sample[:0], y_sample[:0]
+  if num_classes is None:  # from the labels seen: sample, validation, test
+    num_classes = int(max(y_sample.max(), y_test.max(),
+                          y_val.max() if len(y_val) else 0)) + 1
+  mean, std = _statistics(x_sample, cfg.normalize)
+  augment = name in ('cifar10', 'cifar100') if cfg.augment is None else \
+      cfg.augment
+  logging.info('dataset: %s streams %d training examples through tf.data',
+               name, num_train)
+  return Data(name=name, x_train=x_sample, y_train=y_sample, x_val=x_val,
+              y_val=y_val, x_test=x_test, y_test=y_test,
+              num_classes=num_classes, mean=mean, std=std,
+              batch_size=cfg.batch_size, augment=bool(augment),
+              train_stream=train, num_train=num_train)
 
-
-def train_dataset(data, seed, start_step=0, global_batch_size=None):
-  """An endless dataset of training batches, deterministic by global step.
-
-  The batch for global step `s` is, with `spe = len(x_train) // B`, the slice
-  `[i*B:(i+1)*B]` (i = s % spe) of the permutation
-  `stateless_shuffle(range(n), seed=[seed, s // spe])` (the remainder of each
-  epoch is dropped), and its augmentation is seeded with (seed, s). So
-  `train_dataset(d, seed, start_step=k)` yields exactly batches k, k+1, ... of
-  `train_dataset(d, seed)`.
-
-  Args:
-    data: a `Data`.
-    seed: int; the training seed.
-    start_step: the global step of the first batch.
-    global_batch_size: batch size (over all replicas); default
-      `data.batch_size`.
-
-  Returns:
-    A `tf.data.Dataset` of (x float32 raw pixels (B, H, W, C), y int32 (B,)).
-  """
-  seed = check_int('seed', seed, 0)
-  start_step = check_int('start_step', start_step, 0)
-  b = data.batch_size if global_batch_size is None else check_int(
-      'global_batch_size', global_batch_size, 1)
-  n = len(data.x_train)
-  if b > n:
-    raise ConfigError('dataset.batch_size', f'{b} is larger than the number '
-                      f'of training examples ({n})')
-  spe = n // b
-  x_all = tf.constant(data.x_train)
-  y_all = tf.constant(data.y_train.astype(np.int32))
-  seed_t = tf.constant(seed, tf.int64)
-
-  def epoch_batches(epoch):
-    perm = tf.random.experimental.stateless_shuffle(
-        tf.range(n, dtype=tf.int64), seed=tf.stack([seed_t, epoch]))
-    idx = tf.reshape(perm[:spe * b], [spe, b])
-    steps = epoch * spe + tf.range(spe, dtype=tf.int64)
-    return tf.data.Dataset.from_tensor_slices((steps, idx))
-
-  augment = data.augment
-
-  def make_batch(step, idx):
-    x = tf.cast(tf.gather(x_all, idx), tf.float32)
-    y = tf.gather(y_all, idx)
-    if augment:
-      x = _augment(x, tf.stack([seed_t, step]))
-    return x, y
-
-  ds = tf.data.Dataset.range(start_step // spe, _MAX_EPOCHS)
-  ds = ds.flat_map(epoch_batches).skip(start_step % spe)
-  ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-class DeviceBatches:
-  """The batches of `train_dataset(data, seed)` computed on the device, for
-  a training loop compiled whole (one device): the batch of global step `s`
-  is gathered from the training images held in a variable with the same
-  epoch permutation and augmentation, so it equals the dataset's bitwise.
-
-  `prepare(step)` (on the host) makes the permutation of `step`'s epoch
-  current; `batch(s)` (in a compiled function) is then valid for every `s`
-  of that epoch.
-  """
-
-  def __init__(self, data, seed):
-    self.batch_size = data.batch_size
-    self.steps_per_epoch = len(data.x_train) // data.batch_size
-    self.seed, self.augment = int(seed), data.augment
-    self.x = tf.Variable(data.x_train, trainable=False)
-    self.y = tf.Variable(data.y_train.astype(np.int32), trainable=False)
-    self.perm = tf.Variable(tf.zeros([self.steps_per_epoch * self.batch_size],
-                                     tf.int64), trainable=False)
-    self.epoch = None
-
-  def prepare(self, step):
-    epoch = step // self.steps_per_epoch
-    if epoch != self.epoch:
-      perm = tf.random.experimental.stateless_shuffle(
-          tf.range(self.x.shape[0], dtype=tf.int64),
-          seed=tf.constant([self.seed, epoch], tf.int64))
-      self.perm.assign(perm[:self.perm.shape[0]])
-      self.epoch = epoch
-
-  def batch(self, step):
-    """(x float32 raw pixels, y int32) of global step `step` (int64)."""
-    b = self.batch_size
-    i = step % self.steps_per_epoch
-    # A gather, not a slice: XLA would take a slice's start as a
-    # compile-time constant and recompile for every step.
-    idx = tf.gather(self.perm, i * b + tf.range(b, dtype=tf.int64))
-    x = tf.cast(tf.gather(self.x, idx), tf.float32)
-    y = tf.gather(self.y, idx)
-    if self.augment:
-      x = _augment(x, tf.stack([tf.constant(self.seed, tf.int64), step]))
-    return x, y
-
-
-EVAL_BATCH = 1000  # examples per evaluation batch
-
-
-def eval_dataset(x, y, batch_size=EVAL_BATCH):
-  """A finite dataset of (x float32 raw pixels, y int32) batches."""
-  batch_size = check_int('batch_size', batch_size, 1)
-  ds = tf.data.Dataset.from_tensor_slices(
-      (np.asarray(x), np.asarray(y).astype(np.int32)))
-  ds = ds.batch(batch_size).cache()
-  ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def calibration_images(data, n=300):
-  """The first `n` training images as float32 raw pixels (N, H, W, C)."""
-  n = check_int('n', n, 1)
-  return data.x_train[:n].astype(np.float32)

@@ -12,6 +12,9 @@ import urllib.parse
 from absl import logging
 import numpy as np
 
+from tf_tickets.keras import keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
+
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import first_line
 
@@ -165,9 +168,11 @@ def _tfds_builder(tfds, name, data_dir):
   return builder, int(label.num_classes)
 
 
-def load_tfds(name, data_dir):
+def load_tfds(name, data_dir, stream=False):
   """Loads train and test of a TFDS supervised image classification dataset
-  as numpy arrays; returns them and the number of classes.
+  as numpy arrays; returns them and the number of classes. With `stream`
+  the train split is returned as a `tf.data.Dataset` of (image, label)
+  examples in the files' order (y_train None), the test split in memory.
 
   With `data_dir` given the dataset must be prepared there already (no
   download, so an empty or wrong data_dir fails at once instead of waiting on
@@ -197,6 +202,16 @@ def load_tfds(name, data_dir):
         f'{urllib.parse.urlsplit(url).hostname} cannot be reached (is the '
         'machine offline?)')
   try:
+    if stream:
+      train = tfds.load(name, split='train', as_supervised=True,
+                        shuffle_files=False, data_dir=data_dir,
+                        download=data_dir is None)
+      x_test, y_test = tfds.as_numpy(tfds.load(
+          name, split='test', batch_size=-1, as_supervised=True,
+          data_dir=data_dir, download=False))
+      return (train.map(lambda x, y: (x, tf.cast(y, tf.int64))), None,
+              np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64),
+              num_classes)
     (x_train, y_train), (x_test, y_test) = tfds.as_numpy(tfds.load(
         name, split=['train', 'test'], batch_size=-1, as_supervised=True,
         data_dir=data_dir, download=data_dir is None))
@@ -215,16 +230,61 @@ def load_tfds(name, data_dir):
 
 def load_own(loader):
   """(x_train, y_train, x_test, y_test) from your `dataset.loader`, checked:
-  uint8 images (N, H, W[, C]) of one shape, integer labels 0..K-1."""
+  uint8 images (N, H, W[, C]) of one shape, integer labels 0..K-1; for a
+  loader returning (train, test) `tf.data.Dataset`s of (image, label)
+  examples: (train stream, None, x_test, y_test)."""
   name = getattr(loader, '__name__', repr(loader))
   if not callable(loader):
     raise ConfigError('dataset.loader', f'expected a function (gin: '
                       f'@module.function), got {loader!r}')
+  returned = loader()
+  if (isinstance(returned, (tuple, list)) and len(returned) == 2
+      and isinstance(returned[0], tf.data.Dataset)):
+    return _own_streams(name, *returned)
   try:
-    (x_train, y_train), (x_test, y_test) = loader()
+    (x_train, y_train), (x_test, y_test) = returned
   except (TypeError, ValueError) as e:
     raise ConfigError('dataset.loader', f'{name}() must return ((x_train, '
-                      f'y_train), (x_test, y_test)) arrays ({e})') from None
+                      f'y_train), (x_test, y_test)) arrays or (train, test) '
+                      f'tf.data.Datasets ({e})') from None
+  return _checked(name, x_train, y_train, x_test, y_test)
+
+
+def _own_streams(name, train, test):
+  """A loader's (train, test) datasets: the train stream, checked for
+  (uint8 image, integer label) examples; the test set read into memory."""
+  spec = train.element_spec
+  if not (isinstance(spec, tuple) and len(spec) == 2
+          and spec[0].dtype == tf.uint8 and spec[0].shape.rank in (2, 3)
+          and spec[1].dtype.is_integer and spec[1].shape.rank == 0):
+    raise ConfigError('dataset.loader', f'{name}(): the train dataset must '
+                      'yield (uint8 image (H, W) or (H, W, C), integer label) '
+                      f'examples, not batches; got {spec}')
+  if spec[0].shape.rank == 2:
+    train = train.map(lambda x, y: (x[..., None], y))
+  if not isinstance(test, tf.data.Dataset):
+    raise ConfigError('dataset.loader', f'{name}(): with a train dataset '
+                      'the test set must be a tf.data.Dataset too')
+  xs, ys = [], []
+  for x, y in test.batch(1000):
+    xs.append(x.numpy())
+    ys.append(y.numpy())
+  if not xs:
+    raise ConfigError('dataset.loader', f'{name}(): the test dataset is '
+                      'empty')
+  x_test, y_test = np.concatenate(xs), np.concatenate(ys)
+  _, _, x_test, y_test = _checked(name, x_test[:1], y_test[:1], x_test,
+                                  y_test)
+  if tuple(x_test.shape[1:]) != tuple(train.element_spec[0].shape):
+    raise ConfigError('dataset.loader', f'{name}(): train images are '
+                      f'{tuple(train.element_spec[0].shape)}, test images '
+                      f'{x_test.shape[1:]}')
+  return (train.map(lambda x, y: (x, tf.cast(y, tf.int64))), None, x_test,
+          y_test)
+
+
+def _checked(name, x_train, y_train, x_test, y_test):
+  """Arrays of a loader, checked (see `load_own`)."""
   out = []
   for split, x, y in (('train', x_train, y_train), ('test', x_test, y_test)):
     x, y = np.asarray(x), np.asarray(y).reshape(-1)

@@ -79,3 +79,18 @@ def subclassed_model(num_classes):
 def fashion_cnn():
   """`small_cnn` for 28x28x1 images: a builder for `tt.run_lottery`."""
   return small_cnn((28, 28, 1), 10, seed=0)
+
+
+@gin.configurable
+def fixture_stream(train_examples=1200):
+  """The fixture as (train, test) tf.data.Datasets of (image, label)
+  examples from generators (no known length): a training set that
+  streams, as one larger than memory would."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  (x_train, y_train), (x_test, y_test) = fixture_images(train_examples)
+
+  def dataset(x, y):
+    spec = (tf.TensorSpec(x.shape[1:], tf.uint8), tf.TensorSpec((), tf.int64))
+    return tf.data.Dataset.from_generator(lambda: zip(x, y),
+                                          output_signature=spec)
+  return dataset(x_train, y_train), dataset(x_test, y_test)

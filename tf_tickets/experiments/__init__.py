@@ -58,7 +58,7 @@ def execute(ctx):
   kind = ctx.settings.experiment.kind
   summaries.write_layout(ctx.run_dir)  # custom-scalars layout, once per run
   logging.info('experiment %s on %s (%d train / %d val / %d test), '
-               '%d replica(s)', kind, ctx.data.name, len(ctx.data.x_train),
+               '%d replica(s)', kind, ctx.data.name, ctx.data.train_size,
                len(ctx.data.x_val), len(ctx.data.x_test),
                ctx.strategy.num_replicas_in_sync)
   return KINDS.get(kind)(ctx)

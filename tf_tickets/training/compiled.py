@@ -37,8 +37,12 @@ class CompiledSteps:
     self.strategy, self.optimizer, self.loss_fn = strategy, optimizer, loss_fn
     self.jit_compile = jit_compile
     self.on_device = single_device(strategy)
+    # The whole loop compiled with the training set on the device: one
+    # device and a training set in memory (a streamed one comes through
+    # the dataset's iterator, as with several replicas).
+    self.device_data = self.on_device and data.train_stream is None
     self.batches = (data_lib.DeviceBatches(data, config.seed)
-                    if self.on_device else None)
+                    if self.device_data else None)
     self.step_outputs = False  # set by the loop: see `run_to`
     with strategy.scope():
       self.loss_sum = tf.Variable(0.0, trainable=False,
@@ -113,7 +117,7 @@ class CompiledSteps:
     # (the update's cross-replica aggregation cannot be compiled into the
     # replica function); on one device the caller compiles everything.
     gradients = (tf.function(self.gradients, jit_compile=True)
-                 if self.jit_compile and not self.on_device
+                 if self.jit_compile and not self.device_data
                  else self.gradients)
 
     def update(grads):
@@ -166,7 +170,7 @@ class CompiledSteps:
     several replicas, plain steps only (no gradients returned)."""
     key = ('loop', last)
     if key not in self._fns:
-      if self.on_device:
+      if self.device_data:
         step_fn = self._replica_step(last, True)
 
         def device_steps(_, start, n, apply_last=None):
@@ -195,8 +199,9 @@ class CompiledSteps:
 
   def iterator(self, step):
     """The training batches from global step `step` on: the distributed
-    dataset's iterator, or None on one device (`self.batches`)."""
-    if self.on_device:
+    dataset's iterator, or None with the data on the device
+    (`self.batches`)."""
+    if self.device_data:
       return None
     ds = data_lib.train_dataset(self.data, self.config.seed, start_step=step)
     return iter(self.strategy.experimental_distribute_dataset(ds))
@@ -212,7 +217,7 @@ class CompiledSteps:
     resumed run the same one. With several replicas, the plain steps in
     one call and the last one apart if it is needed."""
     start = tf.constant(step, tf.int64)
-    if self.on_device:
+    if self.device_data:
       self.batches.prepare(step)
       n = tf.constant(nxt - step, tf.int64)
       if want or skip or self.step_outputs:
@@ -231,7 +236,7 @@ class CompiledSteps:
   def epoch_end(self, step):
     """On one device, the last step of `step`'s epoch (a chunk of the
     compiled loop stays in one epoch); else None."""
-    if not self.on_device:
+    if not self.device_data:
       return None
     spe = self.batches.steps_per_epoch
     return (step // spe + 1) * spe

@@ -252,7 +252,7 @@ class Trainer:
     stops += [(step // n + 1) * n for n in (every, sched.eval_every,
                                             sched.checkpoint_every) if n]
     stops += [h.next_event(step) for h in self.hooks]
-    if self.steps.on_device:
+    if self.steps.device_data:
       stops.append(self.steps.epoch_end(step))
     return max(step + 1, min(stops))
 
