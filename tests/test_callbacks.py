@@ -1,4 +1,6 @@
 """tf_tickets in `model.fit`: the Keras callbacks on your own model."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -299,6 +301,27 @@ def test_lottery_driver_on_your_own_model_and_training(tmp_path):
                          rewind='6it', layer_fractions={'out': 0.25})
   assert calls == [] and [r['density'] for r in again] == [
       r['density'] for r in rows]
+  # The random_prune control on the same run directory (a branch only
+  # extends the run): levels 1 and 2 again, random masks of the ticket's
+  # per-layer counts, from the same rewind point.
+  calls.clear()
+  both = tt.run_lottery(build, train, out, levels=2, pruning_fraction=0.5,
+                        rewind='6it', layer_fractions={'out': 0.25},
+                        branch='random_prune')
+  assert calls == [(1, 6), (2, 6)]
+  control = [r for r in both if r['branch'] == 'random_prune']
+  assert [r['level'] for r in control] == [1, 2]
+  for ticket, ctrl in zip(rows[1:], control):
+    assert ctrl['layer_density'] == ticket['layer_density']
+  branch_dirs = tf.io.gfile.glob(str(out / 'branch_*'))
+  assert len(branch_dirs) == 1
+  start = lambda d: tf.train.load_checkpoint(os.path.join(
+      d, 'level_2', 'start', 'weights'))
+  ticket_masks = {n: start(str(out)).get_tensor(n) for n in
+                  start(str(out)).get_variable_to_shape_map() if 'mask' in n}
+  assert ticket_masks and any(
+      not np.array_equal(m, start(branch_dirs[0]).get_tensor(n))
+      for n, m in ticket_masks.items())
 
 
 def test_readme_own_model_snippets_run_verbatim(tmp_path):
