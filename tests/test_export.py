@@ -467,9 +467,10 @@ def test_cli_end_to_end_and_bad_input(lottery_run, tmp_path, capsys):
 
 def _fake_run(run_dir):
   """A run directory as the export sees it before loading anything:
-  operative_config.gin, finished levels 0 and 1, a started level 2."""
+  config.json, finished levels 0 and 1, a started level 2."""
   os.makedirs(run_dir)
-  rundir.atomic_write_text(rundir.operative_config_path(run_dir), '')
+  rundir.write_json(rundir.config_json_path(run_dir),
+                    {'identity': {}, 'settings': {}})
   for level, density in ((0, 1.0), (1, 0.2)):
     net = rundir.level_dir(run_dir, level)
     os.makedirs(rundir.final_dir(net))
