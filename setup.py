@@ -23,8 +23,12 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    # pytest-xdist: the README's test command runs the suite on 2 processes.
-    'test': ['pytest>=8.0', 'pytest-xdist>=3.5'],
+    # pytest-xdist: the README's test command runs the suite on 2 processes;
+    # ray and submitit: the sweep's launchers are tested too.
+    'test': ['pytest>=8.0', 'pytest-xdist>=3.5', 'ray>=2.9', 'submitit>=1.5'],
+    # python -m tf_tickets.sweep --launcher=ray / --launcher=slurm
+    'ray': ['ray>=2.9'],
+    'slurm': ['submitit>=1.5'],
     # LiteRT is a core dependency; the extra stays so that
     # `pip install 'tf_tickets[edge]'` keeps working.
     'edge': [],

@@ -194,14 +194,17 @@ def fit_table(data, warmup, steps, repeats):
            f'{LR}, 90% (ERK; tfmot: 90% per layer), mask updates every '
            f'{UPDATE_EVERY} steps, steps {warmup + 1}-{steps} timed, '
            f'{repeats} interleaved repetitions (a fresh model each).', '',
-           '| arm | steps/s (median) | RigL or tfmot / static (paired) |',
-           '|---|---|---|']
+           '| arm | steps/s (median) | RigL or tfmot / static (paired) '
+           '| RigL / tfmot (paired) |', '|---|---|---|---|']
   for name, v in rates.items():
-    per_call = name.split('=')[1]
+    kind, per_call = name.split(', ')[0], name.split('=')[1]
     base = rates[f'static, steps_per_execution={per_call}']
     ratio = [a / b for a, b in zip(v, base)]
+    tfmot = rates[f'tfmot, steps_per_execution={per_call}']
+    versus = (_geomean_ci([a / b for a, b in zip(v, tfmot)])
+              if kind == 'rigl' else '')
     lines.append(f'| {name} | {benchlib.median(v):.0f} | '
-                 f'{_geomean_ci(ratio)} |')
+                 f'{_geomean_ci(ratio)} | {versus} |')
   return lines
 
 

@@ -8,7 +8,7 @@ import time
 
 from tf_tickets import data as data_lib
 from tf_tickets import training
-from tf_tickets.summaries import figures
+from tf_tickets import stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +88,7 @@ def ci(values):
   n = len(values)
   if n < 2:
     return m, math.inf
-  t = figures.t975(n - 1)
+  t = stats.t_quantile(0.975, n - 1)
   return m, t * statistics.stdev(values) / math.sqrt(n)
 
 

@@ -197,7 +197,9 @@ class DynamicSparse(Algorithm):
 
   At each update step t, in every layer with 0 < active < size: drop the
   k = floor(f(t) * active) active weights with the smallest `drop_scores`
-  (as the RigL TF1 code, rigl_tf2 and jaxpruner), grow the k connections
+  (as the RigL TF1 code and rigl_tf2; jaxpruner instead keeps the top
+  round(density * (1 - f(t)) * size) by its top-k of a sparsity, so its k
+  can be one more or less), grow the k connections
   with the largest `grow_scores` among those inactive after the drop (a
   just-dropped connection may be regrown; it is then treated as never
   dropped: only newly activated connections start at zero).

@@ -31,6 +31,8 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tf_tickets import stats
+
 BRANCH_LABELS = {
     'lottery': 'winning ticket (IMP)',
     'random_reinit': 'random reinit',
@@ -42,18 +44,6 @@ BRANCH_STYLES = {
     'random_prune': dict(color='tab:green', marker='^', linestyle=':'),
 }
 NOT_SPARSE_TRAINING = ('imp', 'dense', '')
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-        7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
-        13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
-
-
-def t975(df):
-  """The 95% two-sided t quantile of `df` >= 1 degrees of freedom (the
-  nearest tabulated one below: conservative between table entries)."""
-  return T975[max(d for d in T975 if d <= df)]
-
 
 def _float(value):
   try:
@@ -109,7 +99,7 @@ def ci_half_width(point):
   n, std = point[5], point[4]
   if n < 2:
     return 0.0
-  return t975(n - 1) * std / math.sqrt(n)
+  return stats.t_quantile(0.975, n - 1) * std / math.sqrt(n)
 
 
 def _errorbar(ax, line, error, **style):
