@@ -5,13 +5,11 @@ import json
 import os
 import sys
 
-from tf_tickets.keras import keras  # noqa: F401  (tf_keras before TensorFlow)
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
-from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top,wrong-import-order
-from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top,wrong-import-order
+from matplotlib.figure import Figure
 
 from tf_tickets import comparing
 from tf_tickets import rundir
+from tf_tickets import summaries
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import TicketsError
 
@@ -76,22 +74,17 @@ def plot(rules, data, path):
 
 def write_hparams(rules, runs, log_dir):
   """TensorBoard's HParams view: one trial per run, its settings that
-  differ between the runs as hyperparameters, the metric of its last
-  results.csv row."""
-  keys = sorted(k for k in {k for r in runs for k in r.settings}
-                if len({json.dumps(r.settings.get(k)) for r in runs}) > 1)
-  keys = sorted(set(keys) | {'training.seed'})
+  differ between the runs (and its seed) as hyperparameters, the metric of
+  its last results.csv row."""
+  keys = sorted({k for r in runs for k in r.settings
+                 if len({json.dumps(x.settings.get(k)) for x in runs}) > 1}
+                | {'training.seed'})
   value = lambda v: v if isinstance(v, (bool, int, float, str)) else \
       json.dumps(v)
   metric = rules['metric']
-  with tf.summary.create_file_writer(log_dir).as_default():
-    hp.hparams_config(hparams=[hp.HParam(k) for k in keys],
-                      metrics=[hp.Metric(metric)])
-  for i, run in enumerate(runs):
-    with tf.summary.create_file_writer(
-        os.path.join(log_dir, f'run_{i}')).as_default():
-      hp.hparams({k: value(run.settings.get(k)) for k in keys},
-                 trial_id=run.run_dir)
-      last = run.rows[-1].get(metric) if run.rows else None
-      if last not in (None, ''):
-        tf.summary.scalar(metric, float(last), step=0)
+  trials = []
+  for run in runs:
+    last = run.rows[-1].get(metric) if run.rows else None
+    trials.append((run.run_dir, {k: value(run.settings.get(k)) for k in keys},
+                   None if last in (None, '') else float(last)))
+  summaries.write_hparams(log_dir, keys, trials, metric)

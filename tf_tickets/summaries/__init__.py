@@ -15,6 +15,7 @@
 """
 from tf_tickets.summaries.eventfiles import compact as compact_events
 from tf_tickets.summaries.layout import write_layout
+from tf_tickets.summaries.hparams import write_hparams
 from tf_tickets.summaries.lottery import LevelSummaries
 from tf_tickets.summaries.lottery import jaccard
 from tf_tickets.summaries.lottery import levels_table
