@@ -36,10 +36,7 @@ def _define_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    print(f'error: unexpected arguments {argv[1:]}; see --help',
-          file=sys.stderr)
-    sys.exit(2)
+  del argv  # no positional arguments (console.run)
   with console.native_noise_filtered():
     from tf_tickets import reports  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS

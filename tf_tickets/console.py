@@ -94,8 +94,9 @@ def help_text(usage, module_name):
 
 
 def run(main, usage, module_name, argv=None):
-  """Parses the flags (`--help`: `help_text`, exit 0) and runs `main`;
-  Ctrl-C ends it with one line and exit status 130, no traceback."""
+  """Parses the flags (`--help`: `help_text`, exit 0) and runs `main`
+  (positional arguments: one error line, exit 2); Ctrl-C ends it with one
+  line and exit status 130, no traceback."""
   argv = list(sys.argv if argv is None else argv)
 
   def parse(args):
@@ -104,8 +105,15 @@ def run(main, usage, module_name, argv=None):
       sys.exit(0)
     return app.parse_flags_with_usage(args)
 
+  def without_arguments(args):
+    if len(args) > 1:
+      print(f'error: unexpected arguments {args[1:]}; see --help',
+            file=sys.stderr)
+      sys.exit(2)
+    return main(args)
+
   try:
-    app.run(main, argv=argv, flags_parser=parse)
+    app.run(without_arguments, argv=argv, flags_parser=parse)
   except KeyboardInterrupt:  # before or after the command's own handler
     print('\ninterrupted', file=sys.stderr, flush=True)
     sys.exit(130)

@@ -57,10 +57,7 @@ def _define_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    print(f'error: unexpected arguments {argv[1:]}; see --help',
-          file=sys.stderr)
-    sys.exit(2)
+  del argv  # no positional arguments (console.run)
   with console.native_noise_filtered():
     # Loaded after the flags are parsed (--help answers at once).
     from tf_tickets import launchers  # pylint: disable=g-import-not-at-top

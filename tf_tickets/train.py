@@ -50,10 +50,7 @@ def _define_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    print(f'error: unexpected arguments {argv[1:]}; see --help',
-          file=sys.stderr)
-    sys.exit(2)
+  del argv  # no positional arguments (console.run)
   with console.native_noise_filtered():
     # Loaded after the flags are parsed, so that --help and flag errors do
     # not wait for TensorFlow.
