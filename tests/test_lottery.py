@@ -146,9 +146,10 @@ def test_branches(imp_run, tmp_path):
   import shutil  # pylint: disable=g-import-not-at-top
   d = tmp_path / 'run'
   shutil.copytree(imp_run[0], d)
-  reinit = run(d, 'lottery.levels = 3', "lottery.branch = 'random_reinit'")
-  prune = run(d, 'lottery.levels = 3', "lottery.branch = 'random_prune'")
-  for branch, rows in (('random_reinit', reinit), ('random_prune', prune)):
+  # Both controls in one invocation (a tuple of branches, run in turn).
+  rows = run(d, 'lottery.levels = 3',
+             "lottery.branch = ('random_reinit', 'random_prune')")
+  for branch in ('random_reinit', 'random_prune'):
     assert os.path.exists(d / f'branch_{branch}' / 'results.csv')
     branch_rows = [r for r in rows if r['branch'] == branch]
     assert [r['level'] for r in branch_rows] == [1, 2, 3]
@@ -196,6 +197,10 @@ def test_bad_lottery_settings():
     lottery.LotterySettings(levels=3, branch_levels=(0,))
   with pytest.raises(ValueError, match='lottery.branch'):
     lottery.LotterySettings(branch='random')
+  with pytest.raises(ValueError, match="lottery.branch: unknown value 'x'"):
+    lottery.LotterySettings(branch=('random_prune', 'x'))
+  with pytest.raises(ValueError, match='lottery.branch: unknown value None'):
+    lottery.LotterySettings(branch=())
   with pytest.raises(ValueError, match='lottery.levels'):
     lottery.LotterySettings(levels=-1)
   with pytest.raises(ValueError, match='lottery.rewind'):

@@ -166,6 +166,5 @@ def run_lottery(build, train, output_dir, steps_per_epoch=None, seed=0,
   model = ctx.build_model()
   rows = lottery.run_levels(ctx, cfg, model)
   logging.info('final density %.4f', rows[-1]['density'])
-  if cfg.branch:
-    rows += lottery.run_branch(ctx, cfg)
+  rows += lottery.run_branches(ctx, cfg)
   return rows

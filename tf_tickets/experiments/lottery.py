@@ -64,8 +64,8 @@ class LotterySettings(settings.Settings):
   unpruned_layers: layer names never pruned.
   rewind: 'init', a step such as '500it' or '2ep', 'none' or 'lr'.
   finetune_learning_rate: constant learning rate of rewind='none'.
-  branch: None or a registered control branch ('random_reinit',
-    'random_prune').
+  branch: None, a registered control branch ('random_reinit',
+    'random_prune'), or several in a tuple (each run in turn).
   branch_seed: seeds the branch's new initialisation or random masks.
   branch_levels: the levels the branch trains, e.g. (3, 6, 9, 12, 15)
     (default: every level 1..levels); each level's control depends only
@@ -106,7 +106,11 @@ class LotterySettings(settings.Settings):
     self.set('layer_fractions', fractions)
     self.set('unpruned_layers', tuple(self.unpruned_layers))
     if self.branch is not None:
-      BRANCHES.get(self.branch)
+      names = ((self.branch,) if isinstance(self.branch, str)
+               else tuple(self.branch))
+      for name in names or (None,):
+        BRANCHES.get(name)
+      self.set('branch', names[0] if len(names) == 1 else names)
     if self.finetune_learning_rate is not None:
       check_range('lottery.finetune_learning_rate',
                   self.finetune_learning_rate, 0.0, math.inf, low_open=True)
@@ -250,14 +254,24 @@ class Branch:
     return cfg.branch_seed * 1000003 + level
 
 
-def run_branch(ctx, cfg):
-  """Trains the control branch `cfg.branch` on `cfg.branch_levels` (all
-  levels 1..levels by default)."""
-  branch = BRANCHES.get(cfg.branch)()
-  model = ctx.build_model()
-  return _train_levels(
-      ctx, cfg, model, cfg.branch_levels or range(1, cfg.levels + 1),
-      lambda level: branch.prepare(ctx, model, cfg, level), cfg.branch)
+def branches(cfg):
+  """The names of `cfg.branch` (None, a name or a tuple of names)."""
+  if cfg.branch is None:
+    return ()
+  return (cfg.branch,) if isinstance(cfg.branch, str) else tuple(cfg.branch)
+
+
+def run_branches(ctx, cfg):
+  """Trains each control branch of `cfg.branch` on `cfg.branch_levels`
+  (all levels 1..levels by default); returns their rows."""
+  rows = []
+  for name in branches(cfg):
+    branch = BRANCHES.get(name)()
+    model = ctx.build_model()
+    rows += _train_levels(
+        ctx, cfg, model, cfg.branch_levels or range(1, cfg.levels + 1),
+        lambda level, b=branch, m=model: b.prepare(ctx, m, cfg, level), name)
+  return rows
 
 
 @KINDS.register('lottery')
@@ -268,6 +282,5 @@ def run(ctx):
   model = ctx.build_model()
   rows = run_levels(ctx, cfg, model)
   logging.info('final density %.4f', rows[-1]['density'])
-  if cfg.branch:
-    rows += run_branch(ctx, cfg)
+  rows += run_branches(ctx, cfg)
   return rows
