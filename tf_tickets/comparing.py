@@ -157,10 +157,20 @@ def collect(rules, runs):
   return out
 
 
+def order(item):
+  """Groups in numeric order where their values are numbers."""
+  def key(value):
+    try:
+      return (0, float(value), '')
+    except ValueError:
+      return (1, 0.0, value)
+  return tuple(key(v) for v in item[0])
+
+
 def judge(rules, data):
   """[(group, comparison dict, differences, verdict)]."""
   out = []
-  for group, arms in sorted(data.items()):
+  for group, arms in sorted(data.items(), key=order):
     for c in rules['comparisons']:
       a, b = arms.get(c['a'], {}), arms.get(c['b'], {})
       seeds = sorted(set(a) & set(b))
@@ -198,7 +208,7 @@ def markdown(rules, data, verdicts, late, command, commits):
   if late:
     lines.append('**The rules are dated after the first run: these verdicts '
                  'were not fixed before the runs.**')
-  for group, arms in sorted(data.items()):
+  for group, arms in sorted(data.items(), key=order):
     names = dict(zip(rules.get('groups', ()), group))
     lines += ['', f'### {", ".join(f"{k} = {v}" for k, v in names.items()) or "all runs"}',
               '', '| arm | mean ± std |', '|---|---|']
@@ -226,7 +236,7 @@ def per_seed_csv(rules, data):
   out = csv.writer(buf)
   out.writerow(list(rules.get('groups', ())) + ['arm', 'seed',
                                                  rules['metric'], 'run_dir'])
-  for group, arms in sorted(data.items()):
+  for group, arms in sorted(data.items(), key=order):
     for arm, seeds in arms.items():
       for seed, (value, run_dir) in sorted(seeds.items()):
         out.writerow(list(group) + [arm, seed, repr(value), run_dir])

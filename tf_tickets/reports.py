@@ -54,7 +54,7 @@ def execute(paths, rules_path, out, command):
 
 def plot(rules, data, path):
   """Per group, every arm's per-seed values and their mean."""
-  groups = sorted(data)
+  groups = [g for g, _ in sorted(data.items(), key=comparing.order)]
   fig = Figure(figsize=(4 * len(groups), 3.5))
   axes = fig.subplots(1, len(groups), squeeze=False)
   for ax, group in zip(axes[0], groups):
