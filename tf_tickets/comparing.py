@@ -174,6 +174,8 @@ def judge(rules, data):
     for c in rules['comparisons']:
       a, b = arms.get(c['a'], {}), arms.get(c['b'], {})
       seeds = sorted(set(a) & set(b))
+      if not seeds:  # an arm absent from this group (e.g. no control)
+        continue
       diffs = [a[s][0] - b[s][0] for s in seeds]
       verdict = (stats.verdict(diffs, c['claim'], c.get('margin'))
                  if len(diffs) >= 2 else 'not shown (fewer than 2 seeds)')
