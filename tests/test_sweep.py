@@ -150,3 +150,32 @@ def test_slurm_launcher_through_submitit(tmp_path):
   for point in _points(tmp_path):
     assert rundir.is_finished(os.path.join(point['run_dir'], 'level_0'))
   assert glob.glob(str(tmp_path / 'sweep' / 'submitit' / '*'))
+
+
+def test_the_readme_sweep_commands_are_valid_grids(tmp_path):
+  """Every `python -m tf_tickets.sweep` command of the README's "Sweeps and
+  paired comparisons", as written (optional [...] flags left out), plans
+  a valid grid (--dry_run: every point validated, nothing run)."""
+  import re  # pylint: disable=g-import-not-at-top
+  import shlex  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  text = open(os.path.join(cli.REPO, 'README.md')).read()
+  section = text.split('## Sweeps and paired comparisons', 1)[1].split(
+      '\n## ', 1)[0]
+  commands = [c for block in re.findall(r'```sh\n(.*?)```', section, re.S)
+              for c in block.replace('\\\n', ' ').splitlines()
+              if c.startswith('python -m tf_tickets.sweep')]
+  assert len(commands) == 2
+  for command in commands:
+    args = shlex.split(re.sub(r'\[--[^\]]*\]', '', command))[3:]
+    args = [a for a in args if not a.startswith('--sweep_dir')]
+    args = [a.replace('/usr/share/datasets/fashion-mnist', cli.FIXTURE)
+            for a in args]
+    proc = subprocess.run(
+        [sys.executable, '-m', 'tf_tickets.sweep', *args, '--dry_run',
+         f'--runs_dir={tmp_path / "runs"}', f'--sweep_dir={tmp_path / "s"}'],
+        cwd=cli.REPO, env=cli.env(), capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r'sweep: \d+ point\(s\)', proc.stdout), proc.stdout
+  assert not (tmp_path / 'runs').exists()
