@@ -109,3 +109,14 @@ def test_compare_writes_tables_csvs_plot_and_hparams(tmp_path):
   assert proc.returncode == 1
   assert cli.last_line(proc).startswith('error: --rules: ') and (
       'margin' in cli.last_line(proc))
+
+
+def test_the_committed_rules_files_are_valid():
+  """docs/results/*.rules.json parse and name valid claims and margins."""
+  import glob  # pylint: disable=g-import-not-at-top
+  from tf_tickets import comparing  # pylint: disable=g-import-not-at-top
+  paths = glob.glob(os.path.join(cli.REPO, 'docs', 'results', '*.rules.json'))
+  assert len(paths) >= 2
+  for path in paths:
+    rules = comparing.read_rules(path)
+    assert rules['written'] and rules['comparisons'], path

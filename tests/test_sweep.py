@@ -165,7 +165,7 @@ def test_the_readme_sweep_commands_are_valid_grids(tmp_path):
   commands = [c for block in re.findall(r'```sh\n(.*?)```', section, re.S)
               for c in block.replace('\\\n', ' ').splitlines()
               if c.startswith('python -m tf_tickets.sweep')]
-  assert len(commands) == 2
+  assert len(commands) == 3
   for command in commands:
     args = shlex.split(re.sub(r'\[--[^\]]*\]', '', command))[3:]
     args = [a for a in args if not a.startswith('--sweep_dir')]
