@@ -107,8 +107,8 @@ def make_points(gin_files, gin_params, seeds, axes, runs_dir):
     params = tuple(gin_params) + (f'training.seed = {seed}',) + tuple(
         f'{name} = {value!r}' for name, value in zip(names, values))
     settings = runner.read_settings(gin_files, params)
-    run_dir = os.path.abspath(os.path.join(runs_dir, os.path.basename(
-        runner.default_run_dir(gin_files, settings))))
+    run_dir = os.path.abspath(runner.default_run_dir(gin_files, settings,
+                                                     runs_dir))
     if run_dir in seen:
       raise ConfigError('--vary', f'points {seen[run_dir]} and {index} are '
                         'the same run (an axis value equal to another, or '

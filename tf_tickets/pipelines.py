@@ -105,6 +105,13 @@ def train_dataset(data, seed, start_step=0, global_batch_size=None):
       x = _augment(x, tf.stack([seed_t, step]))
     return x, y
 
+  return _by_step(epoch_batches, make_batch, start_step, spe)
+
+
+def _by_step(epoch_batches, make_batch, start_step, spe):
+  """Batches start_step, start_step + 1, ... of the epochs
+  `epoch_batches(epoch)` (datasets of `spe` (step, batch) elements), each
+  mapped by `make_batch(step, batch)`: endless, deterministic by step."""
   ds = tf.data.Dataset.range(start_step // spe, _MAX_EPOCHS)
   ds = ds.flat_map(epoch_batches).skip(start_step % spe)
   ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
@@ -152,11 +159,7 @@ def _streamed_batches(data, seed, start_step, b, spe):
       x = _augment(x, tf.stack([tf.constant(seed, tf.int64), step]))
     return x, tf.cast(y, tf.int32)
 
-  ds = tf.data.Dataset.range(start_step // spe, _MAX_EPOCHS)
-  ds = ds.flat_map(epoch_batches).skip(start_step % spe)
-  ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+  return _by_step(epoch_batches, make_batch, start_step, spe)
 
 
 class DeviceBatches:

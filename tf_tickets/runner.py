@@ -45,10 +45,11 @@ def read_settings(gin_files, gin_params):
   return experiments.RunSettings.of(gin_config.read(gin_files, gin_params))
 
 
-def default_run_dir(gin_files, run_settings):
+def default_run_dir(gin_files, run_settings, base='runs'):
+  """`base/<last gin file's stem>-<fingerprint>`."""
   stem = (os.path.splitext(os.path.basename(gin_files[-1]))[0]
           if gin_files else 'run')
-  return os.path.join('runs', f'{stem}-{run_settings.fingerprint()}')
+  return os.path.join(base, f'{stem}-{run_settings.fingerprint()}')
 
 
 def _literal(text):

@@ -97,10 +97,11 @@ def function_name(fn):
   if not module or not name or '<' in name:
     return None
   try:
-    return f'{module}.{name}' if _import(module, name) is fn or getattr(
-        _import(module, name), '__wrapped__', None) is fn else None
+    found = _import(module, name)
   except (ImportError, AttributeError):
     return None
+  return (f'{module}.{name}' if fn in (found, getattr(found, '__wrapped__',
+                                                      None)) else None)
 
 
 def _import(module, name):

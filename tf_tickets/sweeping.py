@@ -44,7 +44,7 @@ def execute(gin_files, gin_params, seeds='0', vary=(), axes_file=None,
     run = launchers.LAUNCHERS.get(launcher)
     points, axes, sweep_dir = plan(gin_files, gin_params, seeds, vary,
                                    axes_file, runs_dir, sweep_dir)
-    sizes = [f'{len(grid.parse_seeds(seeds))} seed(s)'] + [
+    sizes = [f'{len({p.seed for p in points})} seed(s)'] + [
         f'{len(values)} {name}' for name, values in axes]
     print(f'sweep: {len(points)} point(s) ({" x ".join(sizes)}); sweep '
           f'directory {sweep_dir}', flush=True)
