@@ -31,8 +31,9 @@ def test_rigl_update_by_hand():
   w = np.array([0.1, -0.9, 0.05, 0.5, 0, 0, 0, 0], np.float32)
   g = np.array([0.0, 0.0, 9.0, 0.0, 1.0, 3.0, 0.2, 2.0], np.float32)
   rigl = algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0, RUN)
-  assert rigl.wants_update(10) and not rigl.wants_update(15)
-  up = rigl.update(10, {'a': mask}, {'a': w}, {'a': g})
+  # rigl's phase: global steps 0, 10, ... are steps 1, 11, ...
+  assert rigl.wants_update(11) and not rigl.wants_update(10)
+  up = rigl.update(11, {'a': mask}, {'a': w}, {'a': g})
   # dropped: 2 (0.05) and 0 (0.1); grown: 2 (|g| 9, regrown) and 5 (3.0)
   np.testing.assert_array_equal(up.masks['a'], [0, 1, 1, 1, 0, 1, 0, 0])
   np.testing.assert_array_equal(np.flatnonzero(up.grown['a']), [2, 5])
@@ -151,7 +152,8 @@ def test_a_registered_method_runs_end_to_end(registered, tmp_path):
   rows = _run(tmp_path, 'lenet_rigl.gin', "sparse_training.method = "
               "'grow_first'", 'sparse_training.update_every = 5')
   row = rows[0]
-  assert row['method'] == 'grow_first' and row['mask_updates'] == 2
+  # global steps 0, 5, 10 < 15
+  assert row['method'] == 'grow_first' and row['mask_updates'] == 3
   assert row['grown_connections'] > 0
   assert row['density'] == pytest.approx(0.1, abs=1e-4)
 

@@ -31,7 +31,7 @@ class Invariants(keras.callbacks.Callback):
     self.changes = []
 
   def on_train_begin(self, logs=None):
-    self.prev = None
+    self.prev = masks_lib.get_masks(self.model)  # the starting masks
 
   def on_train_batch_end(self, batch, logs=None):
     model = self.model
@@ -84,8 +84,9 @@ def test_rigl_in_model_fit_keeps_the_invariants_and_exact_sparsity(
   model.fit(train_ds(data), epochs=1, steps_per_epoch=60, verbose=0,
             callbacks=[rigl, check])
   r = rigl.result
-  assert r['method'] == 'rigl' and r['mask_updates'] == 4  # 10..40 < 48
-  assert check.changes == [10, 20, 30, 40]
+  # Global steps 0, 10, ..., 40 < 48 (rigl's phase: the first at step 1).
+  assert r['method'] == 'rigl' and r['mask_updates'] == 5
+  assert check.changes == [1, 11, 21, 31, 41]
   assert 0 < r['churn'] < 1 and r['steps'] == 60
   exact_counts(model, rigl.settings)
   assert r['density'] == pytest.approx(0.1, abs=1e-3)
@@ -122,7 +123,7 @@ def test_skip_update_on_mask_steps_keeps_the_weights_of_that_step(data):
       data=train_ds(data, seed=1))
   model.fit(train_ds(data), epochs=1, steps_per_epoch=30, verbose=0,
             callbacks=[rigl, Record()])
-  for step in (10, 20):
+  for step in (11, 21):  # global steps 10 and 20
     (m0, w0), (m1, w1) = seen[step - 1], seen[step]
     moved = 0
     for k in m0:
@@ -142,13 +143,22 @@ def test_steps_per_execution_must_end_calls_on_mask_updates(data):
   with pytest.raises(tt.ConfigError, match='sparse_training.update_every'):
     model.fit(train_ds(data), epochs=1, steps_per_epoch=20, verbose=0,
               callbacks=[bad])
+  # The reference phase (an update at the first step) ends no call.
+  first = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
+                                      update_every=8, end_step=0.8,
+                                      skip_update_on_mask_steps=False)
+  with pytest.raises(tt.ConfigError, match='sparse_training.begin_step'):
+    model.fit(train_ds(data), epochs=1, steps_per_epoch=20, verbose=0,
+              callbacks=[first])
   good = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
-                                     update_every=8, end_step=0.8,
+                                     update_every=8, begin_step=7,
+                                     end_step=0.8,
                                      skip_update_on_mask_steps=False)
   check = Invariants()
   model.fit(train_ds(data), epochs=1, steps_per_epoch=20, verbose=0,
             callbacks=[good, check])
-  assert good.result['mask_updates'] == 1 and check.changes == [8]  # < 16
+  # global steps 7 and 15 < 16
+  assert good.result['mask_updates'] == 2 and check.changes == [8, 16]
 
 
 def test_rewind_point_callback_saves_theta_k(data):
@@ -236,7 +246,7 @@ def test_mobilenet_v2_trains_with_rigl_in_model_fit_and_exports(tmp_path):
   check = Invariants()
   model.fit(ds.repeat(), steps_per_epoch=16, epochs=1, verbose=0,
             callbacks=[rigl, check])
-  assert check.changes == [4, 8]
+  assert check.changes == [1, 5, 9]  # global steps 0, 4, 8 < 12
   exact_counts(model, rigl.settings)
   # tfmot's prune registry lists no prunable weight of DepthwiseConv2D
   # (3x3 per channel): it stays dense, as under prune_low_magnitude.
@@ -411,7 +421,7 @@ def test_rigl_in_model_fit_under_mirrored_strategy(data, mirrored):
       data=train_ds(data, seed=1))
   model.fit(train_ds(data), epochs=1, steps_per_epoch=16, verbose=0,
             callbacks=[rigl, Replicas()])
-  assert rigl.result['mask_updates'] == 2 and len(seen) == 16  # 5, 10
+  assert rigl.result['mask_updates'] == 3 and len(seen) == 16  # 1, 6, 11
   exact_counts(model, rigl.settings)
 
 
@@ -426,7 +436,7 @@ def test_every_method_runs_in_model_fit(data, method):
             callbacks=[cb, check])
   exact_counts(model, cb.settings)
   assert cb.result['method'] == method
-  assert check.changes == ([5] if method == 'set' else [])
+  assert check.changes == ([1, 6] if method == 'set' else [])
 
 
 def test_steps_per_execution_with_a_short_last_call(data):
@@ -434,7 +444,7 @@ def test_steps_per_execution_with_a_short_last_call(data):
   step count follows Keras' batch index (updates at 8 and 16, 22 steps)."""
   model = lenet(data, steps_per_execution=4)
   cb = tt.callbacks.SparseTraining(method='set', sparsity=0.9,
-                                   update_every=8, end_step=0.8,
+                                   update_every=8, begin_step=7, end_step=0.8,
                                    skip_update_on_mask_steps=False)
   check = Invariants()
   model.fit(train_ds(data), epochs=1, steps_per_epoch=22, verbose=0,

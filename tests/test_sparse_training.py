@@ -22,8 +22,9 @@ from tf_tickets import wrapper as wrapper_lib
 
 GIN_DIR = os.path.join(cli.REPO, 'gin')
 STEPS = 80
-# Updates at 10, 20, ..., 50: T_end = 60 (0.75 of 80) is excluded.
-UPDATES = [10, 20, 30, 40, 50]
+# rigl's phase: updates at global steps 0, 10, ..., 50 (steps 1, 11, ...,
+# 51); T_end = 60 (0.75 of 80) is excluded.
+UPDATES = [1, 11, 21, 31, 41, 51]
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -225,11 +226,16 @@ def test_select_is_exact_and_breaks_ties_by_index():
 
 
 def test_drop_fraction_schedules():
+  # Step t (1-based) is global step g = t - 1, as rigl counts: the first
+  # update (g = begin) replaces alpha; the cosine spans begin..end.
   cos = algorithms.DropFraction(0.3, 'cosine', 1000)
-  assert cos(0) == pytest.approx(0.3)
-  assert cos(250) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
-  assert cos(500) == pytest.approx(0.15)
-  assert cos(1000) == pytest.approx(0.0, abs=1e-12)
+  assert cos(1) == pytest.approx(0.3)
+  assert cos(251) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
+  assert cos(501) == pytest.approx(0.15)
+  assert cos(1001) == pytest.approx(0.0, abs=1e-12)
+  late = algorithms.DropFraction(0.3, 'cosine', 1000, begin_step=200)
+  assert late(201) == pytest.approx(0.3)
+  assert late(601) == pytest.approx(0.15)
   assert algorithms.DropFraction(0.3, 'constant', 1000)(700) == 0.3
   # 'lr': alpha * lr(t) / base, with the trainer's LR schedule (the hook
   # passes lr(t) / base as `lr_ratio`).
@@ -239,6 +245,19 @@ def test_drop_fraction_schedules():
   assert f(600, lr.value(600) / lr.base) == pytest.approx(0.04)
   lr = training.LearningRate(0.1, 'cosine', 1000)
   assert f(500, lr.value(500) / lr.base) == pytest.approx(0.2, rel=1e-5)
+
+
+def test_update_schedule_follows_the_reference_phase():
+  """rigl's TF1 code updates at global steps begin + k * ΔT (g <= end;
+  here g < end): with begin 0 at the very first step."""
+  every = algorithms.UpdateSchedule(100, 750)
+  assert [t for t in range(1, 1001) if every(t)] == [
+      1, 101, 201, 301, 401, 501, 601, 701]
+  assert [every.next(s) for s in (0, 1, 100, 101, 700, 701)] == [
+      1, 101, 101, 201, 701, None]
+  old = algorithms.UpdateSchedule(100, 750, begin=99)  # before 0.3
+  assert [t for t in range(1, 1001) if old(t)] == list(range(100, 701, 100))
+  assert old.next(0) == 100 and old.next(100) == 200
 
 
 def test_optimizer_slots_found_for_every_optimizer():
@@ -300,7 +319,7 @@ def test_rigl_counts_zero_growth_slots_and_schedule(data, tmp_path_factory):
                                   pruning.weight_shapes(run['model']), 0.9))
   assert start == nz
   r = run['result']
-  assert r['method'] == 'rigl' and r['mask_updates'] == 5
+  assert r['method'] == 'rigl' and r['mask_updates'] == len(UPDATES)
   assert 0 < r['churn'] < 1 and 0 <= r['grown_survival'] <= 1
   assert r['density'] == pytest.approx(0.1, abs=1e-4)
 
@@ -370,10 +389,10 @@ def killed_and_resumed(data, net, kill_at, checkpoint_every):
 
 def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
   """Killed at step 37 (last checkpoint: 25), resumed by a fresh trainer and
-  hook: updates 30, 40, 50 happen after the resume."""
+  hook: updates 31, 41, 51 happen after the resume."""
   ref = rigl_run(data, tmp_path_factory)
   resumed = killed_and_resumed(data, tmp_path / 'net', 37, 25)
-  assert [u['step'] for u in resumed['updates']] == [30, 40, 50]
+  assert [u['step'] for u in resumed['updates']] == [31, 41, 51]
   assert equal(ref['masks'], resumed['masks'])
   assert equal(ref['weights'], resumed['weights'])
   # Churn and growth bookkeeping survive the resume (checkpointed state).
@@ -531,7 +550,7 @@ def test_cli_rigl_run_end_to_end(tmp_path):
   assert row['method'] == 'rigl' and row['branch'] == 'sparse_training'
   assert row['level'] == '0' and row['seed'] == '0'
   assert float(row['density']) == pytest.approx(0.1, abs=1e-4)
-  assert float(row['mask_updates']) == 2  # steps 10, 20 (< T_end = 30)
+  assert float(row['mask_updates']) == 3  # steps 1, 11, 21 (g < T_end = 30)
   assert 0 < float(row['churn']) < 1 and row['grown_survival'] != ''
   assert (out / 'level_0' / 'start' / 'weights.index').exists()
   assert (out / 'level_0' / 'final').exists()
@@ -556,7 +575,7 @@ def test_mask_update_replaces_the_weight_update(data, tmp_path, skip):
   train(data, tmp_path, sparse_cfg(method='rigl',
                                    skip_update_on_mask_steps=skip),
         steps=25, hooks=[snap])
-  step = UPDATES[0]  # 10: the first drop-and-grow
+  step = UPDATES[1]  # 11: the first drop-and-grow after a trained step
   before, after = snap.weights[step - 1], snap.weights[step]
   moved = []
   for key in before:
@@ -635,7 +654,7 @@ def test_rigl_grow_batch_size_scores_on_a_fixed_batch(data, tmp_path):
   hook = run['hook']
   assert hook.batch[0].shape[0] == 200
   assert not any(hook.wants_gradients(s) for s in range(30))
-  assert [u['step'] for u in run['updates']] == [10]  # T_end = 19
+  assert [u['step'] for u in run['updates']] == [1, 11]  # T_end = 19
   again = train(data, tmp_path / 'again',
                 sparse_cfg(method='rigl', grow_batch_size=200), steps=25)
   assert equal(run['masks'], again['masks'])

@@ -371,8 +371,8 @@ def test_real_rigl_run_dropped_equals_grown(tmp_path):
   dropped = {k: v for k, v in scalars.items()
              if k.startswith('sparse_training/dropped/')}
   assert set(dropped) >= {f'sparse_training/dropped/{k}' for k in KEYS}
-  assert sorted(dropped['sparse_training/dropped/total']) == [20, 40]
-  assert dropped['sparse_training/dropped/total'][20] > 0
+  assert sorted(dropped['sparse_training/dropped/total']) == [1, 21, 41]
+  assert dropped['sparse_training/dropped/total'][21] > 0
   for tag, values in dropped.items():
     assert scalars[tag.replace('/dropped/', '/grown/')] == values
   row = results(tmp_path / 'rigl' / 'results.csv')[0]

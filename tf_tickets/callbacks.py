@@ -291,7 +291,10 @@ class SparseTraining(HookCallback):
   """Sparse training of a wrapped model in `model.fit`: any registered
   method (`algorithms.METHODS`: 'rigl', 'set', 'static', 'gmp', 'snip')
   with all its settings (`algorithms.SparseTrainingSettings`: sparsity,
-  distribution, update_every, end_step, drop_fraction, ..., block_size).
+  distribution, update_every, begin_step, end_step, drop_fraction, ...,
+  block_size). With steps_per_execution = k > 1 the mask updates must end
+  calls: update_every a multiple of k and begin_step + 1 too (e.g.
+  begin_step = update_every - 1).
 
   The starting masks are set when training begins (random masks with the
   target sparsities, or all ones for methods that start dense), unless
@@ -339,6 +342,13 @@ class SparseTraining(HookCallback):
             'sparse_training.update_every', f'{every.every} steps is not a '
             f'multiple of steps_per_execution ({self.per_call}): mask '
             'updates must fall where a call of model.fit ends')
+      if every is not None and (every.begin + 1) % self.per_call:
+        raise ConfigError(
+            'sparse_training.begin_step', f'the first mask update comes '
+            f'after step {every.begin + 1}, inside a call of model.fit '
+            f'(steps_per_execution is {self.per_call}): set begin_step = '
+            f'{every.every - 1} (updates after steps {every.every}, '
+            f'{2 * every.every}, ...) or steps_per_execution=1')
     return [training.MaskHook(self.algorithm)] + super().make_hooks(run)
 
 

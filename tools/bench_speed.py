@@ -165,7 +165,8 @@ def fit_arm(data, warmup, steps, kind, per_call=1, sparsity=0.9):
       if kind == 'rigl':
         cb = [tt.callbacks.SparseTraining(
             method='rigl', sparsity=sparsity, distribution='erk',
-            update_every=UPDATE_EVERY, end_step=0.75,
+            update_every=UPDATE_EVERY, begin_step=UPDATE_EVERY - 1,
+            end_step=0.75,
             skip_update_on_mask_steps=per_call == 1,
             data=data_lib.train_dataset(data, 1), steps=steps)]
     model.compile(keras.optimizers.Adam(LR), keras.losses.

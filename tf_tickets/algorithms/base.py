@@ -21,7 +21,6 @@ of active weights: a method only says how it scores (RigL and SET differ in
 import dataclasses
 import math
 
-from absl import logging
 import numpy as np
 
 from tf_tickets import steps
@@ -33,18 +32,24 @@ from tf_tickets.errors import ConfigError
 class DropFraction:
   """f(t): the fraction of each layer's active weights replaced at step t.
 
-  'cosine'   alpha / 2 * (1 + cos(pi * t / T_end))   (the RigL default)
+  With g = t - 1 the global step (steps completed before step t, as the
+  reference counts) and p = clip((g - begin) / (end - begin), 0, 1):
+  'cosine'   alpha / 2 * (1 + cos(pi * p))   (the RigL default)
   'constant' alpha
   'lr'       alpha * lr(t) / base learning rate       (warmup included)
+  So the first update, at g = begin, replaces alpha (as rigl's TF1 code,
+  whose cosine decays over global_step - begin_step).
   """
   alpha: float
   decay: str
   end_step: int
+  begin_step: int = 0
 
   def __call__(self, step, lr_ratio=1.0):
     """f at `step`; `lr_ratio` = lr(step) / base rate (used by 'lr')."""
     if self.decay == 'cosine':
-      t = min(max(step, 0), self.end_step) / max(self.end_step, 1)
+      span = max(self.end_step - self.begin_step, 1)
+      t = min(max(step - 1 - self.begin_step, 0), span) / span
       return self.alpha / 2.0 * (1.0 + math.cos(math.pi * t))
     if self.decay == 'lr':
       return self.alpha * float(lr_ratio)
@@ -53,17 +58,23 @@ class DropFraction:
 
 @dataclasses.dataclass(frozen=True)
 class UpdateSchedule:
-  """Mask updates every `every` steps t with 0 < t < `end`."""
+  """Mask updates at steps t (1-based) whose global step g = t - 1 (steps
+  completed before it) is g = begin + k * every, k >= 0, g < end: rigl's
+  `maskupdate_begin_step` / jaxpruner's `update_start_step` phase."""
   every: int
   end: int
+  begin: int = 0
 
   def __call__(self, step):
-    return 0 < step < self.end and step % self.every == 0
+    g = step - 1
+    return (self.begin <= g < self.end
+            and (g - self.begin) % self.every == 0)
 
   def next(self, step):
     """The first update step after `step`, or None."""
-    n = (step // self.every + 1) * self.every
-    return n if n < self.end else None
+    k = max(-(-(step - self.begin) // self.every), 0)
+    g = self.begin + k * self.every
+    return g + 1 if g < self.end else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,12 +239,14 @@ class DynamicSparse(Algorithm):
       raise ConfigError(
           'sparse_training.end_step', f'{cfg.end_step!r} is step {end}, '
           f'after the end of training ({run.total} steps)')
-    if end <= every:
-      logging.warning('sparse_training: no mask updates (end_step %d <= '
-                      'update_every %d)', end, every)
-    self.schedule = UpdateSchedule(every, end)
+    begin = run.resolve(cfg.begin_step, 'sparse_training.begin_step')
+    if begin >= end:
+      raise ConfigError(
+          'sparse_training.begin_step', f'{cfg.begin_step!r} is step '
+          f'{begin}, not before sparse_training.end_step (step {end})')
+    self.schedule = UpdateSchedule(every, end, begin)
     self.drop_fraction = DropFraction(cfg.drop_fraction,
-                                      cfg.drop_fraction_decay, end)
+                                      cfg.drop_fraction_decay, end, begin)
     self.uses_learning_rate = (type(self).uses_learning_rate
                                or cfg.drop_fraction_decay == 'lr')
 
@@ -277,6 +290,7 @@ class DynamicSparse(Algorithm):
 
   def result(self):
     return dict(update_every=self.schedule.every,
+                update_begin_step=self.schedule.begin,
                 update_end_step=self.schedule.end,
                 drop_fraction=self.cfg.drop_fraction,
                 drop_fraction_decay=self.cfg.drop_fraction_decay)

@@ -36,9 +36,20 @@ class SparseTrainingSettings(settings.Settings):
     'uniform' (as the RigL paper), False for 'er' / 'erk'.
   update_every: ΔT, steps between mask updates (500, '500it', '1ep');
     not scaled by training.steps_multiplier.
+  begin_step: the global step g (steps completed before the update) of
+    the first mask update; then every ΔT steps while g < end_step. 0 (the
+    default, as rigl's `maskupdate_begin_step` and jaxpruner's
+    `update_start_step`) updates the masks at the very first step, in
+    place of its weight update. Steps (scaled by the multiplier) or a
+    fraction of training. tf_tickets before 0.3 updated after steps
+    ΔT, 2ΔT, ...: that is begin_step = ΔT - 1. In `model.fit` with
+    steps_per_execution = k > 1 updates must end a call: use ΔT - 1 (or
+    any begin_step with begin_step + 1 a multiple of k).
   end_step: T_end, no mask updates at or after it: a fraction of training
-    in (0, 1] (default 0.75) or steps (scaled by the multiplier).
-  drop_fraction: alpha, the drop fraction at step 0, in [0, 1).
+    in (0, 1] (default 0.75) or steps (scaled by the multiplier). rigl
+    updates at g = end_step too; with the cosine decay that update drops
+    nothing (f = 0), with a constant decay it is one update more there.
+  drop_fraction: alpha, the drop fraction of the first update, in [0, 1).
   drop_fraction_decay: 'cosine', 'constant' or 'lr'.
   seed: seeds the initial masks and SET's growth; None: training.seed.
   grow_batch_size: None (growth scores from the dense gradient of the
@@ -50,7 +61,7 @@ class SparseTrainingSettings(settings.Settings):
     drops, grows and prunes whole blocks (`tf_tickets.blocks`,
     `Algorithm` layouts); (16, 1) is what LiteRT runs sparse natively in
     int8 and float32.
-  skip_update_on_mask_steps: at a drop-and-grow step (t mod ΔT = 0) the
+  skip_update_on_mask_steps: at a drop-and-grow step the
     mask update replaces the weight update (RigL paper Algorithm 1, the TF1
     RigL code, jaxpruner's default); False applies the step's update too
     (tf_tickets before 0.2).
@@ -62,6 +73,7 @@ class SparseTrainingSettings(settings.Settings):
   custom_sparsity: dict = None
   dense_first_layer: bool = None
   update_every: object = 100
+  begin_step: object = 0
   end_step: object = 0.75
   drop_fraction: float = 0.3
   drop_fraction_decay: str = 'cosine'
@@ -94,6 +106,7 @@ class SparseTrainingSettings(settings.Settings):
                         f'100, "100it" or "1ep", got {self.update_every!r}')
     steps.parse(self.update_every, 'sparse_training.update_every',
                 positive=True)
+    steps.parse(self.begin_step, 'sparse_training.begin_step', fraction=True)
     steps.parse(self.end_step, 'sparse_training.end_step', fraction=True)
     self.set('drop_fraction', check_range('sparse_training.drop_fraction',
                                           self.drop_fraction))
