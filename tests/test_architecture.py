@@ -81,7 +81,7 @@ def test_layers_point_down():
        'tf_tickets.settings', 'tf_tickets.console', 'tf_tickets.stats'},
       {'tf_tickets.data', 'tf_tickets.sources', 'tf_tickets.models',
        'tf_tickets.zoo', 'tf_tickets.gin_config', 'tf_tickets.pipelines',
-       'tf_tickets.blocks', 'tf_tickets.topk',
+       'tf_tickets.blocks', 'tf_tickets.topk', 'tf_tickets.structure',
        'tf_tickets.distributions',
        'tf_tickets.wrapper', 'tf_tickets.rundir'},
       {'tf_tickets.masks', 'tf_tickets.flops'},

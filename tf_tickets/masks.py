@@ -17,6 +17,7 @@ import numpy as np
 from tf_tickets import blocks
 from tf_tickets import distributions
 from tf_tickets import flops
+from tf_tickets import structure as structure_lib
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_choice
@@ -94,7 +95,7 @@ def random_masks(shapes, sparsities, seed, block=None):
   return out
 
 
-def prune_randomly(model, sparsities, seed=0, block=None):
+def prune_randomly(model, sparsities, seed=0, block=None, structure=None):
   """Replaces every mask by a random one with the given per-weight sparsity.
 
   Args:
@@ -106,6 +107,9 @@ def prune_randomly(model, sparsities, seed=0, block=None):
       control).
     seed: seeds the masks (deterministic for a seed).
     block: None or a block size: random whole blocks (`tf_tickets.blocks`).
+    structure: None, or 'unit' / 'refill' (`tf_tickets.structure`): the
+      weights of `unit_keys` get random whole units (the last partly, so
+      the count is exact), the others random entries.
   """
   entries = entries_of(model)
   sparsities = resolve_names(sparsities, entries, 'sparsities')
@@ -113,7 +117,39 @@ def prune_randomly(model, sparsities, seed=0, block=None):
     check_range(f'sparsity[{k!r}]', s)
   shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()
             if k in sparsities}
-  set_masks(model, random_masks(shapes, sparsities, seed, block))
+  masks = random_masks(shapes, sparsities, seed, block)
+  if structure_lib.check(structure):
+    for i, key in enumerate(shapes):
+      if key in unit_keys(model):
+        rng = np.random.default_rng([int(seed), i, 1])
+        masks[key] = structure_lib.random_fill(
+            shapes[key], np.count_nonzero(masks[key]), rng).astype(np.float32)
+  set_masks(model, masks)
+
+
+def unit_keys(model):
+  """The weight keys whose units (last axis: neurons, output channels) may
+  be removed: all but those of the layers that feed a model output with
+  no other prunable layer in between (a classifier's units are its
+  classes). A model without traced outputs: all but the last layer's."""
+  entries = entries_of(model)
+  final, seen = set(), set()
+  stack = list(getattr(model, 'outputs', None) or [])
+  while stack:
+    history = getattr(stack.pop(), '_keras_history', None)
+    if history is None or id(history.layer) in seen:
+      continue
+    layer = history.layer
+    seen.add(id(layer))
+    if isinstance(layer, wrapper_lib.TicketWrapper):
+      final.add(id(layer))
+    elif isinstance(layer, keras.Model) and layer.outputs:
+      stack += list(layer.outputs)
+    else:
+      stack += list(layer._inbound_nodes[history.node_index].keras_inputs)
+  if not seen:
+    final = {id(list(entries.values())[-1][0])}
+  return [k for k, (wr, _) in entries.items() if id(wr) not in final]
 
 
 def weight_shapes(model):

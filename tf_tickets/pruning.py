@@ -14,7 +14,7 @@ from tf_tickets.errors import ConfigError
 
 
 def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
-          criterion='magnitude', block=None):
+          criterion='magnitude', block=None, structure=None):
   """Prunes `fraction` of the remaining weights with the smallest scores.
 
   Args:
@@ -34,6 +34,9 @@ def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
       lose whole blocks, scored by the root mean square of their entries'
       scores; the fractions count blocks. Global pruning with blocks needs
       every pooled weight blocked.
+    structure: None (element masks), 'unit' or 'refill'
+      (`tf_tickets.structure`): the weights of `masks.unit_keys` (all but
+      the output layer's) lose whole units.
 
   Returns:
     dict key -> number of entries pruned.
@@ -46,7 +49,8 @@ def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
   before = masks_lib.get_masks(model)
   after = algorithms.compute_masks(before, masks_lib.get_weights(model),
                         masks_lib.get_weights(model, 'initial'), fraction,
-                        scope, overrides, skipped, criterion, block)
+                        scope, overrides, skipped, criterion, block,
+                        structure, masks_lib.unit_keys(model))
   masks_lib.set_masks(model, after)
   return {k: int(np.count_nonzero(before[k]) - np.count_nonzero(after[k]))
           for k in before}

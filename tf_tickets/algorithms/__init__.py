@@ -20,6 +20,7 @@ from tf_tickets.algorithms.dynamic import Static
 from tf_tickets.algorithms.gmp import GMP
 from tf_tickets.algorithms.imp import CRITERIA
 from tf_tickets.algorithms.imp import Criterion
+from tf_tickets.algorithms.imp import check_structure
 from tf_tickets.algorithms.imp import compute_masks
 from tf_tickets.algorithms.settings import GMPSettings
 from tf_tickets.algorithms.settings import METHODS

@@ -16,8 +16,9 @@ class and a registry line:
 import numpy as np
 
 from tf_tickets import blocks
-from tf_tickets import topk
 from tf_tickets import settings
+from tf_tickets import structure as structure_lib
+from tf_tickets import topk
 from tf_tickets.errors import ConfigError
 from tf_tickets.errors import check_choice
 from tf_tickets.errors import check_range
@@ -47,13 +48,16 @@ class Magnitude(Criterion):
 
 
 def compute_masks(masks, weights, initial, fraction, scope='layerwise',
-                  fractions=None, skip=(), criterion='magnitude', block=None):
+                  fractions=None, skip=(), criterion='magnitude', block=None,
+                  structure=None, structured=()):
   """One IMP step on arrays: the new masks (float32 0/1, the shapes of
   `masks`) from key -> mask, trained weight and theta_0 arrays.
-  `fractions` (key -> fraction) and `skip` (keys) name weight keys; the
-  other arguments are `prune`'s."""
+  `fractions` (key -> fraction), `skip` and `structured` (the keys whose
+  units may be removed, for `structure`) name weight keys; the other
+  arguments are `prune`'s."""
   check_range('lottery.pruning_fraction', fraction)
   check_choice('lottery.scope', scope, SCOPES)
+  check_structure(structure, scope, block)
   overrides = dict(fractions or {})
   for k, f in overrides.items():
     check_range(f'lottery.layer_fractions[{k!r}]', f)
@@ -95,5 +99,25 @@ def compute_masks(masks, weights, initial, fraction, scope='layerwise',
       offset += n
   for k, layout in layouts.items():
     active[k] = layout.expand(active[k])
-  return {k: m.reshape(shapes[k]).astype(np.float32)
-          for k, m in active.items()}
+  active = {k: m.reshape(shapes[k]) for k, m in active.items()}
+  for k in set(structured) - skipped if structure else ():
+    score = scores[k].reshape(shapes[k])
+    if structure == 'unit':
+      active[k] = structure_lib.prune_units(masks[k], score,
+                                            overrides.get(k, fraction))
+    else:
+      active[k] = structure_lib.refill(masks[k], active[k], score)
+  return {k: m.astype(np.float32) for k, m in active.items()}
+
+
+def check_structure(structure, scope, block):
+  """`lottery.structure` against the scope and block settings."""
+  structure_lib.check(structure)
+  if structure and block:
+    raise ConfigError('lottery.structure', f'{structure!r} removes whole '
+                      'units; it cannot be combined with lottery.block_size '
+                      f'{block!r} (set one of them)')
+  if structure == 'unit' and scope != 'layerwise':
+    raise ConfigError('lottery.structure', "'unit' prunes each layer's "
+                      "units by their norm: it needs lottery.scope = "
+                      "'layerwise' ('refill' works with 'global')")

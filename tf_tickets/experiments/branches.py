@@ -3,7 +3,7 @@
 * 'random_reinit': the level's masks, a fresh initialisation drawn from the
   same initializers (new seed);
 * 'random_prune': random masks with the level's per-layer densities, the
-  same rewind point.
+  same rewind point (random whole units with `lottery.structure`).
 
 A new branch is a `lottery.Branch` subclass with `prepare` and a
 `@BRANCHES.register('name')` line.
@@ -35,5 +35,5 @@ class RandomPrune(Branch):
         rundir.level_dir(ctx.run_dir, level - 1)))
     masks_lib.prune_randomly(
         model, {k: 1.0 - d for k, d in ticket['layer_density'].items()},
-        self.seed(cfg, level), cfg.block_size)
+        self.seed(cfg, level), cfg.block_size, cfg.structure)
     rewind_to(model, cfg)

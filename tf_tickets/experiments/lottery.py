@@ -77,6 +77,15 @@ class LotterySettings(settings.Settings):
     blocks by the root mean square of their weights, and 'random_prune'
     draws random whole blocks (`tf_tickets.blocks`); (16, 1) is what LiteRT
     runs sparse natively.
+  structure: None (element masks), 'unit' or 'refill' (`tf_tickets.
+    structure`): every layer but the output layer loses whole units
+    (neurons, conv output channels), so the ticket exports as a smaller
+    dense network (`export.compact`). 'unit' removes
+    round(pruning_fraction * alive units) per level by their L2 norm (the
+    naive baseline); 'refill' is IMP-Refill (Chen et al. 2022): the
+    element pruning sets each layer's count, the units with the largest
+    L1 norm are refilled densely to it. 'random_prune' then draws random
+    whole units with the ticket's counts.
   """
   levels: int = settings.resumable(0)
   pruning_fraction: float = 0.2
@@ -90,6 +99,7 @@ class LotterySettings(settings.Settings):
   branch_levels: tuple = settings.resumable(None)
   criterion: str = 'magnitude'
   block_size: object = None
+  structure: str = None
 
   def validate(self):
     self.set('block_size', blocks.parse(self.block_size,
@@ -127,6 +137,7 @@ class LotterySettings(settings.Settings):
                           f'({self.levels})')
       self.set('branch_levels', levels)
     algorithms.CRITERIA.get(self.criterion)
+    algorithms.check_structure(self.structure, self.scope, self.block_size)
     rewind_kind(self.rewind)  # validates
 
   def rewind_step(self, data, multiplier):
@@ -207,7 +218,8 @@ def prepare_level(model, cfg):
   """Prunes the trained weights of the previous level and rewinds."""
   pruning.prune(model, cfg.pruning_fraction, scope=cfg.scope,
                 fractions=cfg.layer_fractions, skip=cfg.unpruned_layers,
-                criterion=cfg.criterion, block=cfg.block_size)
+                criterion=cfg.criterion, block=cfg.block_size,
+                structure=cfg.structure)
   rewind_to(model, cfg)
 
 

@@ -67,7 +67,8 @@ when `export.formats` is set (see `ExportSettings`).
 
 Modules: settings (gin `export.*`), run (reading a finished run), converter
 (SavedModel, TFLite), interpreter, decode (TFLite tensors back to arrays),
-checks, micro (C arrays), report, outdir (OUT, written atomically), core
+checks, compact (the network without its empty units), micro (C arrays),
+report, outdir (OUT, written atomically), core
 (export_network, export_run, after_run), cli. The names below are loaded
 on first use (PEP 562), so that `--help` answers without TensorFlow;
 `ExportSettings` (the `export.*` section) is defined on import.
@@ -84,6 +85,7 @@ from tf_tickets.export.settings import parse_quantize
 _API = {
     'CHECKS': 'checks', 'parity': 'checks',
     'define_flags': 'cli', 'main': 'cli',
+    'compact_model': 'compact', 'FoldedConv2D': 'compact',
     'convert': 'converter', 'save_saved_model': 'converter',
     'after_run': 'core', 'export_network': 'core', 'export_run': 'core',
     'export_model': 'core',

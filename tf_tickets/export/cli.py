@@ -25,6 +25,7 @@ checked against the Keras model and on LiteRT's interpreter.
 
 usage: python -m tf_tickets.export --run_dir=RUN [--level=N]
            [--output_dir=OUT] [--quantize=dynamic,int8,float16] [--c_array]
+           [--compact]
 
 Writes into OUT (default RUN/export/level_<N>) and prints the report (also
 OUT/report.json): sizes, parity, sparsity, and the LiteRT runtime option a
@@ -52,6 +53,10 @@ def define_flags():
       (flags.DEFINE_bool, 'c_array', False,
        'also write TFLite Micro C arrays of the dense-storage float32 and '
        '(with int8) int8 models: TFLite Micro has no sparse tensors.'),
+      (flags.DEFINE_bool, 'compact', False,
+       'also write the compact network (empty units and channels removed, '
+       'a smaller dense network) in OUT/compact/, with its widths, '
+       'multiply-adds and parity.'),
       (flags.DEFINE_multi_string, 'gin_param', [],
        'overrides of the run\'s config, e.g. '
        '"dataset.idx_dir=\'/data/mnist\'" when the data moved.'),
@@ -94,8 +99,9 @@ def main(argv):
     tf.get_logger().setLevel('ERROR')
     run_lib.check_run_dir(FLAGS.run_dir)
     level = run_lib.pick_level(FLAGS.run_dir, FLAGS.level)
-    formats = ('saved_model', 'tflite') + (('c_array',) if FLAGS.c_array
-                                            else ())
+    formats = (('saved_model', 'tflite')
+               + (('c_array',) if FLAGS.c_array else ())
+               + (('compact',) if FLAGS.compact else ()))
     # The run's own gin (its imports, the bindings of your own functions),
     # then its settings from config.json with --gin_param applied; a run
     # of an older tf_tickets has its settings in operative_config.gin only.

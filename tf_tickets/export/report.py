@@ -230,6 +230,10 @@ def format_report(report):
       lines.append(f'{a["name"]}: float32 I/O; input quantised inside with '
                    f'scale {q["scale"]:.6g}, zero point {q["zero_point"]} '
                    f'(q = pixel / scale + zero point)')
+  if report.get('compact'):
+    lines += ['', 'compact network (compact/): '
+              + ', '.join(a['name'] for a in report['compact']['artifacts'])]
+    lines += report['compact']['lines']
   for n in report.get('notes', []):
     lines.append(f'note: {n}')
   for f in report.get('failures', []):

@@ -4,7 +4,7 @@ from tf_tickets import settings
 from tf_tickets.errors import ConfigError
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8', 'float16')
-FORMATS = ('saved_model', 'tflite', 'c_array')
+FORMATS = ('saved_model', 'tflite', 'c_array', 'compact')
 
 
 def as_tuple(value):
@@ -48,9 +48,12 @@ class ExportSettings(settings.Settings):
   """Export at the end of a training run (gin: `export.*`).
 
   Attributes:
-    formats: () (no export, the default) or some of 'saved_model', 'tflite'
-      and 'c_array'. The SavedModel is always written when anything is (the
-      TFLite converter reads it); 'c_array' implies 'tflite'.
+    formats: () (no export, the default) or some of 'saved_model', 'tflite',
+      'c_array' and 'compact'. The SavedModel is always written when
+      anything is (the TFLite converter reads it); 'c_array' implies
+      'tflite'. 'compact' also writes the network without its empty units
+      and channels (`export.compact`) in OUT/compact/, in the same formats,
+      checked against the masked network (1e-5 relative).
     quantize: quantised TFLite variants besides float32: 'none', 'dynamic',
       'int8', 'float16' (a list or a comma-separated string).
   """

@@ -1,0 +1,192 @@
+"""Structured tickets and the compact export (issue 34): the compact model
+equals the masked model; unit and refill masks keep exact counts."""
+import numpy as np
+import pytest
+
+import tf_tickets as tt
+from tf_tickets import algorithms
+from tf_tickets import masks as masks_lib
+from tf_tickets import structure
+from tf_tickets.experiments import lottery
+from tf_tickets.export import compact as compact_lib
+from tf_tickets.keras import keras
+
+L = keras.layers
+
+
+def _perturbed(model, seed, positive=False):
+  """Non-zero biases and BatchNorm statistics, so removed units carry
+  constants that must be folded."""
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if layer.weights:
+      noise = [rng.normal(size=w.shape).astype(np.float32) * 0.3
+               for w in layer.get_weights()]
+      if positive:
+        noise = [np.abs(n) for n in noise]
+      layer.set_weights([w + n for w, n in zip(layer.get_weights(), noise)])
+  return model
+
+
+def mlp():
+  inputs = keras.Input((20,))
+  h = L.Dense(16, activation='relu', name='a')(inputs)
+  h = L.Dropout(0.1)(h)
+  h = L.Dense(12, activation='relu', name='b')(h)
+  return _perturbed(keras.Model(inputs, L.Dense(3, name='out')(h)), 0)
+
+
+def conv_bn():
+  inputs = keras.Input((12, 12, 2))
+  h = L.Conv2D(8, 3, padding='same', name='c1')(inputs)
+  h = L.BatchNormalization(name='bn1')(h)
+  h = L.ReLU()(h)
+  h = L.MaxPooling2D()(h)
+  h = L.Conv2D(6, 3, padding='same', activation='relu', name='c2')(h)
+  h = L.Conv2D(5, 3, padding='valid', activation='relu', name='c3')(h)
+  h = L.Flatten()(h)
+  h = L.Dense(10, activation='relu', name='d1')(h)
+  return _perturbed(keras.Model(inputs, L.Dense(3, name='out')(h)), 1,
+                    positive=True)
+
+
+def residual():
+  inputs = keras.Input((8, 8, 3))
+  stem = L.Conv2D(8, 3, padding='same', name='stem')(inputs)
+  h = L.Conv2D(8, 3, padding='same', activation='relu', name='r1')(stem)
+  h = L.Conv2D(8, 3, padding='same', name='r2')(h)
+  h = L.ReLU()(L.Add()([stem, h]))
+  h = L.GlobalAveragePooling2D()(h)
+  return _perturbed(keras.Model(inputs, L.Dense(3, name='out')(h)), 2)
+
+
+def _empty_units(model, units):
+  """Sets the masks of a wrapped model: `units` key -> units emptied."""
+  masks = masks_lib.get_masks(model)
+  for key, drop in units.items():
+    masks[key][..., list(drop)] = 0
+  masks_lib.set_masks(model, masks)
+
+
+CASES = {
+    # key -> emptied units; want: key -> width of the compact model
+    'mlp': (mlp, (20,), {'a': [1, 4, 5, 9], 'b': [0, 11]},
+            {'a': 12, 'b': 10, 'out': 3}),
+    'conv_bn': (conv_bn, (12, 12, 2), {'c1': [0, 3, 7], 'c2': [2],
+                                       'c3': [1, 4], 'd1': [5]},
+                {'c1': 5, 'c2': 5, 'c3': 3, 'd1': 9, 'out': 3}),
+    # Channels 1 and 2 are empty in both branches of the add; 5 (stem) and
+    # 6 (r2) in one only, so they stay.
+    'residual': (residual, (8, 8, 3), {'stem': [1, 2, 5], 'r2': [1, 2, 6],
+                                       'r1': [0, 3]},
+                 {'stem': 6, 'r1': 6, 'r2': 6, 'out': 3}),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_compact_model_equals_the_masked_model(case):
+  build, shape, emptied, want = CASES[case]
+  model = tt.wrap(build())
+  _empty_units(model, emptied)
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(64,) + shape).astype(np.float32)
+  smaller, report = compact_lib.compact_model(model, x[:32])
+  assert {k: r['width_after'] for k, r in report['layers'].items()} == want
+  masked = np.asarray(model(x, training=False))
+  got = np.asarray(smaller(x, training=False))  # inputs it never saw
+  assert np.max(np.abs(got - masked)) <= 1e-5 * np.max(np.abs(masked))
+  assert report['parity']['max_rel'] <= 1e-5
+  assert report['macs_after'] < report['macs_before']
+
+
+def test_same_padding_constants_go_into_a_position_bias():
+  """A removed channel's constant seen through 'same' padding differs at
+  the border: it is folded into a FoldedConv2D, exactly."""
+  model = tt.wrap(conv_bn())
+  _empty_units(model, {'c1': [0]})
+  smaller, _ = compact_lib.compact_model(
+      model, np.random.default_rng(0).normal(size=(8, 12, 12, 2)))
+  folded = smaller.get_layer('c2')
+  assert isinstance(folded, compact_lib.FoldedConv2D)
+  bias = folded.position_bias.numpy()
+  assert bias.shape == (6, 6, 6) and np.ptp(bias[:, :, 0]) > 0
+
+
+def test_units_without_outputs_leave_and_element_tickets_compact():
+  """An element ticket: units whose outgoing weights are all pruned leave
+  too; nothing that computes is lost."""
+  model = tt.wrap(mlp())
+  masks = masks_lib.get_masks(model)
+  masks['b'][[2, 7], :] = 0  # units 2 and 7 of 'a' feed nothing
+  masks['a'][np.random.default_rng(0).random((20, 16)) < 0.5] = 0
+  masks_lib.set_masks(model, masks)
+  x = np.random.default_rng(1).normal(size=(32, 20)).astype(np.float32)
+  smaller, report = compact_lib.compact_model(model, x)
+  assert report['layers']['a']['width_after'] == 14
+  assert report['parity']['max_rel'] <= 1e-5
+
+
+def test_a_model_output_and_softmax_keep_their_units():
+  inputs = keras.Input((6,))
+  h = L.Dense(5, activation='softmax', name='soft')(inputs)
+  model = tt.wrap(keras.Model(inputs, L.Dense(2, name='out')(h)))
+  _empty_units(model, {'soft': [0], 'out': [1]})
+  smaller, report = compact_lib.compact_model(model, np.ones((2, 6)))
+  assert report['layers']['soft']['width_after'] == 5
+  assert report['layers']['out']['width_after'] == 2
+
+
+# -- structured pruning --------------------------------------------------------
+
+
+def _arrays(seed=0, shape=(30, 12)):
+  rng = np.random.default_rng(seed)
+  mask = (rng.random(shape) < 0.7).astype(np.float32)
+  return mask, rng.normal(size=shape).astype(np.float32) * mask
+
+
+def test_refill_keeps_the_element_count_and_fills_whole_units():
+  mask, weight = _arrays()
+  pruned = algorithms.compute_masks({'w': mask}, {'w': weight},
+                                    {'w': weight}, 0.4)['w']
+  refilled = algorithms.compute_masks(
+      {'w': mask}, {'w': weight}, {'w': weight}, 0.4, structure='refill',
+      structured=['w'])['w']
+  assert np.count_nonzero(refilled) == np.count_nonzero(pruned)
+  per_unit = refilled.sum(axis=0)
+  assert np.count_nonzero((per_unit > 0) & (per_unit < 30)) <= 1
+  # The full units are those of largest L1 norm of the surviving weights.
+  norms = np.abs(weight * pruned).sum(axis=0)
+  full = np.flatnonzero(per_unit == 30)
+  assert set(full) == set(np.argsort(-norms, kind='stable')[:full.size])
+
+
+def test_unit_pruning_removes_whole_units_by_their_norm():
+  mask, weight = _arrays(1)
+  out = algorithms.compute_masks({'w': mask}, {'w': weight}, {'w': weight},
+                                 0.25, structure='unit',
+                                 structured=['w'])['w']
+  alive = structure.alive_units(out)
+  assert np.count_nonzero(alive) == 9  # 12 - round(0.25 * 12)
+  norms = np.sqrt(((weight * mask) ** 2).sum(axis=0))
+  assert set(np.flatnonzero(~alive)) == set(np.argsort(norms)[:3])
+  np.testing.assert_array_equal(out[:, alive], mask[:, alive])
+
+
+def test_random_fill_is_structured_and_exact():
+  rng = np.random.default_rng(0)
+  m = structure.random_fill((10, 8), 35, rng)
+  per_unit = m.sum(axis=0)
+  assert m.sum() == 35 and sorted(per_unit)[-3:] == [10, 10, 10]
+  assert np.count_nonzero(per_unit) == 4
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(structure='channels'), "unknown structure 'channels'"),
+    (dict(structure='unit', scope='global'), "needs lottery.scope"),
+    (dict(structure='refill', block_size=16), 'cannot be combined'),
+])
+def test_bad_structure_settings_name_the_setting(bad, match):
+  with pytest.raises(tt.ConfigError, match=match) as e:
+    lottery.LotterySettings(**bad)
+  assert str(e.value).startswith('lottery.structure')

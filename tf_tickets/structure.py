@@ -1,0 +1,105 @@
+"""Structured tickets: masks that keep or remove whole units.
+
+A unit of a prunable weight is one slice along its last axis: a Dense
+kernel's output column (a neuron), a convolution kernel's output channel.
+A network whose removed units are empty can be rebuilt smaller and dense
+(`tf_tickets.export.compact`), which every runtime runs faster; element
+tickets spread over every unit and cannot (see docs/benchmarks.md).
+
+`lottery.structure` chooses how a lottery level prunes a weight:
+
+* None: element masks (the LTH paper);
+* 'unit': the naive structured baseline, whole units by the L2 norm of
+  their surviving scores (|w| for the magnitude criterion): each level
+  removes round(fraction * alive units) units of each layer;
+* 'refill': IMP-Refill (Chen et al., "Coarsening the Granularity: Towards
+  Structurally Sparse Lottery Tickets", ICML 2022): the level's element
+  pruning sets the layer's parameter budget; the units are ranked by the
+  L1 norm of their surviving scores and the best are made fully dense
+  until the budget is spent, the rest emptied. VITA-Group/Structure-LTH
+  refills whole channels (so its count is only close to the budget); here
+  the last unit is filled with its best entries up to the budget, so the
+  count is exactly the element ticket's, and at most one unit per layer
+  is partial.
+
+Layers whose units cannot be removed (a model's output layer: its units are
+the classes) stay element-wise; the caller names the structured weights.
+Everything here works on numpy arrays and goes through `topk.select`.
+"""
+import numpy as np
+
+from tf_tickets import topk
+from tf_tickets.errors import ConfigError
+
+STRUCTURES = ('unit', 'refill')
+
+
+def check(structure, setting='lottery.structure'):
+  """None, 'unit' or 'refill'; anything else is a ConfigError."""
+  if structure is None or structure in STRUCTURES:
+    return structure
+  raise ConfigError(setting, f'unknown structure {structure!r}; valid: None '
+                    "(element masks), 'unit' (whole units by their norm) or "
+                    "'refill' (IMP-Refill, Chen et al. 2022)")
+
+
+def columns(array):
+  """`array` as (entries per unit, units): the unit axis is the last."""
+  array = np.asarray(array)
+  return array.reshape(-1, array.shape[-1]) if array.ndim > 1 else (
+      array.reshape(1, -1))
+
+
+def alive_units(mask):
+  """Per unit: True when any of its entries is active."""
+  return columns(mask).any(axis=0)
+
+
+def unit_norms(score, mask, order):
+  """The `order` norm (1 or 2) of each unit's scores over its active
+  entries."""
+  s = np.abs(columns(score)) * (columns(mask) > 0)
+  return (s.sum(axis=0) if order == 1 else np.sqrt((s * s).sum(axis=0)))
+
+
+def prune_units(mask, score, fraction):
+  """'unit': `mask` without round(fraction * alive units) of its alive
+  units, those of the smallest L2 norm of `score` (ties: lowest index)."""
+  alive = alive_units(mask)
+  drop = topk.select(unit_norms(score, mask, 2), alive,
+                     int(round(fraction * np.count_nonzero(alive))))
+  out = columns(mask).astype(bool)
+  out[:, drop] = False
+  return out.reshape(np.shape(mask))
+
+
+def fill(order, score, shape, count):
+  """A mask of `shape` with exactly `count` active entries: the units in
+  `order` made fully dense one after the other, the first that does not
+  fit entirely filled with its largest `score` entries."""
+  per_unit = columns(np.zeros(shape)).shape[0]
+  full, rest = divmod(int(count), per_unit)
+  out = np.zeros(columns(np.zeros(shape, bool)).shape, bool)
+  out[:, order[:full]] = True
+  if rest:
+    unit = order[full]
+    out[topk.select(columns(score)[:, unit], np.ones(per_unit, bool), rest,
+                    largest=True), unit] = True
+  return out.reshape(shape)
+
+
+def refill(mask, pruned, score):
+  """'refill': from the element-pruned `pruned` (a subset of `mask`), the
+  units ranked by the L1 norm of their surviving `score`, refilled densely
+  to exactly the count of `pruned`."""
+  del mask  # the budget and the ranking are the element ticket's
+  norms = unit_norms(score, pruned, 1)
+  order = np.lexsort((np.arange(norms.size), -norms))  # best first
+  return fill(order, score, np.shape(pruned), np.count_nonzero(pruned))
+
+
+def random_fill(shape, count, rng):
+  """A random structured mask of `shape` with exactly `count` entries:
+  random units made dense, the last one partly (random entries)."""
+  units = columns(np.zeros(shape, bool)).shape[1]
+  return fill(rng.permutation(units), rng.random(shape), shape, count)
