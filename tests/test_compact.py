@@ -1,11 +1,17 @@
 """Structured tickets and the compact export (issue 34): the compact model
 equals the masked model; unit and refill masks keep exact counts."""
+import json
+
 import numpy as np
 import pytest
 
+import cli
 import tf_tickets as tt
 from tf_tickets import algorithms
+from tf_tickets import data as data_lib
 from tf_tickets import masks as masks_lib
+from tf_tickets import models
+from tf_tickets import rundir
 from tf_tickets import structure
 from tf_tickets.experiments import lottery
 from tf_tickets.export import compact as compact_lib
@@ -68,6 +74,15 @@ def _empty_units(model, units):
   masks_lib.set_masks(model, masks)
 
 
+def flatten_relu_no_bias():
+  """Flatten -> ReLU -> Dense (a per-channel layer after the Flatten), a
+  Dense without bias that receives constants, as a Sequential model."""
+  return _perturbed(keras.Sequential([
+      keras.Input((6, 6, 2)), L.Conv2D(5, 3, name='c1'), L.Flatten(),
+      L.ReLU(), L.Dense(8, use_bias=False, name='d1'), L.ReLU(),
+      L.Dense(3, name='out')]), 4, positive=True)
+
+
 CASES = {
     # key -> emptied units; want: key -> width of the compact model
     'mlp': (mlp, (20,), {'a': [1, 4, 5, 9], 'b': [0, 11]},
@@ -77,6 +92,9 @@ CASES = {
                 {'c1': 5, 'c2': 5, 'c3': 3, 'd1': 9, 'out': 3}),
     # Channels 1 and 2 are empty in both branches of the add; 5 (stem) and
     # 6 (r2) in one only, so they stay.
+    'flatten_relu_no_bias': (flatten_relu_no_bias, (6, 6, 2),
+                             {'c1': [0, 3], 'd1': [2]},
+                             {'c1': 3, 'd1': 7, 'out': 3}),
     'residual': (residual, (8, 8, 3), {'stem': [1, 2, 5], 'r2': [1, 2, 6],
                                        'r1': [0, 3]},
                  {'stem': 6, 'r1': 6, 'r2': 6, 'out': 3}),
@@ -173,12 +191,27 @@ def test_unit_pruning_removes_whole_units_by_their_norm():
   np.testing.assert_array_equal(out[:, alive], mask[:, alive])
 
 
-def test_random_fill_is_structured_and_exact():
-  rng = np.random.default_rng(0)
-  m = structure.random_fill((10, 8), 35, rng)
-  per_unit = m.sum(axis=0)
-  assert m.sum() == 35 and sorted(per_unit)[-3:] == [10, 10, 10]
-  assert np.count_nonzero(per_unit) == 4
+def test_random_fill_is_structured_exact_and_seeded():
+  masks = [structure.random_fill((10, 8), 35, np.random.default_rng(seed))
+           for seed in (0, 0, 1)]
+  for m in masks:
+    per_unit = m.sum(axis=0)
+    assert m.sum() == 35 and sorted(per_unit)[-4:] == [5, 10, 10, 10]
+    assert np.count_nonzero(per_unit) == 4
+  np.testing.assert_array_equal(masks[0], masks[1])
+  assert not np.array_equal(masks[0], masks[2])
+
+
+def test_the_partial_refill_unit_keeps_its_largest_entries():
+  mask, weight = _arrays(2)
+  out = algorithms.compute_masks({'w': mask}, {'w': weight}, {'w': weight},
+                                 0.5, structure='refill',
+                                 structured=['w'])['w']
+  per_unit = out.sum(axis=0)
+  (partial,) = np.flatnonzero((per_unit > 0) & (per_unit < 30))
+  chosen = np.flatnonzero(out[:, partial])
+  top = np.argsort(-np.abs(weight[:, partial]), kind='stable')[:chosen.size]
+  assert set(chosen) == set(top)
 
 
 @pytest.mark.parametrize('bad, match', [
@@ -190,3 +223,58 @@ def test_bad_structure_settings_name_the_setting(bad, match):
   with pytest.raises(tt.ConfigError, match=match) as e:
     lottery.LotterySettings(**bad)
   assert str(e.value).startswith('lottery.structure')
+
+
+# -- end to end ----------------------------------------------------------------
+
+
+def test_cli_refill_ticket_exports_a_compact_network(tmp_path):
+  """IMP-Refill from the command line, 2 levels (64% of fc1 and fc2, the
+  output layer element-wise at 81%): exact element counts in whole units,
+  a random_prune control with the same whole-unit counts, and the compact
+  export: 192 and 64 units, equal to the masked network, loading in
+  LiteRT's default interpreter."""
+  run_dir = tmp_path / 'run'
+  proc = cli.train(('gin/lenet_imp.gin',), (
+      "lottery.structure = 'refill'", 'lottery.levels = 2',
+      'training.steps = 40', 'training.eval_every = 40',
+      "lottery.branch = 'random_prune'", 'lottery.branch_levels = (2,)'),
+      f'--output_dir={run_dir}', '--quiet')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for branch in (None, 'random_prune'):
+    level = rundir.level_dir(str(run_dir), 2, branch)
+    model = tt.wrap(models.build_for(
+        data_lib.load_dataset('fashion_mnist', idx_dir=cli.FIXTURE,
+                              validation_examples=500)))
+    rundir.load_weights(model, rundir.final_dir(level))
+    masks = masks_lib.get_masks(model)
+    assert int(masks['fc1'].sum()) == 150528  # 235,200 * 0.8 * 0.8
+    assert int(masks['fc2'].sum()) == 19200  # 30,000 * 0.64
+    assert int(structure.alive_units(masks['fc1']).sum()) == 192
+    assert int(structure.alive_units(masks['fc2']).sum()) == 64
+    # The output layer stays element-wise (81% of its entries, every class).
+    assert int(masks['output'].sum()) == 810
+    assert structure.alive_units(masks['output']).all()
+    assert (masks['output'].sum(axis=0) < 100).any()
+  proc = cli.run('tf_tickets.export', (), (), f'--run_dir={run_dir}',
+                 '--compact', '--quiet', timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(run_dir / 'export' / 'level_2' / 'report.json') as f:
+    report = json.load(f)
+  compact = report['compact']
+  assert report['passed'] and compact['parity']['max_rel'] <= 1e-5
+  assert {k: r['width_after'] for k, r in compact['layers'].items()} == {
+      'fc1': 192, 'fc2': 64, 'output': 10}
+  files = {a['name']: a for a in compact['artifacts']}
+  assert files['float32_dense.tflite']['runs_with_defaults']
+  assert (run_dir / 'export' / 'level_2' / 'compact' /
+          'float32_dense.tflite').exists()
+
+
+def test_cli_bad_structure_is_one_error_line(tmp_path):
+  proc = cli.train(('gin/lenet_imp.gin',), (
+      "lottery.structure = 'unit'", "lottery.scope = 'global'"),
+      f'--output_dir={tmp_path / "run"}')
+  assert proc.returncode == 1
+  assert cli.last_line(proc).startswith('error: lottery.structure: ')
+  assert not (tmp_path / 'run').exists()

@@ -118,20 +118,22 @@ def prune_randomly(model, sparsities, seed=0, block=None, structure=None):
   shapes = {k: tuple(wr.masks[i].shape) for k, (wr, i) in entries.items()
             if k in sparsities}
   masks = random_masks(shapes, sparsities, seed, block)
-  if structure_lib.check(structure):
-    for i, key in enumerate(shapes):
-      if key in unit_keys(model):
-        rng = np.random.default_rng([int(seed), i, 1])
-        masks[key] = structure_lib.random_fill(
-            shapes[key], np.count_nonzero(masks[key]), rng).astype(np.float32)
+  structured = unit_keys(model) if structure_lib.check(structure) else ()
+  for i, key in enumerate(shapes):
+    if key in structured:
+      rng = np.random.default_rng([int(seed), i, 1])
+      masks[key] = structure_lib.random_fill(
+          shapes[key], np.count_nonzero(masks[key]), rng).astype(np.float32)
   set_masks(model, masks)
 
 
 def unit_keys(model):
   """The weight keys whose units (last axis: neurons, output channels) may
-  be removed: all but those of the layers that feed a model output with
-  no other prunable layer in between (a classifier's units are its
-  classes). A model without traced outputs: all but the last layer's."""
+  be removed: the Dense and Conv2D kernels, but not those of the layers
+  that feed a model output with no other prunable layer in between (a
+  classifier's units are its classes; a model without traced outputs:
+  its last layer). Other layers (embeddings, depthwise or transposed
+  convolutions, recurrent kernels) keep element masks."""
   entries = entries_of(model)
   final, seen = set(), set()
   stack = list(getattr(model, 'outputs', None) or [])
@@ -149,7 +151,8 @@ def unit_keys(model):
       stack += list(layer._inbound_nodes[history.node_index].keras_inputs)
   if not seen:
     final = {id(list(entries.values())[-1][0])}
-  return [k for k, (wr, _) in entries.items() if id(wr) not in final]
+  return [k for k, (wr, _) in entries.items() if id(wr) not in final
+          and type(wr.layer) in (keras.layers.Dense, keras.layers.Conv2D)]
 
 
 def weight_shapes(model):

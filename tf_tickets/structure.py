@@ -20,7 +20,9 @@ tickets spread over every unit and cannot (see docs/benchmarks.md).
   refills whole channels (so its count is only close to the budget); here
   the last unit is filled with its best entries up to the budget, so the
   count is exactly the element ticket's, and at most one unit per layer
-  is partial.
+  is partial. As in the reference, each level ranks the units afresh from
+  its element pruning, so a level's units need not be a subset of the
+  previous level's (refilled entries restart from the rewind point).
 
 Layers whose units cannot be removed (a model's output layer: its units are
 the classes) stay element-wise; the caller names the structured weights.
@@ -83,16 +85,15 @@ def fill(order, score, shape, count):
   out[:, order[:full]] = True
   if rest:
     unit = order[full]
-    out[topk.select(columns(score)[:, unit], np.ones(per_unit, bool), rest,
-                    largest=True), unit] = True
+    out[topk.select(np.abs(columns(score)[:, unit]), np.ones(per_unit, bool),
+                    rest, largest=True), unit] = True
   return out.reshape(shape)
 
 
-def refill(mask, pruned, score):
-  """'refill': from the element-pruned `pruned` (a subset of `mask`), the
-  units ranked by the L1 norm of their surviving `score`, refilled densely
-  to exactly the count of `pruned`."""
-  del mask  # the budget and the ranking are the element ticket's
+def refill(pruned, score):
+  """'refill': from the element-pruned mask `pruned`, the units ranked by
+  the L1 norm of their surviving `score`, refilled densely to exactly the
+  count of `pruned` (the level's budget)."""
   norms = unit_norms(score, pruned, 1)
   order = np.lexsort((np.arange(norms.size), -norms))  # best first
   return fill(order, score, np.shape(pruned), np.count_nonzero(pruned))

@@ -11,8 +11,9 @@
     python tools/benchmark_tflite.py --export RUN/export/level_N \
         [--rounds 30] [--per_round 100] [--floor]
 
-`--export` times an export's sparse .tflite files against the *best* dense
-conversion of the same network: it converts the export's SavedModel with
+`--export` times an export's sparse .tflite files (and, for an export made
+with `--compact`, the same dense conversions of its compact network,
+`compact_*`) against the *best* dense conversion of the same network: it converts the export's SavedModel with
 dense storage as float32, dynamic-range (per-tensor and per-channel Dense
 scales), full-integer int8 (calibrated on random pixels: the timing does
 not depend on it) and float16, runs every file with XNNPack on
@@ -304,14 +305,11 @@ def _pointwise_mac_share(model, is_1x1):
   return pw / total if total else 0.0
 
 
-def _dense_variants(export_dir, out_dir):
-  """{name: path} of dense conversions of the export's SavedModel."""
+def _dense_variants(sm, shape, out_dir, prefix=''):
+  """{name: path} of dense conversions of the SavedModel `sm`."""
   # TensorFlow only here: the file modes run on LiteRT alone.
   # pylint: disable-next=g-import-not-at-top
   from tf_tickets.export import converter
-  sm = os.path.join(export_dir, 'saved_model')
-  with open(os.path.join(export_dir, 'report.json')) as f:
-    shape = json.load(f)['input']['shape'][1:]
   images = np.random.RandomState(0).uniform(0, 255, [64] + shape)
   variants = {'float32_dense': ('none', True),
               'dynamic_dense': ('dynamic', True),
@@ -321,8 +319,8 @@ def _dense_variants(export_dir, out_dir):
   for name, (q, per_tensor) in variants.items():
     content = converter.convert(sm, q, sparse=False, calibration=images,
                                 dense_per_tensor=per_tensor)
-    paths[name] = os.path.join(out_dir, name + '.tflite')
-    with open(paths[name], 'wb') as f:
+    paths[prefix + name] = os.path.join(out_dir, prefix + name + '.tflite')
+    with open(paths[prefix + name], 'wb') as f:
       f.write(content)
   return paths
 
@@ -362,9 +360,16 @@ def compare_export(export_dir, rounds, per_round, floor=False):
   sparse = {a['name'][:-len('.tflite')]: os.path.join(export_dir, a['name'])
             for a in report['artifacts']
             if a['kind'] == 'tflite' and a.get('storage') == 'sparse'}
+  shape = report['input']['shape'][1:]
   with tempfile.TemporaryDirectory() as tmp:
-    dense = _dense_variants(export_dir, tmp)
-    paths = {**dense, **sparse}
+    dense = _dense_variants(os.path.join(export_dir, 'saved_model'), shape,
+                            tmp)
+    compact = {}
+    if report.get('compact'):  # exported with --compact
+      compact = _dense_variants(
+          os.path.join(export_dir, 'compact', 'saved_model'), shape, tmp,
+          prefix='compact_')
+    paths = {**dense, **compact, **sparse}
     if floor:
       paths.update(_floor_models(report['input']['shape'][1:],
                                  int(np.prod(report['output']['shape'][1:])),
@@ -391,6 +396,13 @@ def compare_export(export_dir, rounds, per_round, floor=False):
         f'{sp.get("sparsity", 0):.4f}; LiteRT, 1 thread, batch 1, each file '
         f'in its own process, {rounds} interleaved rounds of {per_round} '
         f'invokes; CPU: {_cpu_name()}')
+  if report.get('compact'):
+    c = report['compact']
+    print('compact network (empty units removed): widths '
+          + ', '.join(f'{k} {r["width_before"]}->{r["width_after"]}'
+                      for k, r in c['layers'].items())
+          + f'; multiply-adds {c["macs_after"] / c["macs_before"]:.3f} of '
+          f'the original; compact_* files are its dense conversions')
   print('\n| file | kernels | bytes | median ms | p10-p90 ms | vs best dense '
         '(paired) |\n|---|---|---|---|---|---|')
   for (name, kernels), r in rows.items():

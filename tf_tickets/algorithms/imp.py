@@ -101,12 +101,14 @@ def compute_masks(masks, weights, initial, fraction, scope='layerwise',
     active[k] = layout.expand(active[k])
   active = {k: m.reshape(shapes[k]) for k, m in active.items()}
   for k in set(structured) - skipped if structure else ():
+    if overrides.get(k, fraction) == 0:
+      continue
     score = scores[k].reshape(shapes[k])
     if structure == 'unit':
       active[k] = structure_lib.prune_units(masks[k], score,
                                             overrides.get(k, fraction))
     else:
-      active[k] = structure_lib.refill(masks[k], active[k], score)
+      active[k] = structure_lib.refill(active[k], score)
   return {k: m.astype(np.float32) for k, m in active.items()}
 
 

@@ -65,21 +65,41 @@ class FoldedConv2D(L.Conv2D):
 
 
 _WEIGHTED = (L.Dense, L.Conv2D, FoldedConv2D)
+# Activations that act on each channel alone (anything else, e.g. softmax,
+# ties the channels together).
+_ELEMENTWISE = ('linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid',
+                'hard_sigmoid', 'tanh', 'swish', 'silu', 'gelu', 'softplus',
+                'softsign', 'exponential', 'leaky_relu', 'mish')
 
 
-def _mixes_channels(layer):
-  """A softmax activation: removing a channel changes the others."""
-  return getattr(getattr(layer, 'activation', None), '__name__',
-                 '') == 'softmax'
+def _elementwise(layer):
+  activation = getattr(layer, 'activation', None)
+  return activation is None or getattr(activation, '__name__',
+                                       None) in _ELEMENTWISE
+
+
+def _channels_last(layer):
+  if getattr(layer, 'data_format', 'channels_last') != 'channels_last':
+    return False
+  if isinstance(layer, L.BatchNormalization):
+    return list(layer.axis) == [len(layer.input.shape) - 1]
+  return True
 
 
 def _is_weighted(layer):
   return (type(layer) in _WEIGHTED and getattr(layer, 'groups', 1) == 1
-          and not _mixes_channels(layer))
+          and _channels_last(layer))
 
 
-def _passes(layer):
-  return isinstance(layer, _PASS) and not _mixes_channels(layer)
+def _passes(layer, inputs, flat):
+  """A layer whose output channels are its inputs' channels."""
+  if not (isinstance(layer, _PASS) and _elementwise(layer)
+          and _channels_last(layer)):
+    return False
+  if isinstance(layer, L.Add):  # a broadcasting add mixes widths
+    return len({int(t.shape[-1]) for t in layer.input}) == 1
+  # After a Flatten, BatchNormalization has one entry per feature.
+  return not (isinstance(layer, L.BatchNormalization) and inputs[0] in flat)
 
 
 class _Spaces:
@@ -113,8 +133,9 @@ def _channels(layer):
 
 
 def _graph(model):
-  """(spaces, inputs of each layer, the spaces that must stay whole)."""
-  spaces, inputs, kept = _Spaces(), {}, set()
+  """(spaces, inputs of each layer, the spaces that must stay whole, the
+  layers whose output is a flattened view of a space)."""
+  spaces, inputs, kept, flat = _Spaces(), {}, set(), set()
   for layer in model.layers:
     if isinstance(layer, keras.Model):
       raise TicketsError(f'compact: nested model {layer.name!r}; flatten it '
@@ -125,15 +146,18 @@ def _graph(model):
     if isinstance(layer, L.InputLayer):
       kept.add(layer.name)
     elif _is_weighted(layer):
-      pass  # a new space; its input space is consumed
-    elif _passes(layer):
+      if not _elementwise(layer):  # e.g. a softmax output: keep its units
+        kept.add(layer.name)
+    elif _passes(layer, inputs[layer.name], flat):
       for name in inputs[layer.name]:
         spaces.union(layer.name, name)
+      if isinstance(layer, L.Flatten) or inputs[layer.name][0] in flat:
+        flat.add(layer.name)
     else:  # anything else: its inputs and output stay whole
       kept.update([layer.name] + inputs[layer.name])
   for t in model.outputs:
     kept.add(t._keras_history.layer.name)
-  return spaces, inputs, {spaces.find(n) for n in kept}
+  return spaces, inputs, {spaces.find(n) for n in kept}, flat
 
 
 def _rows(consumer, flat_from, channels):
@@ -147,23 +171,11 @@ def _rows(consumer, flat_from, channels):
   return kernel.transpose(2, 0, 1, 3).reshape(channels, -1)
 
 
-def _flattened(layer_name, layers, inputs):
-  """Whether `layer_name`'s input reaches it through a Flatten."""
-  seen = inputs[layer_name][0]
-  while True:
-    layer = layers[seen]
-    if isinstance(layer, L.Flatten):
-      return True
-    if not isinstance(layer, (L.Dropout, L.Activation)):
-      return False
-    seen = inputs[seen][0]
-
-
 def _plan(model, examples):
   """Per space: the kept channel indices and per consumer the folded
   constants (channel -> value per input feature)."""
   layers = {layer.name: layer for layer in model.layers}
-  spaces, inputs, kept_spaces = _graph(model)
+  spaces, inputs, kept_spaces, flat = _graph(model)
   members = collections.defaultdict(list)
   for name in layers:
     members[spaces.find(name)].append(name)
@@ -190,24 +202,27 @@ def _plan(model, examples):
       empty_in &= ~np.any(p.get_weights()[0].reshape(-1, width), axis=0)
     ignored = np.ones(width, bool)
     for c in consumers[space]:
-      flat = _flattened(c.name, layers, inputs)
-      ignored &= ~np.any(_rows(c, flat, width), axis=1)
+      flat_in = inputs[c.name][0] in flat
+      ignored &= ~np.any(_rows(c, flat_in, width), axis=1)
     constant = empty_in & ~ignored
     for c in consumers[space]:
       x = seen_inputs[c.name].reshape(len(examples), -1, width)
-      spread = np.ptp(x, axis=(0,) if isinstance(c, L.Dense) and _flattened(
-          c.name, layers, inputs) else (0, 1))
+      spread = np.ptp(x, axis=(0,) if isinstance(c, L.Dense) and inputs[
+          c.name][0] in flat else (0, 1))
+      unknown = isinstance(c, L.Conv2D) and None in c.input.shape[1:-1]
       for j in np.flatnonzero(constant):
-        if np.any(spread[..., j] > 0):
+        if unknown or np.any(spread[..., j] > 0):
           constant[j] = False  # not constant where this consumer reads it
     remove = ignored | constant
+    if remove.all():  # a layer keeps at least one unit
+      remove[0] = constant[0] = False
     plan[space] = dict(keep=np.flatnonzero(~remove), width=width,
                        fold=np.flatnonzero(constant & ~ignored),
                        names=names)
-  return plan, spaces, inputs, seen_inputs
+  return plan, spaces, inputs, seen_inputs, flat
 
 
-def _new_weights(model, plan, spaces, inputs, seen_inputs):
+def _new_weights(model, plan, spaces, inputs, seen_inputs, flat):
   """Layer name -> (config changes, new weight arrays)."""
   layers = {layer.name: layer for layer in model.layers}
   out = {}
@@ -230,14 +245,12 @@ def _new_weights(model, plan, spaces, inputs, seen_inputs):
       kernel = weights[0]
       x = seen_inputs[name][0]
       if isinstance(layer, L.Dense):
-        flat = _flattened(name, layers, inputs) and kernel.ndim == 2
-        rows = kernel.reshape(-1, width, kernel.shape[-1]) if flat else (
+        flat_in = inputs[name][0] in flat
+        rows = kernel.reshape(-1, width, kernel.shape[-1]) if flat_in else (
             kernel[None])
-        xs = x.reshape(-1, width) if flat else x.reshape(-1, width)[:1]
+        xs = x.reshape(-1, width) if flat_in else x.reshape(-1, width)[:1]
         if fold.size:
-          if not layer.use_bias:
-            raise TicketsError(f'compact: layer {name!r} has no bias to '
-                               'fold the constants of removed inputs into')
+          weights = _with_bias(layer, weights, changes)
           weights[1] = weights[1] + np.einsum(
               'pc,pcu->u', xs[:, fold], rows[:, fold])
         weights[0] = rows[:, keep].reshape(-1, kernel.shape[-1])
@@ -248,6 +261,16 @@ def _new_weights(model, plan, spaces, inputs, seen_inputs):
         weights[0] = kernel[:, :, keep, :]
     out[name] = (changes, weights)
   return out
+
+
+def _with_bias(layer, weights, changes):
+  """`weights` with a bias (zeros added, and the config changed, for a
+  layer built without one), to fold constants into."""
+  if layer.use_bias or changes.get('use_bias'):
+    return weights
+  changes['use_bias'] = True
+  return [weights[0], np.zeros(weights[0].shape[-1], weights[0].dtype)
+          ] + list(weights[1:])
 
 
 def _fold_conv(layer, weights, changes, constants, kernel):
@@ -263,7 +286,8 @@ def _fold_conv(layer, weights, changes, constants, kernel):
   if isinstance(layer, FoldedConv2D):
     weights[-1] = weights[-1] + contribution
   elif np.ptp(contribution.reshape(-1, contribution.shape[-1]),
-              axis=0).max() == 0 and layer.use_bias:
+              axis=0).max() == 0:
+    weights = _with_bias(layer, weights, changes)
     weights[1] = weights[1] + contribution[0, 0]
   else:
     changes['__class__'] = FoldedConv2D
@@ -272,15 +296,13 @@ def _fold_conv(layer, weights, changes, constants, kernel):
   return weights
 
 
-def compact_model(model, examples, max_passes=4):
+def compact_model(model, examples):
   """(the smaller dense model, its report); see the module docstring.
 
   Args:
     model: a wrapped or plain functional / Sequential tf_keras model.
     examples: a batch of inputs (numpy) the constants and parity are
       checked on.
-    max_passes: removal passes (a pass can empty units of the next layer:
-      their only inputs were constants folded away).
   """
   if wrapper_lib.wrappers(model):
     model = wrapper_lib.strip(model)
@@ -289,19 +311,19 @@ def compact_model(model, examples, max_passes=4):
                        'outputs (a subclassed model?); build it as a '
                        'functional or Sequential model')
   examples = np.asarray(examples)
-  smaller = model
-  for _ in range(max_passes):  # a removed unit can empty the next one
-    before = smaller.count_params()
-    smaller = _rebuilt(smaller, examples)
-    if smaller.count_params() == before:
-      break
+  smaller, removed = model, True
+  while removed:  # a removed unit can empty the next one: until none leaves
+    smaller, removed = _rebuilt(smaller, examples)
   return smaller, report(model, smaller, examples)
 
 
 def _rebuilt(model, examples):
-  """One pass: the model without the units `_plan` finds removable."""
-  plan, spaces, inputs, seen_inputs = _plan(model, examples)
-  new = _new_weights(model, plan, spaces, inputs, seen_inputs)
+  """One pass: (the model without the units `_plan` finds removable,
+  whether there were any)."""
+  plan = _plan(model, examples)
+  if all(p['keep'].size == p['width'] for p in plan[0].values()):
+    return model, False
+  new = _new_weights(model, *plan)
 
   def clone(layer):
     changes = dict(new[layer.name][0])
@@ -311,7 +333,7 @@ def _rebuilt(model, examples):
   smaller = keras.models.clone_model(model, clone_function=clone)
   for layer in smaller.layers:
     layer.set_weights(new[layer.name][1])
-  return smaller
+  return smaller, True
 
 
 def multiply_adds(model):
