@@ -1,5 +1,14 @@
 """The LTH experiment on LeNet-300-100 / Fashion-MNIST, with paired evidence.
 
+The lottery part (rules 1-3) is also a sweep + compare configuration, the
+way to reproduce it now (README "Sweeps and paired comparisons"):
+`python -m tf_tickets.sweep --gin_file=gin/lenet_imp.gin ...` then
+`python -m tf_tickets.compare` with `docs/results/lth.rules.json` (rules
+1-2) and `docs/results/lth_early_stop.rules.json` (rule 3). This script
+stays for the instability analysis (--stability, rules 4-5): a claim about
+one arm against a fixed threshold, which compare's paired comparisons do
+not express.
+
 For each seed, through the real entrypoint (gin/lenet_imp.gin: Adam 1.2e-3,
 batch 60, 20% per level on the hidden layers, 10% on the output layer,
 rewind to theta_0, 5,000 validation examples, evaluation every 100
