@@ -84,17 +84,17 @@ def flatten_relu_no_bias():
 
 
 CASES = {
-    # key -> emptied units; want: key -> width of the compact model
+    # build, input shape, key -> emptied units, key -> compact width
     'mlp': (mlp, (20,), {'a': [1, 4, 5, 9], 'b': [0, 11]},
             {'a': 12, 'b': 10, 'out': 3}),
     'conv_bn': (conv_bn, (12, 12, 2), {'c1': [0, 3, 7], 'c2': [2],
                                        'c3': [1, 4], 'd1': [5]},
                 {'c1': 5, 'c2': 5, 'c3': 3, 'd1': 9, 'out': 3}),
-    # Channels 1 and 2 are empty in both branches of the add; 5 (stem) and
-    # 6 (r2) in one only, so they stay.
     'flatten_relu_no_bias': (flatten_relu_no_bias, (6, 6, 2),
                              {'c1': [0, 3], 'd1': [2]},
                              {'c1': 3, 'd1': 7, 'out': 3}),
+    # Channels 1 and 2 are empty in both branches of the add; 5 (stem) and
+    # 6 (r2) in one only, so they stay.
     'residual': (residual, (8, 8, 3), {'stem': [1, 2, 5], 'r2': [1, 2, 6],
                                        'r1': [0, 3]},
                  {'stem': 6, 'r1': 6, 'r2': 6, 'out': 3}),

@@ -178,6 +178,11 @@ def test_unknown_custom_layer_and_late_end_step(data, tmp_path):
                                  sparse_cfg(custom_sparsity={'fc9': 0.5}))
   with pytest.raises(tt.ConfigError, match='sparse_training.end_step'):
     train(data, tmp_path, sparse_cfg(end_step='100it'), steps=20)
+  with pytest.raises(tt.ConfigError, match=r'sparse_training.begin_step: '
+                     r'0.8 is step 16, not before sparse_training.end_step'):
+    make_algorithm(model, sparse_cfg(begin_step=0.8), data, steps=20)
+  with pytest.raises(tt.ConfigError, match='sparse_training.begin_step'):
+    sparse_cfg(begin_step='soon')
 
 
 def test_resolve_step_forms_and_multiplier():

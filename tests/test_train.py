@@ -15,6 +15,7 @@ from tf_tickets import data as data_lib
 from tf_tickets import experiments
 from tf_tickets import models
 from tf_tickets import rundir
+from tf_tickets import runner
 from tf_tickets import steps as steps_lib
 from tf_tickets import training
 
@@ -374,6 +375,24 @@ def test_run_identity_is_the_typed_settings_without_resumable_fields():
                 ["model.name = 'lenet5'"], ['dataset.split_seed = 1']):
     assert cli.settings(gin_file, ['training.steps = 123'] + other
                         ).fingerprint() != fingerprint, other
+
+
+def test_rigl_and_set_runs_name_their_mask_update_phase(tmp_path):
+  """`sparse_training.begin_step` changed what RigL and SET do with its
+  default: their identity always holds it, so a run directory stamped
+  before it existed (the first update after step ΔT) is refused, not
+  resumed in the new phase; other methods keep their fingerprints."""
+  rigl = cli.settings([os.path.join(cli.REPO, 'gin', 'lenet_rigl.gin')], [])
+  assert rigl.identity()['sparse_training.begin_step'] == '0'
+  static = cli.settings([os.path.join(cli.REPO, 'gin', 'lenet_static.gin')],
+                        [])
+  assert 'sparse_training.begin_step' not in static.identity()
+  old = dict(rigl.identity())
+  del old['sparse_training.begin_step']
+  run_dir = str(tmp_path / 'old_rigl')
+  rundir.write_stamp(run_dir, old, 'oldphase', {}, '', '')
+  with pytest.raises(tt.ConfigError, match='sparse_training.begin_step'):
+    runner.check_run_dir(run_dir, rigl)
 
 
 def test_settings_round_trip_through_config_json_with_own_functions(

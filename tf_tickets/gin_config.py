@@ -115,8 +115,10 @@ def own_config():
 
 def _not_path_not_found(record):
   """gin's package-resource reader logs a spurious error for every search
-  path a relative include is not found in before the one it is found in."""
-  return not record.getMessage().startswith('Path not found')
+  path a relative include is not found in before the one it is found in,
+  and its file reader one info line per include."""
+  return not record.getMessage().startswith(('Path not found',
+                                             'system_path_file_exists'))
 
 
 def parse_config(gin_files, gin_params):

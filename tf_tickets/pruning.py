@@ -50,7 +50,8 @@ def prune(model, fraction, scope='layerwise', fractions=None, skip=(),
   after = algorithms.compute_masks(before, masks_lib.get_weights(model),
                         masks_lib.get_weights(model, 'initial'), fraction,
                         scope, overrides, skipped, criterion, block,
-                        structure, masks_lib.unit_keys(model))
+                        structure,
+                        masks_lib.unit_keys(model) if structure else ())
   masks_lib.set_masks(model, after)
   return {k: int(np.count_nonzero(before[k]) - np.count_nonzero(after[k]))
           for k in before}

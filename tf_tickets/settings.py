@@ -204,9 +204,9 @@ def identity(sections):
       if f.name == 'options' and isinstance(value, dict):
         for namespace, params in value.items():
           for k, v in params.items():
-            out[f'{namespace}.{k}'] = _canonical(v)
+            out[f'{namespace}.{k}'] = canonical(v)
         continue
-      out[f'{s.namespace}.{f.name}'] = _canonical(value)
+      out[f'{s.namespace}.{f.name}'] = canonical(value)
   return out
 
 
@@ -215,7 +215,8 @@ def differing(old, new):
   return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _canonical(value):
+def canonical(value):
+  """A value as the canonical JSON text identities hold."""
   return json.dumps(plain(value), sort_keys=True)
 
 

@@ -22,7 +22,8 @@ tickets spread over every unit and cannot (see docs/benchmarks.md).
   count is exactly the element ticket's, and at most one unit per layer
   is partial. As in the reference, each level ranks the units afresh from
   its element pruning, so a level's units need not be a subset of the
-  previous level's (refilled entries restart from the rewind point).
+  previous level's (refilled entries restart where the rewinding puts the
+  survivors: the rewind point, or 0 with lottery.rewind 'none' / 'lr').
 
 Layers whose units cannot be removed (a model's output layer: its units are
 the classes) stay element-wise; the caller names the structured weights.
@@ -68,8 +69,9 @@ def prune_units(mask, score, fraction):
   """'unit': `mask` without round(fraction * alive units) of its alive
   units, those of the smallest L2 norm of `score` (ties: lowest index)."""
   alive = alive_units(mask)
+  count = np.count_nonzero(alive)  # a layer keeps at least one unit
   drop = topk.select(unit_norms(score, mask, 2), alive,
-                     int(round(fraction * np.count_nonzero(alive))))
+                     min(int(round(fraction * count)), count - 1))
   out = columns(mask).astype(bool)
   out[:, drop] = False
   return out.reshape(np.shape(mask))

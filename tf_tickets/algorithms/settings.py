@@ -40,9 +40,11 @@ class SparseTrainingSettings(settings.Settings):
     the first mask update; then every ΔT steps while g < end_step. 0 (the
     default, as rigl's `maskupdate_begin_step` and jaxpruner's
     `update_start_step`) updates the masks at the very first step, in
-    place of its weight update. Steps (scaled by the multiplier) or a
-    fraction of training. tf_tickets before 0.3 updated after steps
-    ΔT, 2ΔT, ...: that is begin_step = ΔT - 1. In `model.fit` with
+    place of its weight update. Steps (scaled by the multiplier, as
+    rigl scales it) or a fraction of training. Before commit d2d7627
+    tf_tickets updated after steps ΔT, 2ΔT, ...: begin_step = ΔT - 1
+    (without a multiplier) gives those update steps, with the drop
+    fraction now starting at alpha. In `model.fit` with
     steps_per_execution = k > 1 updates must end a call: use ΔT - 1 (or
     any begin_step with begin_step + 1 a multiple of k).
   end_step: T_end, no mask updates at or after it: a fraction of training

@@ -74,7 +74,16 @@ class RunSettings:
   def identity(self):
     """{'namespace.field': canonical JSON} of what makes the run what it
     is (`settings.identity`)."""
-    return settings.identity(self.sections())
+    out = settings.identity(self.sections())
+    st = self.sparse_training
+    if self.experiment.kind == 'sparse_training' and issubclass(
+        algorithms.METHODS.get(st.method), algorithms.DynamicSparse):
+      # begin_step came with a default that changed what RigL and SET do
+      # (the first update at step 1, not after step ΔT): it names every
+      # drop-and-grow run, so a run directory of the earlier phase is
+      # never resumed or reused under the new one.
+      out['sparse_training.begin_step'] = settings.canonical(st.begin_step)
+    return out
 
   def fingerprint(self):
     blob = json.dumps(self.identity(), sort_keys=True)

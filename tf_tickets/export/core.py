@@ -315,14 +315,14 @@ def _export_into(out, model, data, quantize, formats, num_examples,
   artifacts.insert(0, sm_entry)
   if 'c_array' in formats:
     artifacts += micro.write_c_arrays(out, tflite, data.input_shape)
-  if not ('saved_model' in formats or want_tflite):
+  if not ('saved_model' in formats or want_tflite or 'compact' in formats):
     notes.append('no formats requested; only the SavedModel was written')
 
   compact = None
   if 'compact' in formats:
     compact = _export_compact(out, stripped, data, quantize, formats,
                               num_examples, calibration_examples, setting,
-                              inputs, reference)
+                              x, y, inputs, reference)
     failures += [f'compact: {f}' for f in compact['failures']]
   report = report_lib.assemble(
       model_name=stripped.name, data=data, source=source, quantize=quantize,
@@ -338,12 +338,13 @@ def _export_into(out, model, data, quantize, formats, num_examples,
 
 
 def _export_compact(out, stripped, data, quantize, formats, num_examples,
-                    calibration_examples, setting, inputs, reference):
+                    calibration_examples, setting, x, y, inputs, reference):
   """OUT/compact/: the network without its empty units, exported and
   checked like the network itself; its widths, multiply-adds and its
   parity against the masked network (at most 1e-5 relative)."""
-  smaller, report = compact_lib.compact_model(stripped, inputs[:COMPACT_EXAMPLES])
-  logits = np.asarray(smaller(inputs, training=False), np.float64)
+  smaller, report = compact_lib.compact_model(stripped,
+                                              inputs[:COMPACT_EXAMPLES])
+  logits = checks.reference_logits(smaller, x, y).astype(np.float64)
   diff = float(np.max(np.abs(logits - reference)))
   relative = diff / max(float(np.max(np.abs(reference))), 1e-12)
   report['parity'] = dict(max_abs=diff, max_rel=relative,
