@@ -310,7 +310,8 @@ def _dense_variants(sm, shape, out_dir, prefix=''):
   # TensorFlow only here: the file modes run on LiteRT alone.
   # pylint: disable-next=g-import-not-at-top
   from tf_tickets.export import converter
-  images = np.random.RandomState(0).uniform(0, 255, [64] + shape)
+  images = np.random.RandomState(0).uniform(0, 255, [64] + shape).astype(
+      np.float32)
   variants = {'float32_dense': ('none', True),
               'dynamic_dense': ('dynamic', True),
               'dynamic_dense_per_channel': ('dynamic', False),
