@@ -172,13 +172,11 @@ def _rows(consumer, flat_from, channels):
 
 
 def _plan(model, examples):
-  """Per space: the kept channel indices and per consumer the folded
-  constants (channel -> value per input feature)."""
+  """(per space that loses channels: its width, the channels kept and the
+  constant ones folded, the graph, every consumer's input on
+  `examples`)."""
   layers = {layer.name: layer for layer in model.layers}
   spaces, inputs, kept_spaces, flat = _graph(model)
-  members = collections.defaultdict(list)
-  for name in layers:
-    members[spaces.find(name)].append(name)
   producers = collections.defaultdict(list)
   consumers = collections.defaultdict(list)
   for name, layer in layers.items():
@@ -193,8 +191,8 @@ def _plan(model, examples):
   seen_inputs = dict(zip([layer.name for c in consumers.values()
                           for layer in c], values))
   plan = {}
-  for space, names in members.items():
-    if space in kept_spaces or not producers[space]:
+  for space in list(producers):
+    if space in kept_spaces:
       continue
     width = _channels(layers[producers[space][0].name])
     empty_in = np.ones(width, bool)
@@ -217,8 +215,7 @@ def _plan(model, examples):
     if remove.all():  # a layer keeps at least one unit
       remove[0] = constant[0] = False
     plan[space] = dict(keep=np.flatnonzero(~remove), width=width,
-                       fold=np.flatnonzero(constant & ~ignored),
-                       names=names)
+                       fold=np.flatnonzero(constant & ~ignored))
   return plan, spaces, inputs, seen_inputs, flat
 
 
