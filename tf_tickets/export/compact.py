@@ -27,6 +27,7 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from tf_tickets import flops
 from tf_tickets import wrapper as wrapper_lib
 from tf_tickets.errors import TicketsError
 from tf_tickets.keras import keras
@@ -338,9 +339,8 @@ def multiply_adds(model):
   out = {}
   for layer in model.layers:
     if isinstance(layer, _WEIGHTED):
-      kernel = layer.get_weights()[0]
-      positions = int(np.prod(layer.output.shape[1:-1])) or 1
-      out[layer.name] = positions * int(kernel.size)
+      out[layer.name] = flops.positions(layer) * int(
+          layer.get_weights()[0].size)
   return out
 
 
