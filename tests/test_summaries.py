@@ -487,6 +487,10 @@ def test_fit_image_and_sections():
   rigl = layout.reported_figures(
       {'fc1': dict(dropped=5, grown=5, churn=0.1, drop_fraction=0.3)})
   assert len(layout.sparse_training_section(rigl).chart) == 6
+  chase = layout.reported_figures({'fc1': dict(
+      dropped=5, grown=5, drop_fraction=0.3, units_alive=80, units_removed=2)})
+  assert 'Units alive (sparse_training.channel_sparsity)' in [
+      c.title for c in layout.sparse_training_section(chase).chart]
   assert layout.sparse_training_section(set()) is None
 
 

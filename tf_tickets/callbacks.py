@@ -324,7 +324,8 @@ class SparseTraining(HookCallback):
     model, cfg = self.model, self.settings
     self.algorithm = algorithms.make(
         cfg, pruning.target_sparsities(model, cfg), self.seed, run,
-        masks_lib.weight_shapes(model), gmp=self.gmp)
+        masks_lib.weight_shapes(model), gmp=self.gmp,
+        unit_keys=masks_lib.unit_keys(model))
     resumed = int(model.optimizer.iterations.numpy()) > 0
     if not (self.keep_masks or resumed):
       pruning.initialize_masks(model, self.algorithm)

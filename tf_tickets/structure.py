@@ -25,6 +25,11 @@ tickets spread over every unit and cannot (see docs/benchmarks.md).
   previous level's (refilled entries restart where the rewinding puts the
   survivors: the rewind point, or 0 with lottery.rewind 'none' / 'lr').
 
+Sparse training removes units with `sparse_training.channel_sparsity`
+(`remove_units`, the channel removal of Chase, Yin et al., NeurIPS 2023,
+"Dynamic Sparsity Is Channel-Level Sparsity Learner"; see
+`algorithms.DynamicSparse`).
+
 Layers whose units cannot be removed (a model's output layer: its units are
 the classes) stay element-wise; the caller names the structured weights.
 Everything here works on numpy arrays and goes through `topk.select`.
@@ -106,3 +111,41 @@ def random_fill(shape, count, rng):
   random units made dense, the last one partly (random entries)."""
   units = columns(np.zeros(shape, bool)).shape[1]
   return fill(rng.permutation(units), rng.random(shape), shape, count)
+
+
+def mean_magnitude(weight, mask):
+  """Per unit: Chase's unmasked mean magnitude (UMM), the sum of |w| over
+  the unit's active entries divided by the unit's number of entries (the
+  reference's `mag_wise` score: the mean |w| over the whole masked
+  channel)."""
+  return unit_norms(weight, mask, 1) / columns(mask).shape[0]
+
+
+def remove_units(scores, alive, minimum, count):
+  """Chase's channel removal over several weights together: of the alive
+  units (key -> per-unit `scores` and boolean `alive`), the `count` of
+  smallest score (ties: weight order, then unit index), no weight left
+  with fewer than `minimum[key]` alive units (so fewer are removed when
+  the minimums bind). Returns key -> flat indices of its removed units."""
+  keys = list(scores)
+  candidates = sorted(
+      (float(scores[k][u]), i, int(u)) for i, k in enumerate(keys)
+      for u in np.flatnonzero(alive[k]))
+  room = [int(np.count_nonzero(alive[k])) - int(minimum[k]) for k in keys]
+  out = {k: [] for k in keys}
+  for _, i, unit in candidates:
+    if count <= 0:
+      break
+    if room[i] > 0:
+      out[keys[i]].append(unit)
+      room[i] -= 1
+      count -= 1
+  return {k: np.asarray(v, np.int64) for k, v in out.items()}
+
+
+def entries_of_units(shape, units):
+  """A flat boolean array over the entries of a weight of `shape`: True
+  at the entries of the units flagged in `units` (per unit, bool)."""
+  per_unit = columns(np.zeros(shape, bool)).shape[0]
+  return np.broadcast_to(np.asarray(units, bool),
+                         (per_unit, np.size(units))).reshape(-1)

@@ -27,12 +27,13 @@ from tf_tickets.algorithms.settings import METHODS
 from tf_tickets.algorithms.settings import SparseTrainingSettings
 
 
-def make(cfg, sparsities, seed, run, shapes=None, gmp=None):
+def make(cfg, sparsities, seed, run, shapes=None, gmp=None, unit_keys=()):
   """The algorithm `cfg.method` for these target sparsities (key ->
   sparsity), seed and run (`RunSteps`); with `cfg.block_size`, on the
   blocks of the weights of `shapes` (key -> shape, e.g.
   `masks.weight_shapes(model)`). `gmp` (a `GMPSettings`; default: its
-  defaults) is the schedule of 'gmp'."""
+  defaults) is the schedule of 'gmp'. `unit_keys` (`masks.unit_keys`):
+  the weights whose units `cfg.channel_sparsity` may remove."""
   layouts = None
   if cfg.block_size is not None:
     if shapes is None:
@@ -40,4 +41,5 @@ def make(cfg, sparsities, seed, run, shapes=None, gmp=None):
     layouts = blocks.layouts(shapes, cfg.block_size, sparsities)
   method = METHODS.get(cfg.method)
   extra = {'gmp': gmp} if method.name == 'gmp' else {}
-  return method(cfg, sparsities, seed, run, layouts, **extra)
+  units = {k: shapes[k] for k in unit_keys} if unit_keys else None
+  return method(cfg, sparsities, seed, run, layouts, units=units, **extra)

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from tf_tickets import steps
+from tf_tickets import structure
 from tf_tickets import topk
 from tf_tickets.errors import ConfigError
 
@@ -127,6 +128,10 @@ class Algorithm:
   target sparsities are whole-block counts (`unit_sparsities`), and its
   update is expanded back to entries, with per-key counts (dropped, grown,
   regrown, active) in entries. Unblocked weights stay element-wise.
+
+  Units (`units`, key -> shape of the weights whose units may be
+  removed, `masks.unit_keys`) are what `sparse_training.channel_sparsity`
+  removes; only methods with `removes_units` (drop-and-grow) take it.
   """
   name = None  # set by the registry
   needs_gradients = False
@@ -135,13 +140,20 @@ class Algorithm:
   tracks_growth = False
   starts_dense = False
   uses_learning_rate = False  # `update` reads lr_ratio
+  removes_units = False  # takes sparse_training.channel_sparsity
 
-  def __init__(self, cfg, sparsities, seed, run, layouts=None):
+  def __init__(self, cfg, sparsities, seed, run, layouts=None, units=None):
     """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity
     (of entries); seed: the run's mask seed; run: `RunSteps`; layouts: key
-    -> `blocks.Layout` of the blocked weights."""
+    -> `blocks.Layout` of the blocked weights; units: key -> shape of the
+    weights whose units may be removed."""
     self.cfg, self.sparsities, self.seed = cfg, dict(sparsities), int(seed)
     self.run, self.layouts = run, dict(layouts or {})
+    self.units = {k: tuple(v) for k, v in (units or {}).items()}
+    if cfg.channel_sparsity and not self.units:
+      raise ConfigError('sparse_training.channel_sparsity', 'the model has '
+                        'no layer whose units can be removed (Dense or '
+                        'Conv2D layers that do not feed an output)')
     self.unit_sparsities = {
         k: self.layouts[k].block_sparsity(s) if k in self.layouts else s
         for k, s in self.sparsities.items()}
@@ -214,9 +226,16 @@ class DynamicSparse(Algorithm):
   with the largest `grow_scores` among those inactive after the drop (a
   just-dropped connection may be regrown; it is then treated as never
   dropped: only newly activated connections start at zero).
+
+  With `sparse_training.channel_sparsity` S_c > 0 (Chase), each update
+  first removes whole units (`ChannelSchedule`, `structure.remove_units`);
+  a layer then drops k = floor(f(t) * its remaining active weights) and
+  grows k plus the entries its removed units held, in its alive units
+  only (units with no active entry stay removed).
   """
   tracks_growth = True
   replaces_step = True
+  removes_units = True
 
   def drop_scores(self, key, index, step, weight, grad):
     """Per-entry score; the active entries with the SMALLEST are dropped."""
@@ -227,8 +246,8 @@ class DynamicSparse(Algorithm):
     """Per-entry score; the candidates with the LARGEST are grown."""
     raise NotImplementedError
 
-  def __init__(self, cfg, sparsities, seed, run, layouts=None):
-    super().__init__(cfg, sparsities, seed, run, layouts)
+  def __init__(self, cfg, sparsities, seed, run, layouts=None, units=None):
+    super().__init__(cfg, sparsities, seed, run, layouts, units)
     every = steps.resolve(cfg.update_every, 'sparse_training.update_every',
                           run.steps_per_epoch)
     if every < 1:
@@ -249,6 +268,7 @@ class DynamicSparse(Algorithm):
                                       cfg.drop_fraction_decay, end, begin)
     self.uses_learning_rate = (type(self).uses_learning_rate
                                or cfg.drop_fraction_decay == 'lr')
+    self.channels = ChannelSchedule.of(cfg, self.schedule, self.units)
 
   def wants_update(self, step):
     return self.schedule(step)
@@ -258,28 +278,57 @@ class DynamicSparse(Algorithm):
 
   def compute(self, step, masks, weights, grads, lr_ratio=1.0):
     f = self.drop_fraction(step, lr_ratio)
+    gone, unit_stats = self._remove_units(step, masks, weights)
     new_masks, grown, stats = {}, {}, {}
     for index, (key, mask) in enumerate(masks.items()):
       active = int(np.count_nonzero(mask))
-      k = int(math.floor(f * active)) if 0 < active < mask.size else 0
-      stats[key] = dict(dropped=k, grown=k, regrown=0, active=active,
-                        drop_fraction=f)
-      if k == 0:
+      allowed = ~gone[key] if key in gone else np.ones(mask.size, bool)
+      after = mask & allowed
+      rest, room = int(np.count_nonzero(after)), int(np.count_nonzero(allowed))
+      k = int(math.floor(f * rest)) if 0 < rest < room else 0
+      freed = active - rest  # the entries of removed units, regrown
+      stats[key] = dict(dropped=k + freed, grown=k + freed, regrown=0,
+                        active=active, drop_fraction=f,
+                        **unit_stats.get(key, {}))
+      if k + freed == 0:
         continue
       weight = weights[key]
       grad = grads.get(key) if grads else None
-      after = mask.copy()
       topk.drop_lowest(
           after, self.drop_scores(key, index, step, weight, grad), k)
       grow = topk.select(self.grow_scores(key, index, step, weight, grad),
-                              ~after, k, largest=True)
+                         ~after & allowed, k + freed, largest=True)
       after[grow] = True
       positions = np.zeros(mask.size, bool)
       positions[grow] = True
-      stats[key]['regrown'] = int(np.count_nonzero(mask[grow]))
+      stats[key].update(grown=int(grow.size),
+                        regrown=int(np.count_nonzero(mask[grow])))
       new_masks[key] = after
       grown[key] = positions
     return MaskUpdate(new_masks, grown, stats, drop_fraction=f)
+
+  def _remove_units(self, step, masks, weights):
+    """Chase's channel removal at `step`: (key -> flat bool of the entries
+    of removed units, old and new; key -> unit stats)."""
+    if self.channels is None:
+      return {}, {}
+    alive, scores = {}, {}
+    for key, shape in self.units.items():
+      mask = masks[key].reshape(shape)
+      alive[key] = structure.alive_units(mask)
+      scores[key] = structure.mean_magnitude(weights[key].reshape(shape),
+                                             mask)
+    now = sum(int(np.count_nonzero(a)) for a in alive.values())
+    removed = structure.remove_units(
+        scores, alive, self.channels.minimum,
+        now - self.channels.alive_target(step))
+    gone, stats = {}, {}
+    for key, shape in self.units.items():
+      alive[key][removed[key]] = False
+      gone[key] = structure.entries_of_units(shape, ~alive[key])
+      stats[key] = dict(units_removed=int(removed[key].size),
+                        units_alive=int(np.count_nonzero(alive[key])))
+    return gone, stats
 
   def training_flops(self, sparse, dense):
     f_s, f_d = sum(sparse.values()), sum(dense.values())
@@ -289,8 +338,47 @@ class DynamicSparse(Algorithm):
     return (3 * f_s * every + 2 * f_s + f_d) / (every + 1)
 
   def result(self):
-    return dict(update_every=self.schedule.every,
+    extra = {} if self.channels is None else dict(
+        channel_sparsity=self.cfg.channel_sparsity)
+    return dict(extra, update_every=self.schedule.every,
                 update_begin_step=self.schedule.begin,
                 update_end_step=self.schedule.end,
                 drop_fraction=self.cfg.drop_fraction,
                 drop_fraction_decay=self.cfg.drop_fraction_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSchedule:
+  """How many units are alive after each mask update under
+  `sparse_training.channel_sparsity` S_c: of the U units of the weights
+  whose units may be removed, U - round(S(g) * U), with Chase's cubic
+  S(g) = S_c * (1 - (1 - p)^3), p = (g - first) / (last - first) over the
+  updates' global steps g (p = 1 when there is one update); `minimum`:
+  key -> the units a layer keeps at least."""
+  sparsity: float
+  total: int
+  first: int
+  last: int
+  minimum: dict
+
+  @classmethod
+  def of(cls, cfg, schedule, units):
+    """The schedule of `cfg` for the updates of `schedule` (an
+    `UpdateSchedule`) and the weights of `units` (key -> shape); None
+    without channel sparsity."""
+    if not cfg.channel_sparsity:
+      return None
+    counts = {k: shape[-1] for k, shape in units.items()}
+    last = schedule.begin + (schedule.end - 1 - schedule.begin) // (
+        schedule.every) * schedule.every
+    return cls(cfg.channel_sparsity, sum(counts.values()), schedule.begin,
+               last, {k: max(1, int(n * (1 - cfg.channel_sparsity)
+                                    * cfg.channel_min_fraction))
+                      for k, n in counts.items()})
+
+  def alive_target(self, step):
+    """The units alive after the update of `step` (1-based)."""
+    span = self.last - self.first
+    p = min(max((step - 1 - self.first) / span, 0.0), 1.0) if span else 1.0
+    removed = self.sparsity * (1.0 - (1.0 - p) ** 3)
+    return self.total - int(round(removed * self.total))

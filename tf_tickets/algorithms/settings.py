@@ -63,6 +63,24 @@ class SparseTrainingSettings(settings.Settings):
     drops, grows and prunes whole blocks (`tf_tickets.blocks`,
     `Algorithm` layouts); (16, 1) is what LiteRT runs sparse natively in
     int8 and float32.
+  channel_sparsity: S_c, the fraction of units (Dense neurons, conv
+    output channels of the layers `masks.unit_keys` names) that a
+    drop-and-grow method ('rigl', 'set') removes for good during training,
+    as Chase (Yin et al., NeurIPS 2023; luuyin/chase): at each mask update
+    the alive units of smallest unmasked mean magnitude, ranked over all
+    those layers together, are emptied until S_c(1 - (1 - p)^3) of the
+    units are gone (p: the update's place between the first and the last
+    update, so S_c is reached exactly at the last one), and each layer
+    regrows the freed entries (by its method's grow score) in its
+    remaining units, so its count stays (unless they are full). 0 (the
+    default) removes nothing. Differences from the reference: removal at
+    the mask updates (the reference has its own interval and ends at
+    `stop_gmp_epochs`), per-layer budgets instead of its global regrowth,
+    and a unit with no active entry counts as removed (so it is never
+    regrown: the masks are the whole state, a resumed run continues
+    exactly). The smaller network: `tf_tickets.export --compact`.
+  channel_min_fraction: beta, Chase's `minumum_ratio`: a layer keeps at
+    least max(1, int(units * (1 - S_c) * beta)) units.
   skip_update_on_mask_steps: at a drop-and-grow step the
     mask update replaces the weight update (RigL paper Algorithm 1, the TF1
     RigL code, jaxpruner's default); False applies the step's update too
@@ -83,6 +101,8 @@ class SparseTrainingSettings(settings.Settings):
   skip_update_on_mask_steps: bool = True
   grow_batch_size: int = None
   block_size: object = None
+  channel_sparsity: float = 0.0
+  channel_min_fraction: float = 0.5
 
   def validate(self):
     METHODS.get(self.method)
@@ -119,6 +139,19 @@ class SparseTrainingSettings(settings.Settings):
     self.set('grow_batch_size', check_int('sparse_training.grow_batch_size',
                                           self.grow_batch_size, 1,
                                           allow_none=True))
+    self.set('channel_sparsity', check_range(
+        'sparse_training.channel_sparsity', self.channel_sparsity))
+    self.set('channel_min_fraction', check_range(
+        'sparse_training.channel_min_fraction', self.channel_min_fraction,
+        0.0, 1.0, low_open=True, high_open=False))
+    if self.channel_sparsity and not METHODS.get(self.method).removes_units:
+      raise ConfigError('sparse_training.channel_sparsity', 'removes units '
+                        'at the mask updates of a drop-and-grow method '
+                        f"('rigl', 'set'); {self.method!r} has none")
+    if self.channel_sparsity and self.block_size is not None:
+      raise ConfigError('sparse_training.channel_sparsity', 'removes whole '
+                        'units of element masks; it cannot be combined with '
+                        'sparse_training.block_size')
     self.set('skip_update_on_mask_steps', check_bool(
         'sparse_training.skip_update_on_mask_steps',
         self.skip_update_on_mask_steps))

@@ -28,7 +28,8 @@ def make_algorithm(model, cfg, seed, run, gmp=None):
   `GMPSettings` for 'gmp') with the model's target sparsities, for the run
   `run` (`algorithms.RunSteps`)."""
   return algorithms.make(cfg, pruning.target_sparsities(model, cfg), seed,
-                         run, masks_lib.weight_shapes(model), gmp=gmp)
+                         run, masks_lib.weight_shapes(model), gmp=gmp,
+                         unit_keys=masks_lib.unit_keys(model))
 
 
 @KINDS.register('sparse_training')

@@ -108,6 +108,8 @@ _SPARSE_CHARTS = (  # (figure that must be reported, title, regex)
     ('grown', 'Cumulative connections grown',
      r'^sparse_training/cumulative_grown/'),
     ('drop_fraction', 'Drop fraction', r'^sparse_training/drop_fraction(/|$)'),
+    ('units_alive', 'Units alive (sparse_training.channel_sparsity)',
+     r'^sparse_training/units_alive/'),
     ('grown', 'Grown connections surviving to the end',
      r'^sparse_training/grown_survival/'),
 )

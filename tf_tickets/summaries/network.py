@@ -36,7 +36,8 @@ turns all of this off.
 
 Sparse-training runs (hooks that call `ctx.masks_changed`) add, per mask
 update and per layer, every numeric figure of the update's stats under
-`sparse_training/<figure>/<key>` (dropped, grown, churn, drop_fraction, ...)
+`sparse_training/<figure>/<key>` (dropped, grown, churn, drop_fraction,
+units_alive and units_removed with channel sparsity, ...)
 with `/total` sums for counts, `sparse_training/cumulative_grown/<key>`, and
 at the end `sparse_training/grown_survival/<key>` and `/total`: the fraction
 of the connections grown during training that are active at the end, as the
@@ -71,7 +72,7 @@ from tf_tickets.summaries.layout import summary as layout_summary
 from tf_tickets.training import Hook
 
 TOTAL = 'total'
-_COUNT_FIGURES = ('dropped', 'grown')
+_COUNT_FIGURES = ('dropped', 'grown', 'units_alive', 'units_removed')
 
 
 _CONNECTIONS_METADATA = metadata(
