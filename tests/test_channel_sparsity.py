@@ -34,24 +34,35 @@ def cfg(**kw):
   return algorithms.SparseTrainingSettings(**kw)
 
 
+def units(**shapes):
+  """key -> (shape, {}): weights whose units may go, read by nothing."""
+  return {k: (shape, {}) for k, shape in shapes.items()}
+
+
 def test_channel_schedule_is_chase_cubic_and_exact_at_the_last_update():
   """U = 8 units, S_c = 0.5, updates at g = 0, 10, ..., 90: S(g) =
   0.5 (1 - (1 - g / 90)^3), all 4 removed at the last update."""
   rigl = algorithms.RigL(cfg(channel_sparsity=0.5), {'a': 0.5, 'b': 0.5},
-                         0, RUN, units={'a': (3, 4), 'b': (4, 4)})
+                         0, RUN, units=units(a=(3, 4), b=(4, 4)))
   sched = rigl.channels
   assert (sched.total, sched.first, sched.last) == (8, 0, 90)
-  # Chase's minimum: int(units * (1 - S_c) * beta), beta 0.5; at least 1.
+  # Chase's minimum int(units * (1 - S_c) * beta) (beta 0.5), at least 1.
   assert sched.minimum == {'a': 1, 'b': 1}
   assert sched.alive_target(1) == 8  # g = 0: nothing removed yet
   # g = 30: 0.5 * (1 - (2/3)^3) * 8 = 2.81 -> 3 removed.
   assert sched.alive_target(31) == 5
   assert sched.alive_target(91) == 4
-  wide = algorithms.RigL(cfg(channel_sparsity=0.5), {'a': 0.5}, 0, RUN,
-                         units={'a': (3, 40)})
-  assert wide.channels.minimum == {'a': 10}
-  assert algorithms.RigL(cfg(), {'a': 0.5}, 0, RUN,
-                         units={'a': (3, 4)}).channels is None
+  odd = algorithms.RigL(cfg(channel_sparsity=0.75, end_step=95),
+                        {'a': 0.5}, 0, RUN, units=units(a=(3, 40)))
+  assert odd.channels.last == 90
+  assert odd.channels.minimum == {'a': 5}  # int(40 * 0.25 * 0.5)
+  tiny = algorithms.RigL(cfg(channel_sparsity=0.9), {'a': 0.5}, 0, RUN,
+                         units=units(a=(3, 3)))
+  assert tiny.channels.minimum == {'a': 1}  # int(0.15) = 0 -> 1
+  # Without channel sparsity `make` gives the method no units at all.
+  plain = algorithms.make(cfg(), {'a': 0.5}, 0, RUN, {'a': (3, 4)},
+                          units={'a': []})
+  assert plain.channels is None and plain.units == {}
 
 
 def test_remove_units_ranks_globally_and_respects_minimums():
@@ -69,51 +80,103 @@ def test_remove_units_ranks_globally_and_respects_minimums():
   assert {k: v.tolist() for k, v in out.items()} == {'a': [1, 2], 'b': []}
 
 
+def test_unit_entries_of_conv_kernels_and_their_readers():
+  """Units are the last axis of a (kh, kw, in, out) kernel; a reader's
+  input i reads unit i % units (a Flatten of channels-last)."""
+  kernel = np.arange(2 * 2 * 3 * 4).reshape(2, 2, 3, 4)
+  dead = np.array([False, True, False, True])
+  flagged = structure.entries_of_units(kernel.shape, dead).reshape(
+      kernel.shape)
+  np.testing.assert_array_equal(flagged, np.broadcast_to(dead, kernel.shape))
+  mask = np.ones(kernel.shape)
+  mask[..., 1] = 0
+  np.testing.assert_array_equal(
+      structure.mean_magnitude(kernel, mask),
+      np.abs(kernel * mask).reshape(-1, 4).sum(0) / 12)
+  reader = structure.entries_reading((8, 5), dead).reshape(8, 5)
+  np.testing.assert_array_equal(reader[:, 0], [0, 1, 0, 1, 0, 1, 0, 1])
+  assert reader.all(axis=1).sum() == 4
+  conv_reader = structure.entries_reading((3, 3, 4, 6), dead).reshape(
+      3, 3, 4, 6)
+  np.testing.assert_array_equal(conv_reader[1, 2, :, 5], dead)
+
+
 def test_rigl_removes_the_unit_of_least_mean_magnitude_by_hand():
   """3 units of 2 entries; updates at g = 0 and 10, so the second removes
   round(0.34 * 3) = 1 unit. Unit 1 has the least unmasked mean magnitude
   (0.05): its entry is freed; RigL drops floor(0.5 * 3) = 1 more (0.2)
   and grows 2 where the gradient is largest among the alive units' free
-  entries: the count stays 4, unit 1 is empty."""
+  entries: the count stays 4, unit 1 is empty. The reader 'r' loses its
+  row of unit 1 and regrows it among the rows of alive units."""
   rigl = algorithms.RigL(cfg(channel_sparsity=0.34, end_step=11,
-                             drop_fraction=0.5), {'a': 1 / 3}, 0, RUN,
-                         units={'a': (2, 3)})
+                             drop_fraction=0.5), {'a': 1 / 3, 'r': 0.5},
+                         0, RUN, units={'a': ((2, 3), {'r': (3, 2)})})
   mask = np.array([[1, 1, 0], [1, 0, 1]], bool).reshape(-1)
   weight = np.array([[0.9, 0.1, 0.0], [0.8, 0.0, 0.2]]).reshape(-1)
   grad = np.array([[0.0, 9.0, 0.5], [0.0, 9.0, 0.4]]).reshape(-1)
-  first = rigl.update(1, {'a': mask}, {'a': weight}, {'a': grad})
+  r_mask = np.array([[1, 0], [1, 1], [0, 0]], bool).reshape(-1)
+  r_weight = np.array([[0.5, 0], [0.9, 0.8], [0, 0]]).reshape(-1)
+  r_grad = np.array([[0, 3.0], [9, 9], [1.0, 2.0]]).reshape(-1)
+  args = ({'a': mask, 'r': r_mask}, {'a': weight, 'r': r_weight},
+          {'a': grad, 'r': r_grad})
+  first = rigl.update(1, *args)
   assert first.stats['a']['units_removed'] == 0
   assert first.stats['a']['units_alive'] == 3
-  update = rigl.update(11, {'a': mask}, {'a': weight}, {'a': grad})
+  update = rigl.update(11, *args)
   new = update.masks['a'].reshape(2, 3)
   np.testing.assert_array_equal(new, [[1, 0, 1], [1, 0, 1]])
   s = update.stats['a']
   assert (s['units_removed'], s['units_alive']) == (1, 2)
   assert (s['dropped'], s['grown'], s['regrown']) == (2, 2, 1)
+  # 'r': row 1 (unit 1) freed (2 entries), then its drop of floor(0.5 * 1)
+  # = 0; 2 grown where |g| is largest among rows 0 and 2: (2, 1), (0, 1).
+  np.testing.assert_array_equal(update.masks['r'].reshape(3, 2),
+                                [[1, 1], [0, 0], [0, 1]])
+  assert update.stats['r']['dropped'] == 2
   # A unit with no active entry never comes back, however large its
   # gradient (at g = 0, before any removal too).
   sparse = np.array([[1, 0, 0], [0, 0, 1]], bool).reshape(-1)
-  again = rigl.update(1, {'a': sparse}, {'a': weight * sparse}, {'a': grad})
+  again = rigl.update(1, {'a': sparse, 'r': r_mask},
+                      {'a': weight * sparse, 'r': r_weight},
+                      {'a': grad, 'r': r_grad})
   after = again.masks['a'].reshape(2, 3)
   assert not after[:, 1].any() and int(after.sum()) == 2
   assert again.stats['a']['dropped'] == 1
+  # ... and the reader's rows of that unit stay empty too.
+  assert not again.masks['r'].reshape(3, 2)[1].any()
 
 
-def test_without_channel_sparsity_rigl_is_unchanged():
-  """channel_sparsity 0 (the default) gives the masks of plain RigL, even
-  with the units given, and an empty unit may be regrown."""
-  rng = np.random.default_rng(0)
-  mask = rng.random(24) < 0.5
-  mask[[2, 6, 10, 14, 18, 22]] = False  # unit 2 of (6, 4) is empty
-  weight, grad = rng.normal(size=24) * mask, rng.normal(size=24)
-  grad[2] = 99.0
+def test_an_alive_unit_emptied_by_the_drop_regrows_its_best_entry_first():
+  """Unit 0's only weight is the smallest and is dropped (k = floor(0.5 *
+  3) = 1). Plain RigL grows where |g| is largest, in unit 1, and leaves
+  unit 0 empty; with channel sparsity unit 0 gets its best free entry
+  back first, so the alive units are the schedule's and the count stays."""
+  mask = np.array([[1, 1, 1], [0, 0, 0]], bool).reshape(-1)
+  weight = np.array([[0.1, 0.9, 0.8], [0, 0, 0]]).reshape(-1)
+  grad = np.array([[0.0, 0.0, 0.0], [0.3, 5.0, 4.0]]).reshape(-1)
+  arrays = ({'a': mask}, {'a': weight}, {'a': grad})
   plain = algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0, RUN)
-  with_units = algorithms.RigL(cfg(drop_fraction=0.5), {'a': 0.5}, 0, RUN,
-                               units={'a': (6, 4)})
-  a = plain.update(1, {'a': mask}, {'a': weight}, {'a': grad})
-  b = with_units.update(1, {'a': mask}, {'a': weight}, {'a': grad})
-  np.testing.assert_array_equal(a.masks['a'], b.masks['a'])
-  assert a.masks['a'][2]
+  np.testing.assert_array_equal(
+      plain.update(1, *arrays).masks['a'].reshape(2, 3),
+      [[0, 1, 1], [0, 1, 0]])
+  chase = algorithms.RigL(cfg(channel_sparsity=0.01, drop_fraction=0.5),
+                          {'a': 0.5}, 0, RUN, units=units(a=(2, 3)))
+  np.testing.assert_array_equal(
+      chase.update(1, *arrays).masks['a'].reshape(2, 3),
+      [[0, 1, 1], [1, 0, 0]])
+
+
+def test_unit_readers_follow_per_channel_layers_only():
+  L = keras.layers
+  inputs = keras.Input((8, 8, 2))
+  h = L.Conv2D(4, 3, padding='same', name='c1')(inputs)
+  h = L.MaxPooling2D()(L.ReLU()(L.BatchNormalization()(h)))
+  c2 = L.Conv2D(4, 3, padding='same', name='c2')(h)
+  h = L.Flatten()(L.Add()([h, c2]))  # c2 feeds an Add: not followed
+  h = L.Dense(6, activation='relu', name='d1')(h)
+  model = tt.wrap(keras.Model(inputs, L.Dense(3, name='out')(h)))
+  assert masks_lib.unit_readers(model) == {'c1': ['c2'], 'c2': [],
+                                           'd1': ['out']}
 
 
 @pytest.mark.parametrize('kw, match', [
@@ -135,7 +198,7 @@ def test_channel_sparsity_needs_a_drop_and_grow_method(method):
   assert str(e.value).startswith('sparse_training.channel_sparsity')
   with pytest.raises(tt.ConfigError, match='no layer whose units'):
     algorithms.make(cfg(channel_sparsity=0.5), {'a': 0.5}, 0, RUN,
-                    {'a': (3, 4)})
+                    {'a': (3, 4)}, units={})
 
 
 # -- end to end ----------------------------------------------------------------
@@ -144,7 +207,7 @@ def test_channel_sparsity_needs_a_drop_and_grow_method(method):
 def test_rigl_with_channel_sparsity_in_model_fit(data):
   """From `model.fit`: the hidden layers lose half their 400 units by the
   last update (global steps 0, 10, 20), the output layer none, and every
-  layer keeps its exact count."""
+  layer keeps its exact count where it has room."""
   model = tt.wrap(models.build_for(data, seed=0))
   model.compile(keras.optimizers.Adam(1e-3),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -165,6 +228,12 @@ def test_rigl_with_channel_sparsity_in_model_fit(data):
   alive = {k: int(structure.alive_units(m).sum()) for k, m in masks.items()}
   assert alive['fc1'] + alive['fc2'] == 200 and alive['output'] == 10
   assert alive['fc1'] >= 75 and alive['fc2'] >= 25  # Chase's minimums
+  # Nothing reads a removed unit: its rows in the next layer are free.
+  assert not masks['fc2'][~structure.alive_units(masks['fc1'])].any()
+  assert not masks['output'][~structure.alive_units(masks['fc2'])].any()
+  # Exact counts; the dense output layer has room for the rows of its
+  # alive inputs only (its freed rows cannot regrow).
+  before['output'] = 10 * alive['fc2']
   assert {k: int(np.count_nonzero(m)) for k, m in masks.items()} == before
   assert chase.result['channel_sparsity'] == 0.5
 
@@ -183,13 +252,15 @@ def test_cli_channel_sparse_training_exports_the_smaller_network(tmp_path):
   with open(out / 'results.csv') as f:
     (row,) = list(csv.DictReader(f))
   assert float(row['channel_sparsity']) == 0.5
-  assert float(row['density']) == pytest.approx(0.1, abs=1e-4)
   model = tt.wrap(models.build_for(data_lib.load_dataset(
       'fashion_mnist', idx_dir=cli.FIXTURE, validation_examples=500)))
   rundir.load_weights(model, rundir.final_dir(rundir.level_dir(str(out), 0)))
   alive = {k: int(structure.alive_units(m).sum())
            for k, m in masks_lib.get_masks(model).items()}
   assert alive['fc1'] + alive['fc2'] == 200
+  # 90% ERK (output layer dense) less the output rows of removed units.
+  lost = 10 * (100 - alive['fc2'])
+  assert int(row['active_weights']) == 26620 - lost
   proc = cli.run('tf_tickets.export', (), (), f'--run_dir={out}',
                  '--compact', '--quiet', timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]

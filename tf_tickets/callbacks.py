@@ -325,7 +325,7 @@ class SparseTraining(HookCallback):
     self.algorithm = algorithms.make(
         cfg, pruning.target_sparsities(model, cfg), self.seed, run,
         masks_lib.weight_shapes(model), gmp=self.gmp,
-        unit_keys=masks_lib.unit_keys(model))
+        units=masks_lib.unit_readers(model))
     resumed = int(model.optimizer.iterations.numpy()) > 0
     if not (self.keep_masks or resumed):
       pruning.initialize_masks(model, self.algorithm)

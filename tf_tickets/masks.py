@@ -155,6 +155,36 @@ def unit_keys(model):
           and type(wr.layer) in (keras.layers.Dense, keras.layers.Conv2D)]
 
 
+_READ_THROUGH = ('BatchNormalization', 'Dropout', 'SpatialDropout2D',
+                 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D',
+                 'GlobalMaxPooling2D', 'Flatten', 'ReLU', 'LeakyReLU', 'ELU')
+
+
+def unit_readers(model):
+  """`unit_keys` -> the prunable Dense/Conv2D kernels that read each one's
+  units through per-channel layers only (activations but softmax,
+  BatchNormalization, dropout, pooling, Flatten; channels last): a
+  reader's input entry i reads unit i % units. What a unit feeds through
+  anything else (an Add, a concatenation, a reshape) is not followed."""
+  entries = entries_of(model)
+  owner = {id(wr): k for k, (wr, _) in entries.items()
+           if type(wr.layer) in (keras.layers.Dense, keras.layers.Conv2D)}
+  out = {}
+  for key in unit_keys(model):
+    readers, stack = [], [entries[key][0]]
+    while stack:
+      for node in stack.pop()._outbound_nodes:
+        layer = node.outbound_layer
+        if id(layer) in owner:
+          readers.append(owner[id(layer)])
+        elif type(layer).__name__ in _READ_THROUGH or (
+            isinstance(layer, keras.layers.Activation)
+            and layer.activation.__name__ != 'softmax'):
+          stack.append(layer)
+    out[key] = sorted(set(readers), key=list(entries).index)
+  return out
+
+
 def weight_shapes(model):
   """Dict key -> shape of every prunable weight (input to distributions)."""
   return {k: tuple(wr.masks[i].shape)

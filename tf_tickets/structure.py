@@ -34,6 +34,8 @@ Layers whose units cannot be removed (a model's output layer: its units are
 the classes) stay element-wise; the caller names the structured weights.
 Everything here works on numpy arrays and goes through `topk.select`.
 """
+import dataclasses
+
 import numpy as np
 
 from tf_tickets import topk
@@ -149,3 +151,47 @@ def entries_of_units(shape, units):
   per_unit = columns(np.zeros(shape, bool)).shape[0]
   return np.broadcast_to(np.asarray(units, bool),
                          (per_unit, np.size(units))).reshape(-1)
+
+
+def entries_reading(shape, units):
+  """A flat boolean array over the entries of a reader kernel of `shape`
+  (Dense (in, out), Conv2D (kh, kw, in, out)): True at the entries whose
+  input i reads a unit flagged in `units` (unit i % len(units): a
+  Flatten of channels-last maps feature i to channel i % channels)."""
+  inputs = shape[-2]
+  rows = np.asarray(units, bool)[np.arange(inputs) % np.size(units)]
+  return np.broadcast_to(rows[None, :, None],
+                         (int(np.prod(shape[:-2])), inputs, shape[-1])
+                         ).reshape(-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSchedule:
+  """How many units are alive after each mask update under
+  `sparse_training.channel_sparsity` S_c: of the U units of the weights
+  whose units may be removed, U - round(S(g) * U), with Chase's cubic
+  S(g) = S_c * (1 - (1 - p)^3), p = (g - first) / (last - first) over the
+  updates' global steps g (p = 1 when there is one update; the reference
+  counts p from step 0 to its own end, `stop_gmp_epochs`); `minimum`:
+  key -> the units a layer keeps at least, Chase's
+  max(1, int(units * (1 - S_c) * beta))."""
+  sparsity: float
+  total: int
+  first: int
+  last: int
+  minimum: dict
+
+  @classmethod
+  def of(cls, sparsity, min_fraction, counts, first, last):
+    """For units per weight `counts` (key -> units), beta `min_fraction`
+    and the global steps of the first and the last update."""
+    return cls(sparsity, sum(counts.values()), first, last,
+               {k: max(1, int(n * (1 - sparsity) * min_fraction))
+                for k, n in counts.items()})
+
+  def alive_target(self, step):
+    """The units alive after the update of `step` (1-based)."""
+    span = self.last - self.first
+    p = min(max((step - 1 - self.first) / span, 0.0), 1.0) if span else 1.0
+    removed = self.sparsity * (1.0 - (1.0 - p) ** 3)
+    return self.total - int(round(removed * self.total))

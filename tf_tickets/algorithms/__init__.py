@@ -27,13 +27,14 @@ from tf_tickets.algorithms.settings import METHODS
 from tf_tickets.algorithms.settings import SparseTrainingSettings
 
 
-def make(cfg, sparsities, seed, run, shapes=None, gmp=None, unit_keys=()):
+def make(cfg, sparsities, seed, run, shapes=None, gmp=None, units=None):
   """The algorithm `cfg.method` for these target sparsities (key ->
   sparsity), seed and run (`RunSteps`); with `cfg.block_size`, on the
   blocks of the weights of `shapes` (key -> shape, e.g.
   `masks.weight_shapes(model)`). `gmp` (a `GMPSettings`; default: its
-  defaults) is the schedule of 'gmp'. `unit_keys` (`masks.unit_keys`):
-  the weights whose units `cfg.channel_sparsity` may remove."""
+  defaults) is the schedule of 'gmp'. `units` (`masks.unit_readers`: the
+  weights whose units may be removed -> the weights that read them) is
+  what `cfg.channel_sparsity` removes."""
   layouts = None
   if cfg.block_size is not None:
     if shapes is None:
@@ -41,5 +42,7 @@ def make(cfg, sparsities, seed, run, shapes=None, gmp=None, unit_keys=()):
     layouts = blocks.layouts(shapes, cfg.block_size, sparsities)
   method = METHODS.get(cfg.method)
   extra = {'gmp': gmp} if method.name == 'gmp' else {}
-  units = {k: shapes[k] for k in unit_keys} if unit_keys else None
-  return method(cfg, sparsities, seed, run, layouts, units=units, **extra)
+  if cfg.channel_sparsity:
+    extra['units'] = {k: (shapes[k], {r: shapes[r] for r in readers})
+                      for k, readers in (units or {}).items()}
+  return method(cfg, sparsities, seed, run, layouts, **extra)

@@ -71,6 +71,10 @@ class UpdateSchedule:
     return (self.begin <= g < self.end
             and (g - self.begin) % self.every == 0)
 
+  def last(self):
+    """The global step g of the last update."""
+    return self.begin + (self.end - 1 - self.begin) // self.every * self.every
+
   def next(self, step):
     """The first update step after `step`, or None."""
     k = max(-(-(step - self.begin) // self.every), 0)
@@ -129,9 +133,10 @@ class Algorithm:
   update is expanded back to entries, with per-key counts (dropped, grown,
   regrown, active) in entries. Unblocked weights stay element-wise.
 
-  Units (`units`, key -> shape of the weights whose units may be
-  removed, `masks.unit_keys`) are what `sparse_training.channel_sparsity`
-  removes; only methods with `removes_units` (drop-and-grow) take it.
+  Units (`units`, key -> (shape, {reader key: shape}) of the weights
+  whose units may be removed and the weights that read them,
+  `masks.unit_readers`) are what `sparse_training.channel_sparsity`
+  removes; only methods with `removes_units` (drop-and-grow) get them.
   """
   name = None  # set by the registry
   needs_gradients = False
@@ -145,11 +150,12 @@ class Algorithm:
   def __init__(self, cfg, sparsities, seed, run, layouts=None, units=None):
     """cfg: `SparseTrainingSettings`; sparsities: key -> target sparsity
     (of entries); seed: the run's mask seed; run: `RunSteps`; layouts: key
-    -> `blocks.Layout` of the blocked weights; units: key -> shape of the
-    weights whose units may be removed."""
+    -> `blocks.Layout` of the blocked weights; units: key -> (shape,
+    {reader key: shape}) of the weights whose units may be removed."""
     self.cfg, self.sparsities, self.seed = cfg, dict(sparsities), int(seed)
     self.run, self.layouts = run, dict(layouts or {})
-    self.units = {k: tuple(v) for k, v in (units or {}).items()}
+    self.units = {k: (tuple(shape), dict(readers))
+                  for k, (shape, readers) in (units or {}).items()}
     if cfg.channel_sparsity and not self.units:
       raise ConfigError('sparse_training.channel_sparsity', 'the model has '
                         'no layer whose units can be removed (Dense or '
@@ -228,10 +234,13 @@ class DynamicSparse(Algorithm):
   dropped: only newly activated connections start at zero).
 
   With `sparse_training.channel_sparsity` S_c > 0 (Chase), each update
-  first removes whole units (`ChannelSchedule`, `structure.remove_units`);
-  a layer then drops k = floor(f(t) * its remaining active weights) and
-  grows k plus the entries its removed units held, in its alive units
-  only (units with no active entry stay removed).
+  first removes whole units (`structure.ChannelSchedule`, `remove_units`)
+  and frees their columns and the rows of the layers that read them
+  (`masks.unit_readers`); a layer then drops k = floor(f(t) * its
+  remaining active weights) and grows k plus the entries it freed, in its
+  allowed entries only (not in removed units, not reading one), an alive
+  unit emptied by the drop first (its best entry), so the alive units
+  are exactly the schedule's. Units with no active entry stay removed.
   """
   tracks_growth = True
   replaces_step = True
@@ -268,7 +277,10 @@ class DynamicSparse(Algorithm):
                                       cfg.drop_fraction_decay, end, begin)
     self.uses_learning_rate = (type(self).uses_learning_rate
                                or cfg.drop_fraction_decay == 'lr')
-    self.channels = ChannelSchedule.of(cfg, self.schedule, self.units)
+    self.channels = structure.ChannelSchedule.of(
+        cfg.channel_sparsity, cfg.channel_min_fraction,
+        {k: shape[-1] for k, (shape, _) in self.units.items()},
+        begin, self.schedule.last()) if cfg.channel_sparsity else None
 
   def wants_update(self, step):
     return self.schedule(step)
@@ -296,8 +308,8 @@ class DynamicSparse(Algorithm):
       grad = grads.get(key) if grads else None
       topk.drop_lowest(
           after, self.drop_scores(key, index, step, weight, grad), k)
-      grow = topk.select(self.grow_scores(key, index, step, weight, grad),
-                         ~after & allowed, k + freed, largest=True)
+      scores = self.grow_scores(key, index, step, weight, grad)
+      grow = self._grow(key, scores, after, ~after & allowed, k + freed)
       after[grow] = True
       positions = np.zeros(mask.size, bool)
       positions[grow] = True
@@ -307,13 +319,31 @@ class DynamicSparse(Algorithm):
       grown[key] = positions
     return MaskUpdate(new_masks, grown, stats, drop_fraction=f)
 
+  def _grow(self, key, scores, after, candidates, count):
+    """The `count` candidates of largest score; with channel sparsity,
+    first the best candidate of each alive unit the drop emptied."""
+    first = np.zeros(0, np.int64)
+    if self.channels is not None and key in self.units:
+      shape = self.units[key][0]
+      cols = structure.columns(candidates.reshape(shape))
+      empty = ~structure.alive_units(after.reshape(shape)) & cols.any(0)
+      flat = np.arange(candidates.size).reshape(cols.shape)
+      first = np.array([
+          flat[topk.select(structure.columns(scores.reshape(shape))[:, u],
+                           cols[:, u], 1, largest=True)[0], u]
+          for u in np.flatnonzero(empty)], np.int64)
+    rest = candidates.copy()
+    rest[first] = False
+    return np.concatenate([first, topk.select(
+        scores, rest, count - first.size, largest=True)])
+
   def _remove_units(self, step, masks, weights):
     """Chase's channel removal at `step`: (key -> flat bool of the entries
     of removed units, old and new; key -> unit stats)."""
     if self.channels is None:
       return {}, {}
     alive, scores = {}, {}
-    for key, shape in self.units.items():
+    for key, (shape, _) in self.units.items():
       mask = masks[key].reshape(shape)
       alive[key] = structure.alive_units(mask)
       scores[key] = structure.mean_magnitude(weights[key].reshape(shape),
@@ -323,9 +353,14 @@ class DynamicSparse(Algorithm):
         scores, alive, self.channels.minimum,
         now - self.channels.alive_target(step))
     gone, stats = {}, {}
-    for key, shape in self.units.items():
+    for key, (shape, readers) in self.units.items():
       alive[key][removed[key]] = False
-      gone[key] = structure.entries_of_units(shape, ~alive[key])
+      gone[key] = gone.get(key, False) | structure.entries_of_units(
+          shape, ~alive[key])
+      for reader, reader_shape in readers.items():
+        if reader_shape[-2] % shape[-1] == 0:
+          gone[reader] = gone.get(reader, False) | structure.entries_reading(
+              reader_shape, ~alive[key])
       stats[key] = dict(units_removed=int(removed[key].size),
                         units_alive=int(np.count_nonzero(alive[key])))
     return gone, stats
@@ -346,39 +381,3 @@ class DynamicSparse(Algorithm):
                 drop_fraction=self.cfg.drop_fraction,
                 drop_fraction_decay=self.cfg.drop_fraction_decay)
 
-
-@dataclasses.dataclass(frozen=True)
-class ChannelSchedule:
-  """How many units are alive after each mask update under
-  `sparse_training.channel_sparsity` S_c: of the U units of the weights
-  whose units may be removed, U - round(S(g) * U), with Chase's cubic
-  S(g) = S_c * (1 - (1 - p)^3), p = (g - first) / (last - first) over the
-  updates' global steps g (p = 1 when there is one update); `minimum`:
-  key -> the units a layer keeps at least."""
-  sparsity: float
-  total: int
-  first: int
-  last: int
-  minimum: dict
-
-  @classmethod
-  def of(cls, cfg, schedule, units):
-    """The schedule of `cfg` for the updates of `schedule` (an
-    `UpdateSchedule`) and the weights of `units` (key -> shape); None
-    without channel sparsity."""
-    if not cfg.channel_sparsity:
-      return None
-    counts = {k: shape[-1] for k, shape in units.items()}
-    last = schedule.begin + (schedule.end - 1 - schedule.begin) // (
-        schedule.every) * schedule.every
-    return cls(cfg.channel_sparsity, sum(counts.values()), schedule.begin,
-               last, {k: max(1, int(n * (1 - cfg.channel_sparsity)
-                                    * cfg.channel_min_fraction))
-                      for k, n in counts.items()})
-
-  def alive_target(self, step):
-    """The units alive after the update of `step` (1-based)."""
-    span = self.last - self.first
-    p = min(max((step - 1 - self.first) / span, 0.0), 1.0) if span else 1.0
-    removed = self.sparsity * (1.0 - (1.0 - p) ** 3)
-    return self.total - int(round(removed * self.total))

@@ -70,15 +70,24 @@ class SparseTrainingSettings(settings.Settings):
     the alive units of smallest unmasked mean magnitude, ranked over all
     those layers together, are emptied until S_c(1 - (1 - p)^3) of the
     units are gone (p: the update's place between the first and the last
-    update, so S_c is reached exactly at the last one), and each layer
-    regrows the freed entries (by its method's grow score) in its
-    remaining units, so its count stays (unless they are full). 0 (the
-    default) removes nothing. Differences from the reference: removal at
-    the mask updates (the reference has its own interval and ends at
-    `stop_gmp_epochs`), per-layer budgets instead of its global regrowth,
-    and a unit with no active entry counts as removed (so it is never
-    regrown: the masks are the whole state, a resumed run continues
-    exactly). The smaller network: `tf_tickets.export --compact`.
+    update, so S_c is reached exactly at the last one), with the rows of
+    the layers that read them through per-channel layers
+    (`masks.unit_readers`); each layer regrows what it freed (by its
+    method's grow score) in its allowed entries, so its count stays unless
+    they are full (a dense output layer loses the rows of removed inputs).
+    0 (the default) removes nothing. Differences from the reference: the
+    removal happens at the mask updates and p runs from the first to the
+    last update (the reference removes at its own interval, p from step 0
+    to `stop_gmp_epochs`); per-layer budgets instead of its global
+    regrowth; a unit with no active entry counts as removed (so it is
+    never regrown: the masks are the whole state and a resumed run
+    continues exactly), and an alive unit the drop empties regrows its
+    best entry first; the eligible layers are every Dense/Conv2D but the
+    output's (the reference lists its layers per architecture: a ResNet's
+    block-internal convolutions only), and a unit that feeds an Add,
+    a concatenation or a reshape keeps those readers' rows (the compact
+    export keeps such channels). The smaller network:
+    `tf_tickets.export --compact`.
   channel_min_fraction: beta, Chase's `minumum_ratio`: a layer keeps at
     least max(1, int(units * (1 - S_c) * beta)) units.
   skip_update_on_mask_steps: at a drop-and-grow step the

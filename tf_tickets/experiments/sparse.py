@@ -29,7 +29,7 @@ def make_algorithm(model, cfg, seed, run, gmp=None):
   `run` (`algorithms.RunSteps`)."""
   return algorithms.make(cfg, pruning.target_sparsities(model, cfg), seed,
                          run, masks_lib.weight_shapes(model), gmp=gmp,
-                         unit_keys=masks_lib.unit_keys(model))
+                         units=masks_lib.unit_readers(model))
 
 
 @KINDS.register('sparse_training')
