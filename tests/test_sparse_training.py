@@ -52,7 +52,8 @@ def make_algorithm(model, cfg, data, steps=STEPS, seed=0, gmp=None):
   run = algorithms.RunSteps(steps, data.steps_per_epoch)
   extra = dict(gmp=gmp) if cfg.method == 'gmp' and gmp else {}
   return algorithms.make(cfg, tt.pruning.target_sparsities(model, cfg), seed,
-                         run, **extra)
+                         run, pruning.weight_shapes(model),
+                         units=pruning.unit_readers(model), **extra)
 
 
 class Recorder(training.Hook):
@@ -404,6 +405,25 @@ def test_rigl_resume_equals_uninterrupted(data, tmp_path_factory, tmp_path):
   for k in ('churn', 'grown_survival', 'layer_grown_survival', 'mask_updates',
             'grown_connections'):
     assert resumed['result'][k] == ref['result'][k], k
+
+
+def test_channel_sparse_set_resume_equals_uninterrupted(data, tmp_path):
+  """SET removing half the hidden units (its masks are its whole state):
+  killed at step 37 (last checkpoint 25), resumed by a fresh trainer and
+  hook, it ends with the masks and weights of the uninterrupted run; the
+  invariants (Recorder) hold at every step and update."""
+  cfg = sparse_cfg(method='set', channel_sparsity=0.5)
+  ref = train(data, tmp_path / 'ref', cfg, checkpoint_every=25)
+  with pytest.raises(KeyboardInterrupt):
+    train(data, tmp_path / 'net', cfg, hooks=[Kill(37)], checkpoint_every=25)
+  resumed = train(data, tmp_path / 'net', cfg, checkpoint_every=25)
+  assert [u['step'] for u in resumed['updates']] == [31, 41, 51]
+  assert equal(ref['masks'], resumed['masks'])
+  assert equal(ref['weights'], resumed['weights'])
+  alive = [int(np.any(ref['masks'][k], axis=0).sum()) for k in ('fc1', 'fc2')]
+  assert sum(alive) == 200
+  assert [u['stats']['fc1']['units_alive'] + u['stats']['fc2']['units_alive']
+          for u in ref['updates']] == [400, 302, 243, 213, 202, 200]
 
 
 def test_rigl_resumed_after_its_last_update_runs_the_same_compiled_loop(
