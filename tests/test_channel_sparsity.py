@@ -177,6 +177,20 @@ def test_unit_readers_follow_per_channel_layers_only():
   model = tt.wrap(keras.Model(inputs, L.Dense(3, name='out')(h)))
   assert masks_lib.unit_readers(model) == {'c1': ['c2'], 'c2': [],
                                            'd1': ['out']}
+  # A Sequential conv -> pool -> Flatten -> Dense.
+  seq = tt.wrap(keras.Sequential([
+      keras.Input((6, 6, 1)), L.Conv2D(4, 3, name='c'), L.MaxPooling2D(),
+      L.Flatten(), L.Dense(5, name='d'), L.Dense(2, name='o')]))
+  assert masks_lib.unit_readers(seq) == {'c': ['d'], 'd': ['o']}
+  # A shared ReLU: each call's readers only.
+  inputs = keras.Input((6,))
+  relu = L.ReLU()
+  a = relu(L.Dense(4, name='a')(inputs))
+  b = relu(L.Dense(4, name='b')(inputs))
+  h = L.Add()([L.Dense(3, name='xa')(a), L.Dense(3, name='yb')(b)])
+  shared = tt.wrap(keras.Model(inputs, L.Dense(2, name='o')(h)))
+  assert masks_lib.unit_readers(shared) == {
+      'a': ['xa'], 'b': ['yb'], 'xa': [], 'yb': []}
 
 
 @pytest.mark.parametrize('kw, match', [

@@ -164,24 +164,39 @@ def unit_readers(model):
   """`unit_keys` -> the prunable Dense/Conv2D kernels that read each one's
   units through per-channel layers only (activations but softmax,
   BatchNormalization, dropout, pooling, Flatten; channels last): a
-  reader's input entry i reads unit i % units. What a unit feeds through
-  anything else (an Add, a concatenation, a reshape) is not followed."""
+  reader's input entry i reads unit i % units. The walk follows each
+  call's output tensor (a shared layer's other calls are not its
+  readers); what a unit feeds through anything else (an Add, a
+  concatenation, a reshape, a grouped convolution) is not followed."""
   entries = entries_of(model)
   owner = {id(wr): k for k, (wr, _) in entries.items()
-           if type(wr.layer) in (keras.layers.Dense, keras.layers.Conv2D)}
+           if type(wr.layer) in (keras.layers.Dense, keras.layers.Conv2D)
+           and getattr(wr.layer, 'groups', 1) == 1}
+  consumers = collections.defaultdict(list)  # a call's output -> calls
+  for layer in model.layers:
+    for index, node in enumerate(layer._inbound_nodes):
+      for t in node.keras_inputs:
+        h = t._keras_history
+        consumers[id(h.layer), h.node_index].append((layer, index))
   out = {}
   for key in unit_keys(model):
-    readers, stack = [], [entries[key][0]]
+    wr, readers, seen = entries[key][0], set(), set()
+    stack = [(id(wr), i) for i in range(len(wr._inbound_nodes))]
+    if getattr(wr.layer, 'data_format', None) != 'channels_last' and (
+        isinstance(wr.layer, keras.layers.Conv2D)):
+      stack = []
     while stack:
-      for node in stack.pop()._outbound_nodes:
-        layer = node.outbound_layer
+      for layer, index in consumers.get(stack.pop(), ()):
+        if (id(layer), index) in seen:
+          continue
+        seen.add((id(layer), index))
         if id(layer) in owner:
-          readers.append(owner[id(layer)])
+          readers.add(owner[id(layer)])
         elif type(layer).__name__ in _READ_THROUGH or (
             isinstance(layer, keras.layers.Activation)
             and layer.activation.__name__ != 'softmax'):
-          stack.append(layer)
-    out[key] = sorted(set(readers), key=list(entries).index)
+          stack.append((id(layer), index))
+    out[key] = [k for k in entries if k in readers]
   return out
 
 
