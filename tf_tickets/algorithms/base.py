@@ -380,4 +380,3 @@ class DynamicSparse(Algorithm):
                 update_end_step=self.schedule.end,
                 drop_fraction=self.cfg.drop_fraction,
                 drop_fraction_decay=self.cfg.drop_fraction_decay)
-

@@ -61,9 +61,8 @@ class GMP(Algorithm):
   """Gradual magnitude pruning on tfmot's polynomial schedule."""
   starts_dense = True
 
-  def __init__(self, cfg, sparsities, seed, run, layouts=None, units=None,
-               gmp=None):
-    super().__init__(cfg, sparsities, seed, run, layouts, units)
+  def __init__(self, cfg, sparsities, seed, run, layouts=None, gmp=None):
+    super().__init__(cfg, sparsities, seed, run, layouts)
     self.gmp = gmp = gmp if gmp is not None else GMPSettings()
     self.begin_step = run.resolve(gmp.begin_step, 'gmp.begin_step')
     self.end_step = run.resolve(gmp.end_step, 'gmp.end_step')
