@@ -189,6 +189,13 @@ def test_an_unwritable_output_dir_is_one_error_line(output_dir):
   assert 'run directory:' not in proc.stdout + proc.stderr
 
 
+def _sigint_blocked_and_ignored():
+  """The child starts as under a launcher that blocks and ignores SIGINT
+  (both survive exec); the command must still stop on Ctrl-C."""
+  signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_a_run_is_one_line_and_the_same_command_continues(
     tmp_path):
@@ -199,7 +206,7 @@ def test_ctrl_c_during_a_run_is_one_line_and_the_same_command_continues(
       cli.command('tf_tickets.train', ('gin/lenet_imp.gin',),
                   cli.FIXTURE_PARAMS + params, f'--output_dir={run_dir}'),
       env=cli.env(), cwd=cli.REPO, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True)
+      stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_blocked_and_ignored)
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None and not list(
       (run_dir / 'level_0').glob('checkpoints/ckpt-*.index')):

@@ -9,6 +9,7 @@ import contextlib
 import logging as std_logging
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -98,6 +99,11 @@ def run(main, usage, module_name, argv=None):
   (positional arguments: one error line, exit 2); Ctrl-C ends it with one
   line and exit status 130, no traceback."""
   argv = list(sys.argv if argv is None else argv)
+  # A launcher may start us with SIGINT blocked or ignored (both survive
+  # exec: threads of some runtimes block it; a shell's background jobs
+  # ignore it): Ctrl-C must still stop the command.
+  signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
   def parse(args):
     if any(a in HELP_ARGS for a in args[1:]):
